@@ -1,0 +1,1 @@
+//! ClientFlow Edge domain.

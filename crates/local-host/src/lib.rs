@@ -1,0 +1,25 @@
+//! A Spin-compatible local host for ClientFlow Edge, on wasmtime (dev and test only).
+//!
+//! It runs a `spin.toml` the way `spin up` does for everything a component can observe:
+//! routing and `spin-*` headers, a fresh instance per request, `fermyon:spin` key-value, SQLite
+//! and variables, and `allowed_outbound_hosts`. Production runs on real Spin or SpinKube.
+
+pub mod manifest;
+pub mod outbound;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod storage;
+pub mod variables;
+
+/// Host bindings for the `fermyon:spin@2.0.0` interfaces in `wit/spin.wit`.
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "fermyon:spin/host",
+        with: {
+            "fermyon:spin/key-value.store": crate::state::KvStore,
+            "fermyon:spin/sqlite.connection": crate::state::SqliteConnection,
+        },
+    });
+}

@@ -1,0 +1,98 @@
+//! The part of Spin's manifest v2 (`spin.toml`) the local host understands.
+//!
+//! Unknown keys are ignored, as Spin ignores fields it does not use for a trigger; anything the
+//! host would have to guess about is a start-up error instead.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A parsed `spin.toml`, with paths resolved against the manifest's directory.
+#[derive(Debug, Deserialize)]
+pub struct Manifest {
+    pub spin_manifest_version: u32,
+    #[serde(default)]
+    pub variables: BTreeMap<String, AppVariable>,
+    #[serde(default)]
+    pub trigger: Triggers,
+    #[serde(default)]
+    pub component: BTreeMap<String, ComponentSpec>,
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+/// An application variable: exactly one of `required = true` or `default`.
+#[derive(Debug, Deserialize, Clone)]
+pub struct AppVariable {
+    #[serde(default)]
+    pub required: bool,
+    pub default: Option<String>,
+    #[serde(default)]
+    pub secret: bool,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct Triggers {
+    #[serde(default)]
+    pub http: Vec<HttpTrigger>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HttpTrigger {
+    pub route: String,
+    pub component: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ComponentSpec {
+    pub source: String,
+    #[serde(default)]
+    pub allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    pub key_value_stores: Vec<String>,
+    #[serde(default)]
+    pub sqlite_databases: Vec<String>,
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+}
+
+impl Manifest {
+    /// Reads and checks a manifest the way `spin up` would refuse a bad one.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading manifest {}", path.display()))?;
+        let mut manifest: Manifest =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if manifest.spin_manifest_version != 2 {
+            bail!("{}: only spin_manifest_version = 2 is supported", path.display());
+        }
+        manifest.dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        for (name, var) in &manifest.variables {
+            crate::variables::check_name(name)
+                .with_context(|| format!("application variable {name:?}"))?;
+            if var.required == var.default.is_some() {
+                bail!("variable {name:?} must have exactly one of `required = true` or `default`");
+            }
+        }
+        for trigger in &manifest.trigger.http {
+            if !manifest.component.contains_key(&trigger.component) {
+                bail!(
+                    "route {:?} names component {:?}, which has no [component.{}] table",
+                    trigger.route,
+                    trigger.component,
+                    trigger.component
+                );
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// The component's `.wasm`, relative to the manifest's directory.
+    pub fn source_path(&self, spec: &ComponentSpec) -> PathBuf {
+        self.dir.join(&spec.source)
+    }
+}

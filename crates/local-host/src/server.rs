@@ -1,0 +1,416 @@
+//! Loads an application from `spin.toml` and serves it over HTTP/1.1, like `spin up`.
+//!
+//! Components are compiled once at start-up (with wasmtime's on-disk cache) and pre-linked;
+//! every request gets a fresh instance, as in Spin for WASI 0.2 components.
+
+use anyhow::{Context, Result, anyhow};
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use tokio::net::TcpListener;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Cache, CacheConfig, Config, Engine, Store};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::manifest::Manifest;
+use crate::outbound::{AllowedHost, OutboundPolicy};
+use crate::routes::{Route, RouteMatch, Router};
+use crate::state::{ComponentAccess, HostState};
+use crate::storage::{self, KeyValueBackend, SqliteBackend};
+use crate::variables::AppVariables;
+
+/// What `cfe-host up` was asked to run.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    pub manifest: PathBuf,
+    pub state_dir: PathBuf,
+    pub runtime_config: Option<PathBuf>,
+    pub variables: Vec<(String, String)>,
+    pub cache_dir: Option<PathBuf>,
+}
+
+struct LoadedComponent {
+    pre: ProxyPre<HostState>,
+    access: Arc<ComponentAccess>,
+}
+
+/// A loaded application, ready to serve.
+pub struct App {
+    engine: Engine,
+    router: Router,
+    components: Vec<LoadedComponent>,
+    kv: KeyValueBackend,
+    sqlite: SqliteBackend,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct RuntimeConfig {
+    #[serde(default)]
+    key_value_store: HashMap<String, StoreConfig>,
+    #[serde(default)]
+    sqlite_database: HashMap<String, StoreConfig>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct StoreConfig {
+    #[serde(rename = "type")]
+    kind: String,
+    path: Option<PathBuf>,
+}
+
+fn engine(cache_dir: Option<&Path>) -> Result<Engine> {
+    let mut config = Config::new();
+    if let Some(dir) = cache_dir {
+        let mut cache = CacheConfig::new();
+        cache.with_directory(dir);
+        config.cache(Some(Cache::new(cache).map_err(|e| anyhow!("{e}"))?));
+    }
+    Engine::new(&config).map_err(|e| anyhow!("{e:?}"))
+}
+
+impl App {
+    /// Reads the manifest, resolves variables, compiles and links every component.
+    pub fn load(config: &HostConfig) -> Result<Self> {
+        let manifest = Manifest::load(&config.manifest)?;
+        let env = |k: &str| std::env::var(k).ok();
+        let vars = AppVariables::resolve(&manifest, &config.variables, &env)?;
+
+        let runtime: RuntimeConfig = match &config.runtime_config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading runtime config {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => RuntimeConfig::default(),
+        };
+        let mut kv_labels = vec!["default".to_string()];
+        for (label, store) in &runtime.key_value_store {
+            if store.kind != "spin" {
+                anyhow::bail!(
+                    "key_value_store.{label}: type {:?} is not supported by the local host \
+                     (only \"spin\"); run production backends under real Spin",
+                    store.kind
+                );
+            }
+            kv_labels.push(label.clone());
+        }
+        let mut db_paths = HashMap::new();
+        for (label, db) in &runtime.sqlite_database {
+            if db.kind != "spin" {
+                anyhow::bail!(
+                    "sqlite_database.{label}: type {:?} is not supported by the local host \
+                     (only \"spin\"); run production backends under real Spin",
+                    db.kind
+                );
+            }
+            let path = db.path.clone().unwrap_or_else(|| PathBuf::from(format!("{label}.db")));
+            db_paths.insert(label.clone(), config.state_dir.join(path));
+        }
+
+        std::fs::create_dir_all(&config.state_dir)
+            .with_context(|| format!("creating state dir {}", config.state_dir.display()))?;
+        let kv = KeyValueBackend::open(&config.state_dir)?;
+        let sqlite = SqliteBackend::new(&config.state_dir, db_paths);
+
+        let engine = engine(config.cache_dir.as_deref())?;
+        let mut linker: Linker<HostState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow!("{e:?}"))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| anyhow!("{e:?}"))?;
+        crate::bindings::Host_::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| anyhow!("{e:?}"))?;
+
+        let mut ids: Vec<&String> = Vec::new();
+        let mut routes = Vec::new();
+        for trigger in &manifest.trigger.http {
+            let index = match ids.iter().position(|id| **id == trigger.component) {
+                Some(i) => i,
+                None => {
+                    ids.push(&trigger.component);
+                    ids.len() - 1
+                }
+            };
+            routes.push(Route::parse(&trigger.route, index)?);
+        }
+
+        let mut components = Vec::new();
+        for id in ids {
+            let spec = manifest
+                .component
+                .get(id)
+                .ok_or_else(|| anyhow!("no [component.{id}] table"))?;
+            let source = manifest.source_path(spec);
+            if !source.exists() {
+                anyhow::bail!(
+                    "component {id:?}: {} does not exist. Run the build first: \
+                     `cargo build --target wasm32-wasip2 --release` (or ./scripts/build)",
+                    source.display()
+                );
+            }
+            storage::check_labels("key-value store", &spec.key_value_stores, &|l| {
+                kv_labels.iter().any(|k| k == l)
+            })?;
+            storage::check_labels("sqlite database", &spec.sqlite_databases, &|l| {
+                sqlite.knows(l)
+            })?;
+            let allowed = spec
+                .allowed_outbound_hosts
+                .iter()
+                .map(|entry| {
+                    let expanded = vars.expand(entry)?;
+                    AllowedHost::parse(&expanded)
+                        .with_context(|| format!("component {id:?}: allowed_outbound_hosts"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let access = ComponentAccess {
+                id: id.clone(),
+                key_value_stores: spec.key_value_stores.iter().cloned().collect(),
+                sqlite_databases: spec.sqlite_databases.iter().cloned().collect(),
+                variables: vars
+                    .component_values(&spec.variables)
+                    .with_context(|| format!("component {id:?}: variables"))?,
+                outbound: OutboundPolicy::new(allowed),
+            };
+            let started = std::time::Instant::now();
+            let component = Component::from_file(&engine, &source)
+                .map_err(|e| anyhow!("{e:?}"))
+                .with_context(|| format!("compiling component {id:?} from {}", source.display()))?;
+            let pre = linker
+                .instantiate_pre(&component)
+                .map_err(|e| anyhow!("{e:?}"))
+                .with_context(|| format!("linking component {id:?}: it imports something the local host does not provide"))?;
+            let pre = ProxyPre::new(pre)
+                .map_err(|e| anyhow!("{e:?}"))
+                .with_context(|| format!("component {id:?} does not export wasi:http/incoming-handler"))?;
+            eprintln!("cfe-host: component {id} ready in {:?}", started.elapsed());
+            components.push(LoadedComponent { pre, access: Arc::new(access) });
+        }
+        Ok(Self { engine, router: Router::new(routes), components, kv, sqlite })
+    }
+
+    /// Serves requests until the listener fails.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) -> Result<()> {
+        loop {
+            let (stream, client) = listener.accept().await?;
+            let app = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, std::convert::Infallible>(app.handle(req, client).await) }
+                });
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    eprintln!("cfe-host: connection from {client}: {e}");
+                }
+            });
+        }
+    }
+
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
+        let path = req.uri().path().to_string();
+        if path == "/.well-known/spin/health" {
+            return plain(StatusCode::OK, "OK");
+        }
+        let Some(matched) = self.router.route(&path) else {
+            return plain(StatusCode::NOT_FOUND, "");
+        };
+        let Some(component) = self.components.get(matched.target) else {
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "");
+        };
+        match self.call(component, req, &matched, client).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                eprintln!("[{}] request failed: {e:#}", component.access.id);
+                plain(StatusCode::INTERNAL_SERVER_ERROR, "")
+            }
+        }
+    }
+
+    async fn call(
+        &self,
+        component: &LoadedComponent,
+        req: Request<Incoming>,
+        matched: &RouteMatch,
+        client: SocketAddr,
+    ) -> Result<Response<HyperOutgoingBody>> {
+        let req = with_spin_headers(req, matched, client);
+        let id = component.access.id.clone();
+        let wasi = WasiCtx::builder()
+            .stdout(LogStream::new(&id))
+            .stderr(LogStream::new(&id))
+            .build();
+        let state =
+            HostState::new(wasi, component.access.clone(), self.kv.clone(), self.sqlite.clone());
+        let mut store = Store::new(&self.engine, state);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)
+            .map_err(|e| anyhow!("{e:?}"))?;
+        let out = store
+            .data_mut()
+            .http()
+            .new_response_outparam(sender)
+            .map_err(|e| anyhow!("{e:?}"))?;
+        let pre = component.pre.clone();
+        let task = tokio::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+        });
+        match receiver.await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(code)) => Err(anyhow!("component answered with error code {code:?}")),
+            Err(_) => {
+                let why = match task.await {
+                    Ok(Ok(())) => anyhow!("component never set a response"),
+                    Ok(Err(e)) => anyhow!("component trapped: {e:?}"),
+                    Err(e) => anyhow!("component task failed: {e}"),
+                };
+                Err(why)
+            }
+        }
+    }
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response<HyperOutgoingBody> {
+    let mut resp = Response::new(
+        Full::new(Bytes::from_static(body.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *resp.status_mut() = status;
+    resp
+}
+
+/// Appends Spin's `spin-*` headers after whatever the client sent, as Spin does: spin-sdk keeps
+/// the last value, so a component sees the host's.
+fn with_spin_headers(
+    mut req: Request<Incoming>,
+    matched: &RouteMatch,
+    client: SocketAddr,
+) -> Request<Incoming> {
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    let path_and_query = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    let has_host = req.headers().contains_key(http::header::HOST);
+    let mut add = |name: String, value: String| {
+        if let (Ok(name), Ok(value)) =
+            (http::HeaderName::try_from(name), HeaderValue::try_from(value))
+        {
+            req.headers_mut().append(name, value);
+        }
+    };
+    add("spin-full-url".into(), format!("http://{host}{path_and_query}"));
+    add("spin-path-info".into(), matched.path_info.clone());
+    add("spin-matched-route".into(), matched.raw_route.clone());
+    add("spin-raw-component-route".into(), matched.raw_route.clone());
+    add("spin-component-route".into(), matched.component_route.clone());
+    add("spin-base-path".into(), "/".into());
+    add("spin-client-addr".into(), client.to_string());
+    for (name, value) in &matched.params {
+        add(format!("spin-path-match-{}", name.replace('_', "-")), value.clone());
+    }
+    if !has_host {
+        add("host".into(), host);
+    }
+    req
+}
+
+/// Component stdout/stderr, written to the host's stderr a line at a time, prefixed with the
+/// component id.
+#[derive(Clone)]
+struct LogStream {
+    prefix: Arc<str>,
+}
+
+impl LogStream {
+    fn new(id: &str) -> Self {
+        Self { prefix: Arc::from(format!("[{id}] ")) }
+    }
+}
+
+impl IsTerminal for LogStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogStream {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(LineWriter { prefix: self.prefix.clone(), buf: Vec::new() })
+    }
+}
+
+struct LineWriter {
+    prefix: Arc<str>,
+    buf: Vec<u8>,
+}
+
+impl LineWriter {
+    fn emit(&mut self, all: bool) {
+        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=pos).collect();
+            eprint!("{}{}", self.prefix, String::from_utf8_lossy(&line));
+        }
+        if all && !self.buf.is_empty() {
+            eprintln!("{}{}", self.prefix, String::from_utf8_lossy(&self.buf));
+            self.buf.clear();
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for LineWriter {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut TaskContext<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.buf.extend_from_slice(data);
+        self.emit(false);
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        self.emit(false);
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        _cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.emit(true);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        self.emit(true);
+    }
+}

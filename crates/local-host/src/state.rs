@@ -1,0 +1,217 @@
+//! Per-request store data: WASI, WASI HTTP, and the `fermyon:spin` host interfaces.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::bindings::fermyon::spin::{key_value, sqlite, variables};
+use crate::outbound::OutboundPolicy;
+use crate::storage::{self, KeyValueBackend, SqliteBackend};
+
+/// What one component may reach; built once at start-up.
+#[derive(Debug)]
+pub struct ComponentAccess {
+    pub id: String,
+    pub key_value_stores: HashSet<String>,
+    pub sqlite_databases: HashSet<String>,
+    pub variables: HashMap<String, String>,
+    pub outbound: OutboundPolicy,
+}
+
+/// An open key-value store: the label is the namespace.
+pub struct KvStore {
+    label: String,
+}
+
+/// An open SQLite connection; dropping it without `COMMIT` rolls back, as in Spin.
+pub struct SqliteConnection {
+    conn: rusqlite::Connection,
+}
+
+/// Outbound HTTP hooks that enforce `allowed_outbound_hosts`.
+pub struct OutboundHooks {
+    access: Arc<ComponentAccess>,
+}
+
+impl wasmtime_wasi_http::WasiHttpHooks for OutboundHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<wasmtime_wasi_http::WasiBody>,
+                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        _ = fut;
+        if !self.access.outbound.allows(request.uri()) {
+            eprintln!(
+                "[{}] outbound request to {} denied: not in allowed_outbound_hosts",
+                self.access.id,
+                request.uri()
+            );
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                res.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
+/// The `T` of `Store<T>` for one request.
+pub struct HostState {
+    pub wasi: WasiCtx,
+    pub http: WasiHttpCtx,
+    pub table: ResourceTable,
+    pub hooks: OutboundHooks,
+    pub access: Arc<ComponentAccess>,
+    pub kv: KeyValueBackend,
+    pub sqlite: SqliteBackend,
+}
+
+impl HostState {
+    pub fn new(
+        wasi: WasiCtx,
+        access: Arc<ComponentAccess>,
+        kv: KeyValueBackend,
+        sqlite: SqliteBackend,
+    ) -> Self {
+        Self {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: OutboundHooks { access: access.clone() },
+            access,
+            kv,
+            sqlite,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+impl key_value::Host for HostState {}
+
+impl key_value::HostStore for HostState {
+    fn open(&mut self, label: String) -> Result<Resource<KvStore>, key_value::Error> {
+        if !self.access.key_value_stores.contains(&label) {
+            return Err(key_value::Error::AccessDenied);
+        }
+        self.table
+            .push(KvStore { label })
+            .map_err(|_| key_value::Error::StoreTableFull)
+    }
+
+    fn get(
+        &mut self,
+        store: Resource<KvStore>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, key_value::Error> {
+        let label = self.kv_label(&store)?;
+        self.kv.get(&label, &key)
+    }
+
+    fn set(
+        &mut self,
+        store: Resource<KvStore>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), key_value::Error> {
+        let label = self.kv_label(&store)?;
+        self.kv.set(&label, &key, &value)
+    }
+
+    fn delete(&mut self, store: Resource<KvStore>, key: String) -> Result<(), key_value::Error> {
+        let label = self.kv_label(&store)?;
+        self.kv.delete(&label, &key)
+    }
+
+    fn exists(&mut self, store: Resource<KvStore>, key: String) -> Result<bool, key_value::Error> {
+        let label = self.kv_label(&store)?;
+        self.kv.exists(&label, &key)
+    }
+
+    fn get_keys(&mut self, store: Resource<KvStore>) -> Result<Vec<String>, key_value::Error> {
+        let label = self.kv_label(&store)?;
+        self.kv.get_keys(&label)
+    }
+
+    fn drop(&mut self, store: Resource<KvStore>) -> wasmtime::Result<()> {
+        self.table.delete(store)?;
+        Ok(())
+    }
+}
+
+impl HostState {
+    fn kv_label(&self, store: &Resource<KvStore>) -> Result<String, key_value::Error> {
+        self.table
+            .get(store)
+            .map(|s| s.label.clone())
+            .map_err(|e| key_value::Error::Other(e.to_string()))
+    }
+}
+
+impl sqlite::Host for HostState {}
+
+impl sqlite::HostConnection for HostState {
+    fn open(&mut self, database: String) -> Result<Resource<SqliteConnection>, sqlite::Error> {
+        if !self.access.sqlite_databases.contains(&database) {
+            return Err(sqlite::Error::AccessDenied);
+        }
+        let conn = self.sqlite.open(&database)?;
+        self.table
+            .push(SqliteConnection { conn })
+            .map_err(|e| sqlite::Error::Io(e.to_string()))
+    }
+
+    fn execute(
+        &mut self,
+        conn: Resource<SqliteConnection>,
+        statement: String,
+        parameters: Vec<sqlite::Value>,
+    ) -> Result<sqlite::QueryResult, sqlite::Error> {
+        let conn = self.table.get(&conn).map_err(|_| sqlite::Error::InvalidConnection)?;
+        storage::execute(&conn.conn, &statement, parameters)
+    }
+
+    fn drop(&mut self, conn: Resource<SqliteConnection>) -> wasmtime::Result<()> {
+        self.table.delete(conn)?;
+        Ok(())
+    }
+}
+
+impl variables::Host for HostState {
+    fn get(&mut self, name: String) -> Result<String, variables::Error> {
+        if let Err(e) = crate::variables::check_name(&name) {
+            return Err(variables::Error::InvalidName(e.to_string()));
+        }
+        self.access.variables.get(&name).cloned().ok_or_else(|| {
+            variables::Error::Undefined(format!("no variable for {:?}.{:?}", self.access.id, name))
+        })
+    }
+}

@@ -1,0 +1,184 @@
+//! Key-value and SQLite behind `fermyon:spin/key-value@2.0.0` and `sqlite@2.0.0`.
+//!
+//! Like Spin's local defaults: key-value lives in `<state-dir>/sqlite_key_value.db`, one table
+//! keyed by (store label, key) behind one shared connection; the default database is
+//! `<state-dir>/sqlite_db.db`, and every `open` is its own connection with Spin's pragmas.
+
+use anyhow::{Context, Result, bail};
+use rusqlite::fallible_iterator::FallibleIterator;
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::bindings::fermyon::spin::{key_value, sqlite};
+
+/// Shared key-value backend: one SQLite file, one connection, as in Spin.
+#[derive(Clone)]
+pub struct KeyValueBackend {
+    conn: Arc<Mutex<rusqlite::Connection>>,
+}
+
+impl KeyValueBackend {
+    pub fn open(state_dir: &Path) -> Result<Self> {
+        let path = state_dir.join("sqlite_key_value.db");
+        let conn = rusqlite::Connection::open(&path)
+            .with_context(|| format!("opening key-value store {}", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS spin_key_value (
+                store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+                PRIMARY KEY (store, key))",
+            [],
+        )
+        .context("creating the key-value table")?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, key_value::Error> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| key_value::Error::Other("key-value store lock poisoned".into()))?;
+        tokio::task::block_in_place(|| f(&conn)).map_err(|e| key_value::Error::Other(e.to_string()))
+    }
+
+    pub fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, key_value::Error> {
+        self.with(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?;
+            let mut rows = stmt.query([store, key])?;
+            match rows.next()? {
+                Some(row) => Ok(Some(row.get(0)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    pub fn set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), key_value::Error> {
+        self.with(|c| {
+            c.prepare_cached(
+                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(rusqlite::params![store, key, value])
+            .map(drop)
+        })
+    }
+
+    pub fn delete(&self, store: &str, key: &str) -> Result<(), key_value::Error> {
+        self.with(|c| {
+            c.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                .execute([store, key])
+                .map(drop)
+        })
+    }
+
+    pub fn exists(&self, store: &str, key: &str) -> Result<bool, key_value::Error> {
+        self.get(store, key).map(|v| v.is_some())
+    }
+
+    pub fn get_keys(&self, store: &str) -> Result<Vec<String>, key_value::Error> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1")?;
+            stmt.query_map([store], |row| row.get(0))?.collect()
+        })
+    }
+}
+
+/// Where each SQLite database label lives.
+#[derive(Clone, Debug)]
+pub struct SqliteBackend {
+    paths: Arc<HashMap<String, PathBuf>>,
+}
+
+impl SqliteBackend {
+    /// `default` is `<state-dir>/sqlite_db.db`; other labels come from the runtime config.
+    pub fn new(state_dir: &Path, extra: HashMap<String, PathBuf>) -> Self {
+        let mut paths = extra;
+        paths
+            .entry("default".to_string())
+            .or_insert_with(|| state_dir.join("sqlite_db.db"));
+        Self { paths: Arc::new(paths) }
+    }
+
+    pub fn knows(&self, label: &str) -> bool {
+        self.paths.contains_key(label)
+    }
+
+    pub fn open(&self, label: &str) -> Result<rusqlite::Connection, sqlite::Error> {
+        let path = self.paths.get(label).ok_or(sqlite::Error::NoSuchDatabase)?;
+        let conn = tokio::task::block_in_place(|| -> rusqlite::Result<_> {
+            let conn = rusqlite::Connection::open(path)?;
+            conn.busy_timeout(Duration::from_millis(5000))?;
+            conn.pragma_update(None, "foreign_keys", 1)?;
+            Ok(conn)
+        })
+        .map_err(|e| sqlite::Error::Io(e.to_string()))?;
+        Ok(conn)
+    }
+}
+
+fn to_sql(value: sqlite::Value) -> SqlValue {
+    match value {
+        sqlite::Value::Integer(i) => SqlValue::Integer(i),
+        sqlite::Value::Real(f) => SqlValue::Real(f),
+        sqlite::Value::Text(t) => SqlValue::Text(t),
+        sqlite::Value::Blob(b) => SqlValue::Blob(b),
+        sqlite::Value::Null => SqlValue::Null,
+    }
+}
+
+fn from_sql(value: ValueRef<'_>) -> sqlite::Value {
+    match value {
+        ValueRef::Integer(i) => sqlite::Value::Integer(i),
+        ValueRef::Real(f) => sqlite::Value::Real(f),
+        ValueRef::Text(t) => sqlite::Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => sqlite::Value::Blob(b.to_vec()),
+        ValueRef::Null => sqlite::Value::Null,
+    }
+}
+
+/// Runs the first statement of `sql`, as Spin does: any further statements are silently ignored.
+pub fn execute(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: Vec<sqlite::Value>,
+) -> Result<sqlite::QueryResult, sqlite::Error> {
+    let io = |e: rusqlite::Error| sqlite::Error::Io(e.to_string());
+    tokio::task::block_in_place(|| {
+        let mut batch = rusqlite::Batch::new(conn, sql);
+        let Some(mut stmt) = batch.next().map_err(io)? else {
+            return Ok(sqlite::QueryResult { columns: vec![], rows: vec![] });
+        };
+        let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+        let params: Vec<SqlValue> = params.into_iter().map(to_sql).collect();
+        let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(io)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(io)? {
+            let values = (0..columns.len())
+                .map(|i| row.get_ref(i).map(from_sql))
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(io)?;
+            out.push(sqlite::RowResult { values });
+        }
+        Ok(sqlite::QueryResult { columns, rows: out })
+    })
+}
+
+/// Checks, at start-up, that every non-default store label a component declares is defined.
+pub fn check_labels(kind: &str, declared: &[String], known: &dyn Fn(&str) -> bool) -> Result<()> {
+    for label in declared {
+        if !known(label) {
+            bail!(
+                "{kind} {label:?} is declared but not defined: only \"default\" exists unless a \
+                 runtime config file (--runtime-config-file) defines it"
+            );
+        }
+    }
+    Ok(())
+}
