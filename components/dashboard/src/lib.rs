@@ -1,1 +1,24 @@
+//! `dashboard` component: `GET /v1/health` now; the tenant dashboard routes arrive with their
+//! issue. This file holds the entry point and the route table only.
 
+// `#[http_component]` expands to the component's exported ABI glue, which is `unsafe`.
+#![allow(unsafe_code)]
+
+mod get_health;
+
+use platform::ApiError;
+use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http_component;
+
+#[http_component]
+fn handle_dashboard(req: Request) -> Response {
+    platform::response::respond(route(&req))
+}
+
+fn route(req: &Request) -> Result<Response, ApiError> {
+    match (req.method(), req.path()) {
+        (Method::Get, "/v1/health") => get_health::get_health(),
+        (_, "/v1/health") => Err(ApiError::MethodNotAllowed { allowed: &["GET"] }),
+        (_, path) => Err(ApiError::route_not_found(path)),
+    }
+}

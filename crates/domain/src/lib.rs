@@ -1,1 +1,6 @@
-//! ClientFlow Edge domain.
+//! ClientFlow Edge domain: pure Rust types and rules, with no spin-sdk dependency, so every rule
+//! is unit-tested on the host.
+
+#![forbid(unsafe_code)]
+
+pub mod schema;

@@ -1,0 +1,145 @@
+//! The one mapping from errors to HTTP: every status is a variant, every body problem+json
+//! (RFC 9457) with a stable `code`. 5xx bodies say nothing of the internals; the cause chain goes
+//! to stderr, where Spin keeps component logs.
+
+use serde::Serialize;
+use spin_sdk::http::Response;
+
+/// Why a request failed, as the client is told.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request cannot be read at all (malformed JSON, bad query).
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    /// 401: missing or invalid credentials or signature.
+    #[error("{detail}")]
+    Unauthorized { code: &'static str, detail: String },
+    /// 403: valid credentials without the needed scope.
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
+    /// 404: no such resource, or one that belongs to another tenant.
+    #[error("{detail}")]
+    NotFound { code: &'static str, detail: String },
+    /// 405: the route exists but not with this method.
+    #[error("method not allowed; allowed: {}", allowed.join(", "))]
+    MethodNotAllowed { allowed: &'static [&'static str] },
+    /// 409: conflicts with existing state.
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    /// 413: body over the limit.
+    #[error("{detail}")]
+    PayloadTooLarge { code: &'static str, detail: String },
+    /// 415: unsupported content type.
+    #[error("{detail}")]
+    UnsupportedMediaType { code: &'static str, detail: String },
+    /// 422: well-formed but invalid fields.
+    #[error("{detail}")]
+    Unprocessable { code: &'static str, detail: String },
+    /// 429: slow down; retry after the given number of seconds.
+    #[error("{detail}")]
+    RateLimited { code: &'static str, detail: String, retry_after_secs: u64 },
+    /// 500: anything unexpected. Only the generic text reaches the client.
+    #[error("internal error")]
+    Unexpected(#[from] anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    code: &'a str,
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::BadRequest { .. } => 400,
+            Self::Unauthorized { .. } => 401,
+            Self::Forbidden { .. } => 403,
+            Self::NotFound { .. } => 404,
+            Self::MethodNotAllowed { .. } => 405,
+            Self::Conflict { .. } => 409,
+            Self::PayloadTooLarge { .. } => 413,
+            Self::UnsupportedMediaType { .. } => 415,
+            Self::Unprocessable { .. } => 422,
+            Self::RateLimited { .. } => 429,
+            Self::Unexpected(_) => 500,
+        }
+    }
+
+    /// The stable machine-readable code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. }
+            | Self::Unauthorized { code, .. }
+            | Self::Forbidden { code, .. }
+            | Self::NotFound { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::PayloadTooLarge { code, .. }
+            | Self::UnsupportedMediaType { code, .. }
+            | Self::Unprocessable { code, .. }
+            | Self::RateLimited { code, .. } => code,
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::Unexpected(_) => "internal_error",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self.status() {
+            400 => "Bad request",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "Not found",
+            405 => "Method not allowed",
+            409 => "Conflict",
+            413 => "Payload too large",
+            415 => "Unsupported media type",
+            422 => "Unprocessable content",
+            429 => "Too many requests",
+            _ => "Internal server error",
+        }
+    }
+
+    /// A 404 for a path no route of this component serves.
+    pub fn route_not_found(path: &str) -> Self {
+        Self::NotFound { code: "route_not_found", detail: format!("no route for {path}") }
+    }
+
+    /// The problem+json response. A 5xx logs its cause chain to stderr first.
+    pub fn into_response(self) -> Response {
+        if let Self::Unexpected(cause) = &self {
+            eprintln!("error: {cause:#}");
+        }
+        let detail = match &self {
+            Self::Unexpected(_) => "An unexpected error occurred. It has been logged.".to_string(),
+            other => other.to_string(),
+        };
+        let code = self.code();
+        let problem = Problem {
+            kind: format!("urn:clientflow:problem:{code}"),
+            title: self.title(),
+            status: self.status(),
+            detail: &detail,
+            code,
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut builder = Response::builder();
+        builder
+            .status(self.status())
+            .header("content-type", "application/problem+json")
+            .header("cache-control", "no-store");
+        match &self {
+            Self::RateLimited { retry_after_secs, .. } => {
+                builder.header("retry-after", retry_after_secs.to_string());
+            }
+            Self::MethodNotAllowed { allowed } => {
+                builder.header("allow", allowed.join(", "));
+            }
+            _ => {}
+        }
+        builder.body(body).build()
+    }
+}

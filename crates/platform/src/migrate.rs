@@ -1,0 +1,112 @@
+//! Applies `migrations/NNNN_name.sql` automatically, each exactly once, safely under races.
+//!
+//! Fast path: one `SELECT MAX(version)` per connection. Slow path (a fresh or older database):
+//! `BEGIN IMMEDIATE` takes SQLite's write lock, so a racing request waits (busy timeout) and
+//! then finds the work done; pending migrations run one statement per `execute` call, each
+//! recorded in `schema_migrations`, and `COMMIT` makes them visible all at once. A failure rolls
+//! back, so a half-applied migration is never recorded.
+
+use anyhow::{Context, Result, anyhow};
+use domain::schema::Migration;
+use spin_sdk::sqlite::{Connection, Value};
+
+use crate::sql::execute;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
+
+/// The embedded migrations, parsed, in version order.
+pub fn migrations() -> Result<Vec<Migration>> {
+    embedded::MIGRATION_FILES
+        .iter()
+        .map(|(name, sql)| Migration::parse(name, sql).map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// The newest schema version this build knows.
+pub fn latest_version() -> u32 {
+    u32::try_from(embedded::MIGRATION_FILES.len()).unwrap_or(u32::MAX)
+}
+
+fn current_version(conn: &Connection) -> Result<Option<u32>> {
+    match conn.execute("SELECT MAX(version) FROM schema_migrations", &[]) {
+        Ok(result) => {
+            let version = result
+                .rows
+                .first()
+                .and_then(|row| row.get::<i64>(0))
+                .unwrap_or(0);
+            Ok(Some(u32::try_from(version).context("schema version out of range")?))
+        }
+        Err(spin_sdk::sqlite::Error::Io(msg)) if msg.contains("no such table") => Ok(None),
+        Err(e) => Err(anyhow!("{e:?}")).context("reading the schema version"),
+    }
+}
+
+/// Brings the database up to [`latest_version`] and returns the version it is at.
+pub fn ensure_schema(conn: &Connection) -> Result<u32> {
+    let latest = latest_version();
+    if let Some(version) = current_version(conn)?
+        && version >= latest
+    {
+        return Ok(version);
+    }
+    execute(conn, "BEGIN IMMEDIATE", &[]).context("locking the database to migrate")?;
+    match apply_pending(conn) {
+        Ok(version) => {
+            execute(conn, "COMMIT", &[]).context("committing migrations")?;
+            Ok(version)
+        }
+        Err(e) => {
+            // The connection ends with the request; an explicit rollback frees the lock sooner.
+            let _ = conn.execute("ROLLBACK", &[]);
+            Err(e)
+        }
+    }
+}
+
+fn apply_pending(conn: &Connection) -> Result<u32> {
+    execute(
+        conn,
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY NOT NULL,
+            name TEXT NOT NULL,
+            applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+        &[],
+    )?;
+    let mut version = current_version(conn)?.unwrap_or(0);
+    for migration in migrations()? {
+        if migration.version() <= version {
+            continue;
+        }
+        for statement in migration.statements() {
+            execute(conn, statement, &[]).with_context(|| {
+                format!("applying migration {:04}_{}", migration.version(), migration.name())
+            })?;
+        }
+        execute(
+            conn,
+            "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+            &[Value::Integer(i64::from(migration.version())), Value::Text(migration.name().into())],
+        )?;
+        version = migration.version();
+    }
+    Ok(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_migrations_parse_and_are_contiguous() {
+        let all = migrations().unwrap_or_else(|e| panic!("{e}"));
+        assert!(!all.is_empty());
+        for (i, m) in all.iter().enumerate() {
+            assert_eq!(m.version() as usize, i + 1);
+            assert!(!m.statements().is_empty(), "{} has no statements", m.name());
+        }
+        assert_eq!(latest_version() as usize, all.len());
+    }
+}

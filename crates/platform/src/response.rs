@@ -1,0 +1,22 @@
+//! Successful responses, and the single place a handler result becomes an HTTP response.
+
+use serde::Serialize;
+use spin_sdk::http::Response;
+
+use crate::ApiError;
+
+/// A JSON response with the given status.
+pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response, ApiError> {
+    let bytes = serde_json::to_vec(body)
+        .map_err(|e| ApiError::Unexpected(anyhow::Error::new(e).context("serialising response")))?;
+    Ok(Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(bytes)
+        .build())
+}
+
+/// Turns a handler's result into the response: errors become problem+json.
+pub fn respond(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(ApiError::into_response)
+}
