@@ -1,6 +1,9 @@
 //! Embeds every `migrations/NNNN_name.sql` file, in version order, into the platform crate, so
 //! each component carries the schema and migrates the database on first use.
 
+// A build script reports failure by panicking; that stops the build with the message.
+#![allow(clippy::panic)]
+
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -25,7 +28,11 @@ fn main() {
         );
         let path = dir.join(name);
         println!("cargo:rerun-if-changed={}", path.display());
-        let _ = writeln!(out, "    ({name:?}, include_str!({:?})),", path.display().to_string());
+        let _ = writeln!(
+            out,
+            "    ({name:?}, include_str!({:?})),",
+            path.display().to_string()
+        );
     }
     out.push_str("];\n");
     let target = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default()).join("migrations.rs");

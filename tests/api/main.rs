@@ -1,1 +1,13 @@
+//! Black-box tests over real HTTP against the built `.wasm` components.
+//!
+//! They run on the local host by default, or on real Spin with `SPIN_BIN=/path/to/spin`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod conformance;
+mod health;

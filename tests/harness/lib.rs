@@ -1,1 +1,367 @@
-//! harness
+//! Black-box test harness: spawn the app on a host, talk HTTP to it, fake Systeme.io.
+//!
+//! Each app gets a fresh state dir, a free port on 127.0.0.1 and its variables through the
+//! environment (`SPIN_VARIABLE_*`). It runs on the project's local host by default, or on real
+//! Spin when `SPIN_BIN` names a `spin` binary; [`HostKind::command`] is the only place the two
+//! differ. Readiness is polled, never slept for; a host that dies early shows its stderr; the
+//! process is killed on drop.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wiremock::MockServer;
+
+/// Secrets the test apps run with.
+pub const TOKEN_SECRET: &str = "test-token-secret-0123456789abcdef0123456789";
+pub const SIGNUP_SECRET: &str = "whsec_dGVzdC1zaWdudXAtc2VjcmV0LTAxMjM0NTY3ODk=";
+pub const SYSTEME_WEBHOOK_SECRET: &str = "test-systeme-webhook-secret";
+pub const SYSTEME_API_KEY: &str = "test-systeme-api-key";
+
+/// The repository root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Which host runs the app under test.
+#[derive(Debug, Clone)]
+pub enum HostKind {
+    /// The project's wasmtime host, `target/release/cfe-host`.
+    Local(PathBuf),
+    /// Real Spin, from `SPIN_BIN`.
+    Spin(PathBuf),
+}
+
+impl HostKind {
+    pub fn from_env() -> Self {
+        match std::env::var_os("SPIN_BIN") {
+            Some(bin) if !bin.is_empty() => Self::Spin(PathBuf::from(bin)),
+            _ => {
+                let bin = workspace_root().join("target/release/cfe-host");
+                assert!(
+                    bin.exists(),
+                    "{} is missing: run the README's test command (./scripts/test), which builds \
+                     the host and the components first",
+                    bin.display()
+                );
+                Self::Local(bin)
+            }
+        }
+    }
+
+    pub fn is_real_spin(&self) -> bool {
+        matches!(self, Self::Spin(_))
+    }
+
+    /// How the app is started: the one place where the two hosts differ. Both take
+    /// `spin up`'s flags.
+    pub fn command(&self, manifest: &Path, port: u16, state_dir: &Path) -> Command {
+        let mut cmd = match self {
+            Self::Local(bin) => {
+                let mut cmd = Command::new(bin);
+                // Compiled components are cached across test apps (wasmtime's on-disk cache).
+                cmd.env(
+                    "CFE_HOST_CACHE_DIR",
+                    workspace_root().join("target/cfe-host-cache"),
+                );
+                cmd
+            }
+            Self::Spin(bin) => Command::new(bin),
+        };
+        cmd.arg("up")
+            .arg("-f")
+            .arg(manifest)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--state-dir")
+            .arg(state_dir);
+        cmd
+    }
+}
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// What to start: a manifest and the variables to pass through the environment.
+#[derive(Debug, Clone)]
+pub struct AppSpec {
+    pub manifest: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+impl AppSpec {
+    /// ClientFlow Edge itself, with test secrets, pointed at the given fake Systeme.io.
+    pub fn clientflow(systeme_base: &str) -> Self {
+        Self {
+            manifest: workspace_root().join("spin.toml"),
+            env: vec![
+                ("SPIN_VARIABLE_TOKEN_SECRET".into(), TOKEN_SECRET.into()),
+                ("SPIN_VARIABLE_SIGNUP_SECRET".into(), SIGNUP_SECRET.into()),
+                (
+                    "SPIN_VARIABLE_SYSTEME_WEBHOOK_SECRET".into(),
+                    SYSTEME_WEBHOOK_SECRET.into(),
+                ),
+                (
+                    "SPIN_VARIABLE_SYSTEME_API_KEY".into(),
+                    SYSTEME_API_KEY.into(),
+                ),
+                ("SPIN_VARIABLE_SYSTEME_API_BASE".into(), systeme_base.into()),
+            ],
+        }
+    }
+
+    /// The test-only conformance probe.
+    pub fn probe() -> Self {
+        Self {
+            manifest: workspace_root().join("tests/probe/spin.toml"),
+            env: vec![(
+                "SPIN_VARIABLE_PROBE_REQUIRED".into(),
+                "required-value".into(),
+            )],
+        }
+    }
+
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn without_env(mut self, key: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self
+    }
+}
+
+/// A running app. Killed on drop.
+pub struct TestApp {
+    pub base_url: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub host: HostKind,
+    spec: AppSpec,
+    state_dir: tempfile::TempDir,
+    stderr_path: PathBuf,
+    child: Child,
+}
+
+/// How a start attempt ended when the host did not become ready.
+#[derive(Debug)]
+pub struct StartFailure {
+    pub status: Option<std::process::ExitStatus>,
+    pub stderr: String,
+}
+
+fn start(
+    spec: &AppSpec,
+    state_dir: tempfile::TempDir,
+) -> Result<TestApp, (StartFailure, tempfile::TempDir)> {
+    let host = HostKind::from_env();
+    let port = free_port();
+    let stderr_path = state_dir.path().join("host-stderr.log");
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
+    let mut cmd = host.command(&spec.manifest, port, state_dir.path());
+    // Start from a clean slate: only the variables this spec names reach the app.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SPIN_VARIABLE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(state_dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {host:?}: {e}"));
+    let base_url = format!("http://127.0.0.1:{port}");
+    let ready_url = format!("{base_url}/.well-known/spin/health");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let probe = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+            return Err((
+                StartFailure {
+                    status: Some(status),
+                    stderr,
+                },
+                state_dir,
+            ));
+        }
+        if probe
+            .get(&ready_url)
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+            return Err((
+                StartFailure {
+                    status: None,
+                    stderr,
+                },
+                state_dir,
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    Ok(TestApp {
+        base_url,
+        port,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        host,
+        spec: spec.clone(),
+        state_dir,
+        stderr_path,
+        child,
+    })
+}
+
+/// Starts an app and waits until it answers; panics with the host's stderr if it dies.
+pub fn spawn(spec: &AppSpec) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    match start(spec, dir) {
+        Ok(app) => app,
+        Err((failure, _)) => panic!(
+            "the host did not become ready (exit: {:?}). Its stderr:\n{}",
+            failure.status, failure.stderr
+        ),
+    }
+}
+
+/// Starts an app that is expected to fail at start-up, and returns how it failed.
+pub fn spawn_expecting_failure(spec: &AppSpec) -> StartFailure {
+    let dir = tempfile::tempdir().unwrap();
+    match start(spec, dir) {
+        Ok(app) => panic!(
+            "the app started at {} but was expected to fail",
+            app.base_url
+        ),
+        Err((failure, _)) => failure,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        self.state_dir.path()
+    }
+
+    /// The default SQLite database file Spin keeps in the state dir.
+    pub fn database_path(&self) -> PathBuf {
+        self.state_dir().join("sqlite_db.db")
+    }
+
+    /// Everything the host wrote to stderr so far (component logs included).
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Stops the host and starts it again on the same state dir.
+    pub fn restart(mut self) -> TestApp {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let spec = self.spec.clone();
+        let dir = std::mem::replace(&mut self.state_dir, tempfile::tempdir().unwrap());
+        match start(&spec, dir) {
+            Ok(app) => app,
+            Err((failure, _)) => panic!("restart failed: {}", failure.stderr),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- host stderr ---\n{}", self.stderr());
+        }
+    }
+}
+
+/// ClientFlow Edge with a fresh state dir and a fake Systeme.io that records what it receives.
+pub struct SpawnedApp {
+    pub app: TestApp,
+    pub systeme: MockServer,
+}
+
+impl std::ops::Deref for SpawnedApp {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+/// `spawn_app()` from STYLE.md: the app under test, wired to its own fake Systeme.io.
+pub async fn spawn_app() -> SpawnedApp {
+    let systeme = MockServer::start().await;
+    let spec = AppSpec::clientflow(&systeme.uri());
+    let app = tokio::task::spawn_blocking(move || spawn(&spec))
+        .await
+        .unwrap();
+    SpawnedApp { app, systeme }
+}
+
+/// Starts any spec from async code.
+pub async fn spawn_spec(spec: AppSpec) -> TestApp {
+    tokio::task::spawn_blocking(move || spawn(&spec))
+        .await
+        .unwrap()
+}
+
+/// Reads a JSON body, with the raw text in the panic message if it is not JSON.
+pub async fn json_body(resp: reqwest::Response) -> serde_json::Value {
+    let text = resp.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Asserts a problem+json error with the given status and `code`, and returns the body.
+pub async fn assert_problem(resp: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(resp.status().as_u16(), status, "status");
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(content_type, "application/problem+json");
+    let body = json_body(resp).await;
+    assert_eq!(body["code"], code, "problem code in {body}");
+    assert_eq!(body["status"], status, "problem status in {body}");
+    for field in ["type", "title", "detail"] {
+        assert!(
+            body[field].is_string(),
+            "problem+json lacks {field}: {body}"
+        );
+    }
+    body
+}

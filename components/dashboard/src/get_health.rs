@@ -18,5 +18,11 @@ pub fn get_health() -> Result<Response, ApiError> {
     GlobalKv::open()
         .and_then(|kv| kv.get(GlobalKey::HealthProbe))
         .context("health: key-value store")?;
-    platform::response::json(200, &Health { status: "ok", schema_version: db.schema_version() })
+    platform::response::json(
+        200,
+        &Health {
+            status: "ok",
+            schema_version: db.schema_version(),
+        },
+    )
 }

@@ -11,6 +11,7 @@ use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
 #[http_component]
+#[allow(clippy::needless_pass_by_value)] // the macro hands the request over by value
 fn handle_dashboard(req: Request) -> Response {
     platform::response::respond(route(&req))
 }

@@ -31,7 +31,11 @@ impl Migration {
         if version == 0 {
             return Err(bad());
         }
-        Ok(Self { version, name: name.to_string(), sql })
+        Ok(Self {
+            version,
+            name: name.to_string(),
+            sql,
+        })
     }
 
     pub fn version(&self) -> u32 {
@@ -90,7 +94,9 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
                 i += 2;
-                while i < bytes.len() && !(bytes.get(i) == Some(&b'*') && bytes.get(i + 1) == Some(&b'/')) {
+                while i < bytes.len()
+                    && !(bytes.get(i) == Some(&b'*') && bytes.get(i + 1) == Some(&b'/'))
+                {
                     i += 1;
                 }
                 i += 2;
@@ -127,8 +133,18 @@ mod tests {
 
     #[test]
     fn malformed_migration_names_are_refused() {
-        for bad in ["1_x.sql", "0001.sql", "0001_x.txt", "abcd_x.sql", "0000_zero.sql", "0001_.sql"] {
-            assert!(Migration::parse(bad, "").is_err(), "{bad} should be refused");
+        for bad in [
+            "1_x.sql",
+            "0001.sql",
+            "0001_x.txt",
+            "abcd_x.sql",
+            "0000_zero.sql",
+            "0001_.sql",
+        ] {
+            assert!(
+                Migration::parse(bad, "").is_err(),
+                "{bad} should be refused"
+            );
         }
     }
 
@@ -147,7 +163,10 @@ mod tests {
 
     #[test]
     fn drops_empty_and_comment_only_fragments() {
-        assert_eq!(split_statements(";; -- only a comment\n ; SELECT 1"), vec!["SELECT 1"]);
+        assert_eq!(
+            split_statements(";; -- only a comment\n ; SELECT 1"),
+            vec!["SELECT 1"]
+        );
         assert!(split_statements("  \n-- nothing\n").is_empty());
     }
 

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use local_host::server::{App, HostConfig};
 
 #[derive(Parser)]
-#[command(name = "cfe-host", about = "Spin-compatible local host for ClientFlow Edge (dev and test)")]
+#[command(
+    name = "cfe-host",
+    about = "Spin-compatible local host for ClientFlow Edge (dev and test)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,7 +47,9 @@ struct UpArgs {
 }
 
 fn parse_variable(s: &str) -> Result<(String, String)> {
-    let (k, v) = s.split_once('=').ok_or_else(|| anyhow!("expected name=value, got {s:?}"))?;
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow!("expected name=value, got {s:?}"))?;
     Ok((k.to_string(), v.to_string()))
 }
 
@@ -52,7 +57,10 @@ fn main() -> Result<()> {
     // Like Spin, a `.env` file in the working directory feeds SPIN_VARIABLE_* values.
     dotenvy::dotenv().ok();
     let Command::Up(args) = Cli::parse().command;
-    let cache_dir = args.cache_dir.clone().unwrap_or_else(|| args.state_dir.join("wasmtime-cache"));
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| args.state_dir.join("wasmtime-cache"));
     let config = HostConfig {
         manifest: args.from,
         state_dir: args.state_dir,
@@ -60,7 +68,9 @@ fn main() -> Result<()> {
         variables: args.variables,
         cache_dir: Some(cache_dir),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let app = Arc::new(App::load(&config).context("loading the application")?);
         let listener = tokio::net::TcpListener::bind(args.listen)

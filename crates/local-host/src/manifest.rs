@@ -65,7 +65,10 @@ impl Manifest {
         let mut manifest: Manifest =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         if manifest.spin_manifest_version != 2 {
-            bail!("{}: only spin_manifest_version = 2 is supported", path.display());
+            bail!(
+                "{}: only spin_manifest_version = 2 is supported",
+                path.display()
+            );
         }
         manifest.dir = path
             .parent()

@@ -31,7 +31,9 @@ fn default_port(scheme: &str) -> Option<u16> {
 impl AllowedHost {
     pub fn parse(entry: &str) -> Result<Self> {
         let Some((scheme, rest)) = entry.split_once("://") else {
-            bail!("allowed_outbound_hosts entry {entry:?} needs a scheme, like https://example.com");
+            bail!(
+                "allowed_outbound_hosts entry {entry:?} needs a scheme, like https://example.com"
+            );
         };
         if rest.contains('/') && rest.trim_end_matches('/').contains('/') {
             bail!("allowed_outbound_hosts entry {entry:?} must not have a path");
@@ -48,7 +50,9 @@ impl AllowedHost {
             },
             None => {
                 let Some(p) = default_port(scheme) else {
-                    bail!("allowed_outbound_hosts entry {entry:?} needs a port for scheme {scheme}");
+                    bail!(
+                        "allowed_outbound_hosts entry {entry:?} needs a port for scheme {scheme}"
+                    );
                 };
                 (rest, Ports::Range(p, p + 1))
             }
@@ -56,7 +60,11 @@ impl AllowedHost {
         if host.is_empty() {
             bail!("allowed_outbound_hosts entry {entry:?} has no host");
         }
-        Ok(Self { scheme: scheme.to_ascii_lowercase(), host: host.to_ascii_lowercase(), ports })
+        Ok(Self {
+            scheme: scheme.to_ascii_lowercase(),
+            host: host.to_ascii_lowercase(),
+            ports,
+        })
     }
 
     fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
@@ -99,7 +107,10 @@ mod tests {
 
     fn policy(entries: &[&str]) -> OutboundPolicy {
         OutboundPolicy::new(
-            entries.iter().map(|e| AllowedHost::parse(e).unwrap_or_else(|e| panic!("{e}"))).collect(),
+            entries
+                .iter()
+                .map(|e| AllowedHost::parse(e).unwrap_or_else(|e| panic!("{e}")))
+                .collect(),
         )
     }
 

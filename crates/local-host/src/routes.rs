@@ -61,7 +61,12 @@ impl Route {
         if !wildcard && segments.is_empty() {
             segments.push(Segment::Literal(String::new()));
         }
-        Ok(Self { raw: raw.to_string(), segments, wildcard, target })
+        Ok(Self {
+            raw: raw.to_string(),
+            segments,
+            wildcard,
+            target,
+        })
     }
 
     /// Ranks used to pick the most specific route; bigger is more specific.
@@ -105,11 +110,18 @@ impl Route {
             target: self.target,
             raw_route: self.raw.clone(),
             component_route: if self.wildcard {
-                self.raw.strip_suffix("/...").unwrap_or_default().to_string()
+                self.raw
+                    .strip_suffix("/...")
+                    .unwrap_or_default()
+                    .to_string()
             } else {
                 self.raw.clone()
             },
-            path_info: if self.wildcard { rest.to_string() } else { String::new() },
+            path_info: if self.wildcard {
+                rest.to_string()
+            } else {
+                String::new()
+            },
             params,
         })
     }
@@ -186,7 +198,9 @@ mod tests {
     #[test]
     fn wildcard_matches_its_own_prefix_but_not_a_longer_word() {
         let r = router(&["/v1/dashboard/..."]);
-        let m = r.route("/v1/dashboard").unwrap_or_else(|| panic!("no match"));
+        let m = r
+            .route("/v1/dashboard")
+            .unwrap_or_else(|| panic!("no match"));
         assert_eq!(m.path_info, "");
         assert_eq!(target(&r, "/v1/dashboards"), None);
     }
@@ -200,7 +214,9 @@ mod tests {
     #[test]
     fn headers_data_matches_spin_for_a_param_wildcard_route() {
         let r = router(&["/items/:item_id/..."]);
-        let m = r.route("/items/abc/rest/of/path").unwrap_or_else(|| panic!("no match"));
+        let m = r
+            .route("/items/abc/rest/of/path")
+            .unwrap_or_else(|| panic!("no match"));
         assert_eq!(m.component_route, "/items/:item_id");
         assert_eq!(m.raw_route, "/items/:item_id/...");
         assert_eq!(m.path_info, "/rest/of/path");

@@ -116,7 +116,10 @@ impl App {
                     db.kind
                 );
             }
-            let path = db.path.clone().unwrap_or_else(|| PathBuf::from(format!("{label}.db")));
+            let path = db
+                .path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("{label}.db")));
             db_paths.insert(label.clone(), config.state_dir.join(path));
         }
 
@@ -194,11 +197,22 @@ impl App {
                 .with_context(|| format!("linking component {id:?}: it imports something the local host does not provide"))?;
             let pre = ProxyPre::new(pre)
                 .map_err(|e| anyhow!("{e:?}"))
-                .with_context(|| format!("component {id:?} does not export wasi:http/incoming-handler"))?;
+                .with_context(|| {
+                    format!("component {id:?} does not export wasi:http/incoming-handler")
+                })?;
             eprintln!("cfe-host: component {id} ready in {:?}", started.elapsed());
-            components.push(LoadedComponent { pre, access: Arc::new(access) });
+            components.push(LoadedComponent {
+                pre,
+                access: Arc::new(access),
+            });
         }
-        Ok(Self { engine, router: Router::new(routes), components, kv, sqlite })
+        Ok(Self {
+            engine,
+            router: Router::new(routes),
+            components,
+            kv,
+            sqlite,
+        })
     }
 
     /// Serves requests until the listener fails.
@@ -259,8 +273,12 @@ impl App {
             .stdout(LogStream::new(&id))
             .stderr(LogStream::new(&id))
             .build();
-        let state =
-            HostState::new(wasi, component.access.clone(), self.kv.clone(), self.sqlite.clone());
+        let state = HostState::new(
+            wasi,
+            component.access.clone(),
+            self.kv.clone(),
+            self.sqlite.clone(),
+        );
         let mut store = Store::new(&self.engine, state);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store
@@ -276,7 +294,10 @@ impl App {
         let pre = component.pre.clone();
         let task = tokio::spawn(async move {
             let proxy = pre.instantiate_async(&mut store).await?;
-            proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
         });
         match receiver.await {
             Ok(Ok(resp)) => Ok(resp),
@@ -316,24 +337,39 @@ fn with_spin_headers(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost")
         .to_string();
-    let path_and_query = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
     let has_host = req.headers().contains_key(http::header::HOST);
     let mut add = |name: String, value: String| {
-        if let (Ok(name), Ok(value)) =
-            (http::HeaderName::try_from(name), HeaderValue::try_from(value))
-        {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::try_from(name),
+            HeaderValue::try_from(value),
+        ) {
             req.headers_mut().append(name, value);
         }
     };
-    add("spin-full-url".into(), format!("http://{host}{path_and_query}"));
+    add(
+        "spin-full-url".into(),
+        format!("http://{host}{path_and_query}"),
+    );
     add("spin-path-info".into(), matched.path_info.clone());
     add("spin-matched-route".into(), matched.raw_route.clone());
     add("spin-raw-component-route".into(), matched.raw_route.clone());
-    add("spin-component-route".into(), matched.component_route.clone());
+    add(
+        "spin-component-route".into(),
+        matched.component_route.clone(),
+    );
     add("spin-base-path".into(), "/".into());
     add("spin-client-addr".into(), client.to_string());
     for (name, value) in &matched.params {
-        add(format!("spin-path-match-{}", name.replace('_', "-")), value.clone());
+        add(
+            format!("spin-path-match-{}", name.replace('_', "-")),
+            value.clone(),
+        );
     }
     if !has_host {
         add("host".into(), host);
@@ -350,7 +386,9 @@ struct LogStream {
 
 impl LogStream {
     fn new(id: &str) -> Self {
-        Self { prefix: Arc::from(format!("[{id}] ")) }
+        Self {
+            prefix: Arc::from(format!("[{id}] ")),
+        }
     }
 }
 
@@ -362,7 +400,10 @@ impl IsTerminal for LogStream {
 
 impl StdoutStream for LogStream {
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(LineWriter { prefix: self.prefix.clone(), buf: Vec::new() })
+        Box::new(LineWriter {
+            prefix: self.prefix.clone(),
+            buf: Vec::new(),
+        })
     }
 }
 
@@ -395,7 +436,10 @@ impl tokio::io::AsyncWrite for LineWriter {
         Poll::Ready(Ok(data.len()))
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        _cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
         self.emit(false);
         Poll::Ready(Ok(()))
     }

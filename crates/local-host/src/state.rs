@@ -95,7 +95,9 @@ impl HostState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: OutboundHooks { access: access.clone() },
+            hooks: OutboundHooks {
+                access: access.clone(),
+            },
             access,
             kv,
             sqlite,
@@ -105,13 +107,20 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
     }
 }
 
@@ -195,7 +204,10 @@ impl sqlite::HostConnection for HostState {
         statement: String,
         parameters: Vec<sqlite::Value>,
     ) -> Result<sqlite::QueryResult, sqlite::Error> {
-        let conn = self.table.get(&conn).map_err(|_| sqlite::Error::InvalidConnection)?;
+        let conn = self
+            .table
+            .get(&conn)
+            .map_err(|_| sqlite::Error::InvalidConnection)?;
         storage::execute(&conn.conn, &statement, parameters)
     }
 

@@ -33,7 +33,9 @@ impl KeyValueBackend {
             [],
         )
         .context("creating the key-value table")?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     fn with<T>(
@@ -103,7 +105,9 @@ impl SqliteBackend {
         paths
             .entry("default".to_string())
             .or_insert_with(|| state_dir.join("sqlite_db.db"));
-        Self { paths: Arc::new(paths) }
+        Self {
+            paths: Arc::new(paths),
+        }
     }
 
     pub fn knows(&self, label: &str) -> bool {
@@ -153,7 +157,10 @@ pub fn execute(
     tokio::task::block_in_place(|| {
         let mut batch = rusqlite::Batch::new(conn, sql);
         let Some(mut stmt) = batch.next().map_err(io)? else {
-            return Ok(sqlite::QueryResult { columns: vec![], rows: vec![] });
+            return Ok(sqlite::QueryResult {
+                columns: vec![],
+                rows: vec![],
+            });
         };
         let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
         let params: Vec<SqlValue> = params.into_iter().map(to_sql).collect();

@@ -15,7 +15,10 @@ pub fn check_name(name: &str) -> Result<()> {
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     let starts = name.chars().next().is_some_and(|c| c.is_ascii_lowercase());
-    let ends = name.chars().last().is_some_and(|c| c.is_ascii_alphanumeric());
+    let ends = name
+        .chars()
+        .last()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
     if !(ok_chars && starts && ends && !name.contains("__")) {
         bail!(
             "invalid variable name {name:?}: must be lowercase letters, digits and '_', start with \
@@ -41,7 +44,11 @@ impl AppVariables {
         let mut values = HashMap::new();
         let mut missing = Vec::new();
         for (name, var) in &manifest.variables {
-            let from_cli = cli.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            let from_cli = cli
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone());
             let from_env = || env(&format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()));
             match from_cli.or_else(from_env).or_else(|| var.default.clone()) {
                 Some(value) => {
@@ -122,17 +129,24 @@ mod tests {
 
     #[test]
     fn cli_beats_env_beats_default() {
-        let m = manifest("a = { default = \"d\" }\nb = { default = \"d\" }\nc = { default = \"d\" }");
-        let env = |k: &str| (k == "SPIN_VARIABLE_A" || k == "SPIN_VARIABLE_B").then(|| "env".into());
+        let m =
+            manifest("a = { default = \"d\" }\nb = { default = \"d\" }\nc = { default = \"d\" }");
+        let env =
+            |k: &str| (k == "SPIN_VARIABLE_A" || k == "SPIN_VARIABLE_B").then(|| "env".into());
         let vars = AppVariables::resolve(&m, &[("a".into(), "cli".into())], &env)
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(vars.expand("{{a}}/{{ b }}/{{c}}").ok().as_deref(), Some("cli/env/d"));
+        assert_eq!(
+            vars.expand("{{a}}/{{ b }}/{{c}}").ok().as_deref(),
+            Some("cli/env/d")
+        );
     }
 
     #[test]
     fn a_required_variable_without_value_is_a_startup_error() {
         let m = manifest("token_secret = { required = true, secret = true }");
-        let err = AppVariables::resolve(&m, &[], &|_| None).err().map(|e| e.to_string());
+        let err = AppVariables::resolve(&m, &[], &|_| None)
+            .err()
+            .map(|e| e.to_string());
         assert!(err.unwrap_or_default().contains("token_secret"));
     }
 

@@ -37,7 +37,11 @@ pub enum ApiError {
     Unprocessable { code: &'static str, detail: String },
     /// 429: slow down; retry after the given number of seconds.
     #[error("{detail}")]
-    RateLimited { code: &'static str, detail: String, retry_after_secs: u64 },
+    RateLimited {
+        code: &'static str,
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// 500: anything unexpected. Only the generic text reaches the client.
     #[error("internal error")]
     Unexpected(#[from] anyhow::Error),
@@ -105,7 +109,10 @@ impl ApiError {
 
     /// A 404 for a path no route of this component serves.
     pub fn route_not_found(path: &str) -> Self {
-        Self::NotFound { code: "route_not_found", detail: format!("no route for {path}") }
+        Self::NotFound {
+            code: "route_not_found",
+            detail: format!("no route for {path}"),
+        }
     }
 
     /// The problem+json response. A 5xx logs its cause chain to stderr first.
@@ -132,7 +139,9 @@ impl ApiError {
             .header("content-type", "application/problem+json")
             .header("cache-control", "no-store");
         match &self {
-            Self::RateLimited { retry_after_secs, .. } => {
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => {
                 builder.header("retry-after", retry_after_secs.to_string());
             }
             Self::MethodNotAllowed { allowed } => {

@@ -37,7 +37,9 @@ fn current_version(conn: &Connection) -> Result<Option<u32>> {
                 .first()
                 .and_then(|row| row.get::<i64>(0))
                 .unwrap_or(0);
-            Ok(Some(u32::try_from(version).context("schema version out of range")?))
+            Ok(Some(
+                u32::try_from(version).context("schema version out of range")?,
+            ))
         }
         Err(spin_sdk::sqlite::Error::Io(msg)) if msg.contains("no such table") => Ok(None),
         Err(e) => Err(anyhow!("{e:?}")).context("reading the schema version"),
@@ -82,13 +84,20 @@ fn apply_pending(conn: &Connection) -> Result<u32> {
         }
         for statement in migration.statements() {
             execute(conn, statement, &[]).with_context(|| {
-                format!("applying migration {:04}_{}", migration.version(), migration.name())
+                format!(
+                    "applying migration {:04}_{}",
+                    migration.version(),
+                    migration.name()
+                )
             })?;
         }
         execute(
             conn,
             "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
-            &[Value::Integer(i64::from(migration.version())), Value::Text(migration.name().into())],
+            &[
+                Value::Integer(i64::from(migration.version())),
+                Value::Text(migration.name().into()),
+            ],
         )?;
         version = migration.version();
     }

@@ -16,7 +16,10 @@ impl Db {
             .map_err(|e| anyhow!("{e:?}"))
             .context("opening the default SQLite database")?;
         let schema_version = crate::migrate::ensure_schema(&conn)?;
-        Ok(Self { conn, schema_version })
+        Ok(Self {
+            conn,
+            schema_version,
+        })
     }
 
     /// The schema version this connection saw after migrating.
@@ -32,8 +35,10 @@ impl Db {
 
 /// Runs one statement on a raw connection, naming the statement in the error.
 pub fn execute(conn: &Connection, sql: &str, params: &[Value]) -> Result<QueryResult> {
-    conn.execute(sql, params).map_err(|e| anyhow!("{e:?}")).with_context(|| {
-        let head: String = sql.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
-        format!("executing `{head} …`")
-    })
+    conn.execute(sql, params)
+        .map_err(|e| anyhow!("{e:?}"))
+        .with_context(|| {
+            let head: String = sql.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
+            format!("executing `{head} …`")
+        })
 }

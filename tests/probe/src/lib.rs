@@ -6,12 +6,15 @@
 
 // `#[http_component]` expands to the component's exported ABI glue, which is `unsafe`.
 #![allow(unsafe_code)]
+// Indexing serde_json values yields Null instead of panicking; this is test-only code.
+#![allow(clippy::indexing_slicing)]
 
 use serde_json::{Value as Json, json};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{Connection, Value};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 fn json_response(status: u16, body: &Json) -> Response {
     Response::builder()
@@ -28,11 +31,17 @@ fn segments(path: &str) -> Vec<&str> {
 #[http_component]
 async fn handle_probe(req: Request) -> anyhow::Result<Response> {
     let path = req.path().to_string();
-    let segs = segments(&path);
+    let mut segs = segments(&path);
+    // `/locked/...` reaches the same code as component `probe-locked`, which declares nothing.
+    if segs.first() == Some(&"locked") {
+        segs.remove(0);
+    }
     match segs.as_slice() {
         ["probe", "empty"] => Ok(Response::new(200, ())),
         ["probe", "setup"] => Ok(setup_insert_table()),
         ["probe", "insert"] => Ok(insert_one()),
+        ["probe", "counter"] => Ok(count()),
+        #[allow(clippy::panic)] // the point of this route: Spin answers a trap with an empty 500
         ["probe", "panic"] => panic!("probe asked to panic"),
         ["probe", "error"] => Err(anyhow::anyhow!("probe error text")),
         ["kv", store, key] => Ok(key_value(&req, store, key)),
@@ -44,13 +53,25 @@ async fn handle_probe(req: Request) -> anyhow::Result<Response> {
     }
 }
 
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Counts calls in memory: with a fresh instance per request it always answers 1.
+fn count() -> Response {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst) + 1;
+    json_response(200, &json!({ "count": n }))
+}
+
 /// Echoes the method, path, query and every header, in order, as the component sees them.
 fn echo(req: &Request) -> Response {
     let headers: Vec<Json> = req
         .headers()
         .map(|(k, v)| json!([k, v.as_str().unwrap_or("<binary>")]))
         .collect();
-    let last = |name: &str| req.header(name).and_then(|v| v.as_str()).map(str::to_string);
+    let last = |name: &str| {
+        req.header(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
     json_response(
         200,
         &json!({
@@ -87,7 +108,10 @@ fn key_value(req: &Request, label: &str, key: &str) -> Response {
             None => json!({ "value": null }),
         }),
     };
-    json_response(200, &result.unwrap_or_else(|e| json!({ "error": format!("{e:?}") })))
+    json_response(
+        200,
+        &result.unwrap_or_else(|e| json!({ "error": format!("{e:?}") })),
+    )
 }
 
 fn kv_keys(label: &str) -> Response {
@@ -113,9 +137,13 @@ fn to_value(v: &Json) -> Value {
             None => Value::Real(n.as_f64().unwrap_or_default()),
         },
         Json::String(s) => Value::Text(s.clone()),
-        Json::Array(bytes) => {
-            Value::Blob(bytes.iter().filter_map(|b| b.as_u64()).map(|b| b as u8).collect())
-        }
+        Json::Array(bytes) => Value::Blob(
+            bytes
+                .iter()
+                .filter_map(|b| b.as_u64())
+                .map(|b| b as u8)
+                .collect(),
+        ),
         Json::Object(_) => Value::Null,
     }
 }
@@ -176,7 +204,10 @@ fn setup_insert_table() -> Response {
 /// Exactly one SQLite `INSERT`: the storage ceiling of a write path.
 fn insert_one() -> Response {
     let result = Connection::open_default().and_then(|c| {
-        c.execute("INSERT INTO probe_inserts (at) VALUES (datetime('now'))", &[])
+        c.execute(
+            "INSERT INTO probe_inserts (at) VALUES (datetime('now'))",
+            &[],
+        )
     });
     match result {
         Ok(_) => Response::new(201, ()),
@@ -201,7 +232,9 @@ async fn outbound(req: &Request) -> Response {
     json_response(
         200,
         &match result {
-            Ok(resp) => json!({ "status": resp.status(), "body": String::from_utf8_lossy(resp.body()) }),
+            Ok(resp) => {
+                json!({ "status": resp.status(), "body": String::from_utf8_lossy(resp.body()) })
+            }
             Err(e) => json!({ "error": format!("{e:?}") }),
         },
     )

@@ -1,0 +1,502 @@
+//! Host conformance: what a component can observe must match real Spin (SPIN-NOTES.md).
+//! Every test here runs the probe component and passes unchanged under `SPIN_BIN`.
+
+use api_tests::{AppSpec, TestApp, json_body, spawn_expecting_failure, spawn_spec};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+async fn probe() -> TestApp {
+    spawn_spec(AppSpec::probe()).await
+}
+
+async fn get_json(app: &TestApp, path: &str) -> Value {
+    let resp = app.client.get(app.url(path)).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "GET {path}");
+    json_body(resp).await
+}
+
+async fn sql(app: &TestApp, route: &str, statements: Value) -> Vec<Value> {
+    let resp = app
+        .client
+        .post(app.url(route))
+        .json(&json!({ "statements": statements }))
+        .send()
+        .await
+        .unwrap();
+    let body = json_body(resp).await;
+    match body.get("results") {
+        Some(results) => results.as_array().unwrap().clone(),
+        None => vec![body],
+    }
+}
+
+// ---- routes ----
+
+#[tokio::test]
+async fn exact_route_beats_wildcards_whatever_the_manifest_order() {
+    let app = probe().await;
+    let body = get_json(&app, "/precedence/exact").await;
+    assert_eq!(body["spin"]["matched_route"], "/precedence/exact");
+    assert_eq!(body["spin"]["path_info"], "");
+}
+
+#[tokio::test]
+async fn the_most_specific_wildcard_wins() {
+    let app = probe().await;
+    let deeper = get_json(&app, "/precedence/deeper/x/y").await;
+    assert_eq!(deeper["spin"]["matched_route"], "/precedence/deeper/...");
+    assert_eq!(deeper["spin"]["path_info"], "/x/y");
+    let shallow = get_json(&app, "/precedence/other").await;
+    assert_eq!(shallow["spin"]["matched_route"], "/precedence/...");
+    let root = get_json(&app, "/anything/else").await;
+    assert_eq!(root["spin"]["matched_route"], "/...");
+    assert_eq!(root["spin"]["component_route"], "");
+    assert_eq!(root["spin"]["path_info"], "/anything/else");
+}
+
+#[tokio::test]
+async fn a_wildcard_route_also_matches_its_own_prefix() {
+    let app = probe().await;
+    let body = get_json(&app, "/precedence").await;
+    assert_eq!(body["spin"]["matched_route"], "/precedence/...");
+    assert_eq!(body["spin"]["path_info"], "");
+}
+
+#[tokio::test]
+async fn a_parameter_segment_beats_a_trailing_wildcard() {
+    let app = probe().await;
+    let exact = get_json(&app, "/items/abc").await;
+    assert_eq!(exact["spin"]["matched_route"], "/items/:item_id");
+    assert_eq!(exact["spin"]["item_id"], "abc");
+    let wild = get_json(&app, "/items/abc/rest").await;
+    assert_eq!(wild["spin"]["matched_route"], "/items/:item_id/...");
+}
+
+#[tokio::test]
+async fn the_host_answers_its_own_readiness_probe() {
+    let app = probe().await;
+    let resp = app
+        .client
+        .get(app.url("/.well-known/spin/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+// ---- headers ----
+
+#[tokio::test]
+async fn spin_headers_match_what_spin_sends_for_a_parameter_route() {
+    let app = probe().await;
+    let resp = app
+        .client
+        .get(app.url("/items/abc/rest/of/path?q=2"))
+        .header("host", "example.test")
+        .send()
+        .await
+        .unwrap();
+    let body = json_body(resp).await;
+    let spin = &body["spin"];
+    assert_eq!(
+        spin["full_url"],
+        "http://example.test/items/abc/rest/of/path?q=2"
+    );
+    assert_eq!(spin["path_info"], "/rest/of/path");
+    assert_eq!(spin["matched_route"], "/items/:item_id/...");
+    assert_eq!(spin["raw_component_route"], "/items/:item_id/...");
+    assert_eq!(spin["component_route"], "/items/:item_id");
+    assert_eq!(spin["base_path"], "/");
+    assert_eq!(spin["item_id"], "abc");
+    assert_eq!(body["query"], "q=2");
+    let client = spin["client_addr"].as_str().unwrap();
+    assert!(client.starts_with("127.0.0.1:"), "client addr {client}");
+}
+
+#[tokio::test]
+async fn a_client_cannot_forge_the_headers_the_host_sets() {
+    let app = probe().await;
+    let resp = app
+        .client
+        .get(app.url("/items/abc"))
+        .header("spin-client-addr", "6.6.6.6:1")
+        .header("spin-path-match-item-id", "forged")
+        .send()
+        .await
+        .unwrap();
+    let body = json_body(resp).await;
+    assert!(
+        body["spin"]["client_addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    assert_eq!(body["spin"]["item_id"], "abc");
+}
+
+#[tokio::test]
+async fn an_exact_route_has_empty_path_info() {
+    let app = probe().await;
+    let body = get_json(&app, "/items/xyz").await;
+    assert_eq!(body["spin"]["path_info"], "");
+    assert_eq!(body["spin"]["component_route"], "/items/:item_id");
+}
+
+// ---- instances and traps ----
+
+#[tokio::test]
+async fn every_request_gets_a_fresh_instance() {
+    let app = probe().await;
+    for _ in 0..3 {
+        assert_eq!(get_json(&app, "/probe/counter").await["count"], 1);
+    }
+}
+
+#[tokio::test]
+async fn a_panic_is_a_500_with_an_empty_body() {
+    let app = probe().await;
+    let resp = app
+        .client
+        .get(app.url("/probe/panic"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 500);
+    assert_eq!(resp.text().await.unwrap(), "");
+}
+
+#[tokio::test]
+async fn a_handler_error_is_a_500_whose_body_is_the_error_text() {
+    let app = probe().await;
+    let resp = app
+        .client
+        .get(app.url("/probe/error"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 500);
+    assert!(resp.text().await.unwrap().contains("probe error text"));
+}
+
+#[tokio::test]
+async fn component_output_reaches_the_host_log_with_its_id() {
+    let app = probe().await;
+    let _ = app
+        .client
+        .get(app.url("/probe/error"))
+        .send()
+        .await
+        .unwrap();
+    if !app.host.is_real_spin() {
+        assert!(
+            app.stderr().contains("[probe] "),
+            "stderr: {}",
+            app.stderr()
+        );
+    }
+}
+
+// ---- key-value ----
+
+#[tokio::test]
+async fn key_value_round_trips_and_a_missing_key_is_none() {
+    let app = probe().await;
+    let put = app
+        .client
+        .put(app.url("/kv/default/greeting"))
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_body(put).await, json!({ "ok": true }));
+    assert_eq!(
+        get_json(&app, "/kv/default/greeting").await,
+        json!({ "value": "hi" })
+    );
+    assert_eq!(
+        get_json(&app, "/kv/default/absent").await,
+        json!({ "value": null })
+    );
+    let del = app
+        .client
+        .delete(app.url("/kv/default/greeting"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_body(del).await, json!({ "ok": true }));
+    assert_eq!(
+        get_json(&app, "/kv/default/greeting").await,
+        json!({ "value": null })
+    );
+}
+
+#[tokio::test]
+async fn get_keys_returns_every_key_of_the_store() {
+    let app = probe().await;
+    for key in ["b", "a"] {
+        app.client
+            .put(app.url(&format!("/kv/default/{key}")))
+            .body("v")
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        get_json(&app, "/kv-keys/default").await,
+        json!({ "keys": ["a", "b"] })
+    );
+}
+
+#[tokio::test]
+async fn an_undeclared_store_is_access_denied() {
+    let app = probe().await;
+    assert_eq!(
+        get_json(&app, "/kv/other/x").await,
+        json!({ "error": "Error::AccessDenied" })
+    );
+    assert_eq!(
+        get_json(&app, "/locked/kv/default/x").await,
+        json!({ "error": "Error::AccessDenied" }),
+        "a component that declares no store cannot open the default one"
+    );
+}
+
+// ---- SQLite ----
+
+#[tokio::test]
+async fn sqlite_values_map_like_spin() {
+    let app = probe().await;
+    let results = sql(
+        &app,
+        "/sqlite/default",
+        json!([{ "sql": "SELECT 1 AS i, 1.5 AS f, 'txt' AS t, x'0102' AS b, NULL AS n, ? AS p", "params": [42] }]),
+    )
+    .await;
+    assert_eq!(
+        results[0],
+        json!({
+            "columns": ["i", "f", "t", "b", "n", "p"],
+            "rows": [[{"Integer": 1}, {"Real": 1.5}, {"Text": "txt"}, {"Blob": [1, 2]}, "Null", {"Integer": 42}]],
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_multi_statement_string_runs_only_its_first_statement() {
+    let app = probe().await;
+    let results = sql(
+        &app,
+        "/sqlite/default",
+        json!([
+            { "sql": "CREATE TABLE a (x INTEGER); CREATE TABLE b (y INTEGER)" },
+            { "sql": "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('a', 'b') ORDER BY name" },
+        ]),
+    )
+    .await;
+    assert_eq!(results[1]["rows"], json!([[{"Text": "a"}]]));
+}
+
+#[tokio::test]
+async fn sqlite_errors_carry_sqlites_message() {
+    let app = probe().await;
+    let syntax = sql(
+        &app,
+        "/sqlite/default",
+        json!([{ "sql": "SELEC nonsense" }]),
+    )
+    .await;
+    assert_eq!(
+        syntax[0]["error"],
+        "Error::Io(\"near \\\"SELEC\\\": syntax error in SELEC nonsense at offset 0\")"
+    );
+    let unique = sql(
+        &app,
+        "/sqlite/default",
+        json!([
+            { "sql": "CREATE TABLE u (k TEXT PRIMARY KEY)" },
+            { "sql": "INSERT INTO u VALUES ('x')" },
+            { "sql": "INSERT INTO u VALUES ('x')" },
+        ]),
+    )
+    .await;
+    assert_eq!(
+        unique[2]["error"],
+        "Error::Io(\"UNIQUE constraint failed: u.k\")"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_pragmas_are_spins() {
+    let app = probe().await;
+    let results = sql(
+        &app,
+        "/sqlite/default",
+        json!([
+            { "sql": "PRAGMA journal_mode" },
+            { "sql": "PRAGMA busy_timeout" },
+            { "sql": "PRAGMA foreign_keys" },
+        ]),
+    )
+    .await;
+    assert_eq!(results[0]["rows"], json!([[{"Text": "delete"}]]));
+    assert_eq!(results[1]["rows"], json!([[{"Integer": 5000}]]));
+    assert_eq!(results[2]["rows"], json!([[{"Integer": 1}]]));
+}
+
+#[tokio::test]
+async fn a_transaction_commits_across_execute_calls_and_rolls_back_if_never_committed() {
+    let app = probe().await;
+    sql(
+        &app,
+        "/sqlite/default",
+        json!([{ "sql": "CREATE TABLE t (v INTEGER)" }]),
+    )
+    .await;
+    let committed = sql(
+        &app,
+        "/sqlite/default",
+        json!([
+            { "sql": "BEGIN IMMEDIATE" },
+            { "sql": "INSERT INTO t VALUES (1)" },
+            { "sql": "COMMIT" },
+        ]),
+    )
+    .await;
+    assert!(
+        committed.iter().all(|r| r.get("error").is_none()),
+        "{committed:?}"
+    );
+    sql(
+        &app,
+        "/sqlite/default",
+        json!([{ "sql": "BEGIN IMMEDIATE" }, { "sql": "INSERT INTO t VALUES (2)" }]),
+    )
+    .await;
+    let rows = sql(
+        &app,
+        "/sqlite/default",
+        json!([{ "sql": "SELECT v FROM t ORDER BY v" }]),
+    )
+    .await;
+    assert_eq!(rows[0]["rows"], json!([[{"Integer": 1}]]));
+}
+
+#[tokio::test]
+async fn an_undeclared_database_is_access_denied() {
+    let app = probe().await;
+    let other = sql(&app, "/sqlite/other", json!([])).await;
+    assert_eq!(other[0]["error"], "Error::AccessDenied");
+    let locked = sql(&app, "/locked/sqlite/default", json!([])).await;
+    assert_eq!(locked[0]["error"], "Error::AccessDenied");
+}
+
+// ---- variables ----
+
+#[tokio::test]
+async fn variables_resolve_from_defaults_templates_and_the_environment() {
+    let app =
+        spawn_spec(AppSpec::probe().with_env("SPIN_VARIABLE_PROBE_GREETING", "from-env")).await;
+    assert_eq!(
+        get_json(&app, "/vars/greeting").await,
+        json!({ "value": "from-env" })
+    );
+    assert_eq!(
+        get_json(&app, "/vars/composed").await,
+        json!({ "value": "prefix-from-env-suffix" })
+    );
+    assert_eq!(
+        get_json(&app, "/vars/required_one").await,
+        json!({ "value": "required-value" })
+    );
+    let default = probe().await;
+    assert_eq!(
+        get_json(&default, "/vars/greeting").await,
+        json!({ "value": "hello" })
+    );
+}
+
+#[tokio::test]
+async fn an_undeclared_variable_is_undefined_and_a_bad_name_is_invalid() {
+    let app = probe().await;
+    assert_eq!(
+        get_json(&app, "/vars/not_declared").await["error"],
+        "Error::Undefined(\"no variable for \\\"probe\\\".\\\"not_declared\\\"\")"
+    );
+    assert_eq!(
+        get_json(&app, "/locked/vars/greeting").await["error"],
+        "Error::Undefined(\"no variable for \\\"probe-locked\\\".\\\"greeting\\\"\")"
+    );
+    let bad = get_json(&app, "/vars/Bad-Name").await;
+    assert!(
+        bad["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Error::InvalidName("),
+        "{bad}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_required_variable_stops_the_app_at_start_up() {
+    let spec = AppSpec::probe().without_env("SPIN_VARIABLE_PROBE_REQUIRED");
+    let failure = tokio::task::spawn_blocking(move || spawn_expecting_failure(&spec))
+        .await
+        .unwrap();
+    assert!(failure.status.is_some_and(|s| !s.success()), "{failure:?}");
+    assert!(
+        failure.stderr.contains("probe_required"),
+        "stderr: {}",
+        failure.stderr
+    );
+}
+
+// ---- outbound HTTP ----
+
+#[tokio::test]
+async fn outbound_http_reaches_allowed_hosts_only() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/ping"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("pong"))
+        .mount(&upstream)
+        .await;
+    let app =
+        spawn_spec(AppSpec::probe().with_env("SPIN_VARIABLE_PROBE_UPSTREAM", &upstream.uri()))
+            .await;
+    let call = |url: String| {
+        let app = &app;
+        async move {
+            let resp = app
+                .client
+                .post(app.url("/outbound"))
+                .body(url)
+                .send()
+                .await
+                .unwrap();
+            json_body(resp).await
+        }
+    };
+    assert_eq!(
+        call(format!("{}/ping", upstream.uri())).await,
+        json!({ "status": 200, "body": "pong" })
+    );
+    let port = upstream.address().port();
+    let denied = call(format!("http://localhost:{port}/ping")).await;
+    assert!(
+        denied["error"]
+            .as_str()
+            .unwrap()
+            .contains("HttpRequestDenied"),
+        "{denied}"
+    );
+    let other_port = call(format!("http://127.0.0.1:{}/ping", port.wrapping_add(1))).await;
+    assert!(
+        other_port["error"]
+            .as_str()
+            .unwrap()
+            .contains("HttpRequestDenied"),
+        "{other_port}"
+    );
+    assert_eq!(upstream.received_requests().await.unwrap().len(), 1);
+}
