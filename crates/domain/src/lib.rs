@@ -4,3 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod schema;
+pub mod secret;
+pub mod signature;
+pub mod tenant;
+pub mod token;

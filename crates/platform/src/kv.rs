@@ -2,40 +2,60 @@
 //!
 //! Redis and other shared backends put every store label in one key space (SPIN-NOTES), so
 //! namespacing lives in the keys: global entries start with `g:`, a tenant's with `t:<id>:`.
-//! Handlers never build raw keys.
+//! Handlers never build raw keys: they get [`GlobalKv`] with typed [`GlobalKey`]s, or a
+//! [`crate::tenant::TenantKv`] from a verified tenant.
 
 use anyhow::{Result, anyhow};
+use domain::tenant::{TagPrefix, TenantId};
 use spin_sdk::key_value::Store;
 
-/// Global, non-tenant entries: prefix → tenant, Systeme.io tag ids, seen message ids, health.
+/// Opens the default store.
+pub(crate) fn open_store() -> Result<Store> {
+    Store::open_default().map_err(|e| anyhow!("opening the key-value store: {e:?}"))
+}
+
+/// The key of a tenant-owned entry. The only place a `t:` key is built.
+pub(crate) fn tenant_key(tenant: &TenantId, key: &str) -> String {
+    format!("t:{tenant}:{key}")
+}
+
+/// Global, non-tenant entries.
 pub struct GlobalKv {
     store: Store,
 }
 
-/// Kinds of global entries; each becomes its own key prefix.
-#[derive(Debug, Clone, Copy)]
-pub enum GlobalKey {
-    /// Written by nothing; read by the health check to prove the store answers.
+/// Kinds of global entries; each is its own key prefix.
+#[derive(Debug, Clone)]
+pub enum GlobalKey<'a> {
+    /// Read by the health check to prove the store answers; never written.
     HealthProbe,
+    /// Tag prefix → owning tenant id.
+    TenantByPrefix(&'a TagPrefix),
 }
 
-impl GlobalKey {
-    fn key(self) -> String {
+impl GlobalKey<'_> {
+    fn key(&self) -> String {
         match self {
             Self::HealthProbe => "g:health".to_string(),
+            Self::TenantByPrefix(prefix) => format!("g:prefix:{prefix}"),
         }
     }
 }
 
 impl GlobalKv {
     pub fn open() -> Result<Self> {
-        let store = Store::open_default().map_err(|e| anyhow!("opening key-value store: {e:?}"))?;
-        Ok(Self { store })
+        Ok(Self { store: open_store()? })
     }
 
-    pub fn get(&self, key: GlobalKey) -> Result<Option<Vec<u8>>> {
+    pub fn get(&self, key: &GlobalKey<'_>) -> Result<Option<Vec<u8>>> {
         self.store
             .get(&key.key())
             .map_err(|e| anyhow!("reading global key-value entry {key:?}: {e:?}"))
+    }
+
+    pub fn set(&self, key: &GlobalKey<'_>, value: &[u8]) -> Result<()> {
+        self.store
+            .set(&key.key(), value)
+            .map_err(|e| anyhow!("writing global key-value entry {key:?}: {e:?}"))
     }
 }

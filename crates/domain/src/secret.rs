@@ -1,0 +1,115 @@
+//! Secrets: wrapped so that `Debug` never prints them.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use thiserror::Error;
+
+/// A secret that can be misconfigured.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SecretError {
+    #[error("{name} must be at least {min} bytes long")]
+    TooShort { name: &'static str, min: usize },
+    #[error("{name} must be `whsec_` followed by base64")]
+    NotWhsec { name: &'static str },
+    #[error("{name} is empty")]
+    Empty { name: &'static str },
+}
+
+/// Secret bytes. Invariant: never printed, non-empty.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretBytes(Vec<u8>);
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretBytes(<redacted>)")
+    }
+}
+
+impl SecretBytes {
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// `token_secret`: the HMAC key of tenant tokens. Invariant: at least 32 bytes.
+#[derive(Clone, Debug)]
+pub struct TokenSecret(SecretBytes);
+
+impl TokenSecret {
+    pub const MIN_LEN: usize = 32;
+
+    pub fn parse(value: &str) -> Result<Self, SecretError> {
+        if value.len() < Self::MIN_LEN {
+            return Err(SecretError::TooShort { name: "token_secret", min: Self::MIN_LEN });
+        }
+        Ok(Self(SecretBytes(value.as_bytes().to_vec())))
+    }
+
+    pub fn key(&self) -> &[u8] {
+        self.0.expose()
+    }
+}
+
+/// `signup_secret`: a Standard Webhooks secret, `whsec_` + base64 of the key bytes.
+#[derive(Clone, Debug)]
+pub struct WebhookSecret(SecretBytes);
+
+impl WebhookSecret {
+    pub fn parse(value: &str) -> Result<Self, SecretError> {
+        let b64 = value
+            .strip_prefix("whsec_")
+            .ok_or(SecretError::NotWhsec { name: "signup_secret" })?;
+        let key = STANDARD
+            .decode(b64)
+            .map_err(|_| SecretError::NotWhsec { name: "signup_secret" })?;
+        if key.is_empty() {
+            return Err(SecretError::Empty { name: "signup_secret" });
+        }
+        Ok(Self(SecretBytes(key)))
+    }
+
+    pub fn key(&self) -> &[u8] {
+        self.0.expose()
+    }
+}
+
+/// `systeme_webhook_secret`: the secret of the Systeme.io webhook. Invariant: non-empty.
+#[derive(Clone, Debug)]
+pub struct SystemeSecret(SecretBytes);
+
+impl SystemeSecret {
+    pub fn parse(value: &str) -> Result<Self, SecretError> {
+        if value.is_empty() {
+            return Err(SecretError::Empty { name: "systeme_webhook_secret" });
+        }
+        Ok(Self(SecretBytes(value.as_bytes().to_vec())))
+    }
+
+    pub fn key(&self) -> &[u8] {
+        self.0.expose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_contains_the_secret() {
+        let secret = TokenSecret::parse("a-very-secret-value-of-32-bytes!!").unwrap();
+        assert!(!format!("{secret:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn token_secret_shorter_than_32_bytes_is_refused() {
+        assert!(TokenSecret::parse("short").is_err());
+    }
+
+    #[test]
+    fn signup_secret_must_be_whsec_base64() {
+        assert!(WebhookSecret::parse("whsec_aGVsbG8=").is_ok());
+        assert!(WebhookSecret::parse("aGVsbG8=").is_err());
+        assert!(WebhookSecret::parse("whsec_not base64!").is_err());
+        assert!(WebhookSecret::parse("whsec_").is_err());
+    }
+}

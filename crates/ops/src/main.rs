@@ -1,0 +1,102 @@
+//! `cfe-ops`: operator tooling. Mints tenant tokens from `token_secret` and signs signup
+//! webhooks with `signup_secret`, reading the secrets from the same `SPIN_VARIABLE_*`
+//! environment (or `.env`) the app uses.
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Parser, Subcommand, ValueEnum};
+use domain::secret::{TokenSecret, WebhookSecret};
+use domain::tenant::TenantId;
+use domain::token::{Claims, Scope};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Parser)]
+#[command(name = "cfe-ops", about = "ClientFlow Edge operator tooling")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScopeArg {
+    Capture,
+    Dashboard,
+    Admin,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a tenant token signed with token_secret (SPIN_VARIABLE_TOKEN_SECRET).
+    Token {
+        #[arg(long, value_enum)]
+        scope: ScopeArg,
+        /// Tenant id (not for admin tokens).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Lifetime in seconds (required for dashboard and admin; optional for capture).
+        #[arg(long)]
+        ttl: Option<i64>,
+        /// Capture-key generation (capture tokens).
+        #[arg(long, default_value_t = 1)]
+        generation: i64,
+    },
+    /// Sign a signup body with signup_secret (SPIN_VARIABLE_SIGNUP_SECRET) and print the
+    /// Standard Webhooks headers as curl `-H` arguments.
+    SignSignup {
+        /// The exact JSON body that will be sent.
+        body: String,
+        /// webhook-id (default: a new one from the clock).
+        #[arg(long)]
+        id: Option<String>,
+    },
+}
+
+fn now() -> Result<i64> {
+    Ok(i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())?)
+}
+
+/// A secret from the environment, else from `./.env` (the file `scripts/run` writes), so the
+/// CLI and the app share one source of secrets.
+fn env_secret(name: &str) -> Result<String> {
+    if let Ok(value) = std::env::var(name) {
+        return Ok(value);
+    }
+    let from_file = dotenvy::from_path_iter(".env")
+        .ok()
+        .and_then(|iter| iter.filter_map(Result::ok).find(|(k, _)| k == name).map(|(_, v)| v));
+    from_file.with_context(|| format!("{name} is not set (in the environment or .env)"))
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Token { scope, tenant, ttl, generation } => {
+            let secret = TokenSecret::parse(&env_secret("SPIN_VARIABLE_TOKEN_SECRET")?)?;
+            let scope = match scope {
+                ScopeArg::Capture => Scope::Capture,
+                ScopeArg::Dashboard => Scope::Dashboard,
+                ScopeArg::Admin => Scope::Admin,
+            };
+            let sub = match (scope, tenant) {
+                (Scope::Admin, _) => None,
+                (_, Some(t)) => Some(TenantId::parse(&t)?.to_string()),
+                (_, None) => return Err(anyhow!("--tenant is required for {} tokens", scope.as_str())),
+            };
+            let ttl = match (scope, ttl) {
+                (Scope::Capture, ttl) => ttl,
+                (_, Some(ttl)) => Some(ttl),
+                (_, None) => Some(3600),
+            };
+            let exp = ttl.map(|t| now().map(|n| n + t)).transpose()?;
+            let generation = (scope == Scope::Capture).then_some(generation);
+            println!("{}", domain::token::mint(&secret, &Claims { sub, scope, exp, generation }));
+        }
+        Command::SignSignup { body, id } => {
+            let secret = WebhookSecret::parse(&env_secret("SPIN_VARIABLE_SIGNUP_SECRET")?)?;
+            let ts = now()?;
+            let id = id.unwrap_or_else(|| format!("msg_{ts}"));
+            let sig = domain::signature::sign_standard(&secret, &id, ts, body.as_bytes());
+            println!("-H 'webhook-id: {id}' -H 'webhook-timestamp: {ts}' -H 'webhook-signature: {sig}'");
+        }
+    }
+    Ok(())
+}
+

@@ -1,0 +1,227 @@
+//! The tenant directory: creating tenants (from a verified signup) and the operator's view of
+//! all tenants (from a verified admin token). Neither is reachable from a tenant's context.
+
+use anyhow::{Context, Result, anyhow};
+use domain::tenant::{Limits, Plan, TagPrefix, TenantId, TenantStatus};
+use domain::token::{Claims, Scope, mint};
+use serde::Serialize;
+use spin_sdk::sqlite::{RowResult, Value};
+
+use crate::ApiError;
+use crate::auth::{AdminContext, VerifiedSignup};
+use crate::clock::{now_rfc3339, random};
+use crate::kv::{GlobalKey, GlobalKv, open_store};
+use crate::sql::Db;
+use crate::tenant::{Tenant, cache_tenant};
+
+/// A tenant row as the operator and the signup answer see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantView {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub tag_prefix: String,
+    pub plan: Plan,
+    pub limits: Limits,
+    pub status: TenantStatus,
+    pub usage: Usage,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(skip)]
+    capture_gen: i64,
+}
+
+/// Consumption against the plan's limits.
+#[derive(Debug, Clone, Serialize)]
+pub struct Usage {
+    pub leads: i64,
+    pub lead_limit: u64,
+}
+
+const COLUMNS: &str =
+    "id, name, email, tag_prefix, plan, status, capture_gen, lead_count, created_at, updated_at";
+
+impl TenantView {
+    fn from_row(row: &RowResult) -> Result<Self> {
+        let text = |i: usize| -> Result<String> {
+            row.get::<&str>(i).map(str::to_string).ok_or_else(|| anyhow!("tenants row: column {i}"))
+        };
+        let int = |i: usize| row.get::<i64>(i).ok_or_else(|| anyhow!("tenants row: column {i}"));
+        let plan = Plan::parse(&text(4)?)?;
+        Ok(Self {
+            id: TenantId::parse(&text(0)?)?.to_string(),
+            name: text(1)?,
+            email: text(2)?,
+            tag_prefix: TagPrefix::parse(&text(3)?)?.to_string(),
+            plan,
+            limits: plan.limits(),
+            status: TenantStatus::parse(&text(5)?)?,
+            capture_gen: int(6)?,
+            usage: Usage { leads: int(7)?, lead_limit: plan.limits().leads },
+            created_at: text(8)?,
+            updated_at: text(9)?,
+        })
+    }
+
+    fn tenant(&self) -> Result<Tenant> {
+        Ok(Tenant {
+            id: TenantId::parse(&self.id)?,
+            tag_prefix: TagPrefix::parse(&self.tag_prefix)?,
+            plan: self.plan,
+            status: self.status,
+            capture_gen: self.capture_gen,
+        })
+    }
+
+    /// The tenant's current capture token (publishable; no expiry; revoked by rotation).
+    pub fn capture_token(&self) -> Result<String, ApiError> {
+        let secret = crate::secrets::token_secret()?;
+        Ok(mint(
+            &secret,
+            &Claims {
+                sub: Some(self.id.clone()),
+                scope: Scope::Capture,
+                exp: None,
+                generation: Some(self.capture_gen),
+            },
+        ))
+    }
+}
+
+fn find(db: &Db, where_clause: &str, param: Value) -> Result<Option<TenantView>> {
+    let sql = format!("SELECT {COLUMNS} FROM tenants WHERE {where_clause}");
+    let result = db.execute(&sql, &[param])?;
+    result.rows.first().map(TenantView::from_row).transpose()
+}
+
+/// What signup did.
+pub enum SignupOutcome {
+    Created(TenantView),
+    /// The same `webhook-id` was seen before: this is the tenant it created.
+    Replayed(TenantView),
+}
+
+const MAX_PREFIX_ATTEMPTS: usize = 8;
+
+/// Creates the tenant for a verified signup, exactly once per `webhook-id`.
+pub fn sign_up(signup: &VerifiedSignup) -> Result<SignupOutcome, ApiError> {
+    let db = Db::open()?;
+    let by_webhook = "id = (SELECT tenant_id FROM signup_requests WHERE webhook_id = ?)";
+    let webhook = || Value::Text(signup.webhook_id.clone());
+    if let Some(existing) = find(&db, by_webhook, webhook())? {
+        return Ok(SignupOutcome::Replayed(existing));
+    }
+    // The write lock makes the checks below and the inserts one atomic step, so a racing
+    // replay or a racing duplicate email sees the first one's result.
+    db.execute("BEGIN IMMEDIATE", &[])?;
+    let outcome = create_locked(&db, signup);
+    match &outcome {
+        Ok(_) => db.execute("COMMIT", &[]).map(drop)?,
+        Err(_) => {
+            let _ = db.execute("ROLLBACK", &[]);
+        }
+    }
+    let outcome = outcome?;
+    if let SignupOutcome::Created(view) = &outcome {
+        // SQLite is the source of truth; these caches make the hot path one read.
+        let tenant = view.tenant()?;
+        cache_tenant(&open_store()?, &tenant)?;
+        GlobalKv::open()?.set(&GlobalKey::TenantByPrefix(&tenant.tag_prefix), tenant.id.as_ref().as_bytes())?;
+    }
+    Ok(outcome)
+}
+
+fn create_locked(db: &Db, signup: &VerifiedSignup) -> Result<SignupOutcome, ApiError> {
+    let by_webhook = "id = (SELECT tenant_id FROM signup_requests WHERE webhook_id = ?)";
+    if let Some(existing) = find(db, by_webhook, Value::Text(signup.webhook_id.clone()))? {
+        return Ok(SignupOutcome::Replayed(existing));
+    }
+    let email = signup.signup.email.to_string();
+    if find(db, "email = ?", Value::Text(email.clone()))?.is_some() {
+        return Err(ApiError::Conflict { code: "email_taken", detail: "a tenant with this email already exists".into() });
+    }
+    let prefix = unused_prefix(db)?;
+    let id = TenantId::from_random(random()?);
+    let now = now_rfc3339()?;
+    db.execute(
+        "INSERT INTO tenants (id, name, email, tag_prefix, plan, status, capture_gen, lead_count, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, 'active', 1, 0, ?, ?)",
+        &[
+            Value::Text(id.to_string()),
+            Value::Text(signup.signup.name.clone()),
+            Value::Text(email),
+            Value::Text(prefix.to_string()),
+            Value::Text(signup.signup.plan.as_str().into()),
+            Value::Text(now.clone()),
+            Value::Text(now.clone()),
+        ],
+    )
+    .context("inserting the tenant")?;
+    db.execute(
+        "INSERT INTO signup_requests (webhook_id, tenant_id, created_at) VALUES (?, ?, ?)",
+        &[Value::Text(signup.webhook_id.clone()), Value::Text(id.to_string()), Value::Text(now)],
+    )
+    .context("recording the signup webhook")?;
+    let view = find(db, "id = ?", Value::Text(id.to_string()))?
+        .ok_or_else(|| anyhow!("the tenant just inserted is missing"))?;
+    Ok(SignupOutcome::Created(view))
+}
+
+/// A random prefix no tenant has. Runs under the write lock, so the check cannot race; the
+/// unique index is the backstop.
+fn unused_prefix(db: &Db) -> Result<TagPrefix> {
+    for _ in 0..MAX_PREFIX_ATTEMPTS {
+        let prefix = TagPrefix::from_random(random()?);
+        let taken = db.execute("SELECT 1 FROM tenants WHERE tag_prefix = ?", &[Value::Text(prefix.to_string())])?;
+        if taken.rows.is_empty() {
+            return Ok(prefix);
+        }
+    }
+    Err(anyhow!("no unused tag prefix after {MAX_PREFIX_ATTEMPTS} attempts"))
+}
+
+/// The operator's view of all tenants. Built only from a verified admin token.
+pub struct AdminDirectory {
+    db: Db,
+}
+
+/// A change to a tenant's plan and/or status.
+#[derive(Debug, Default)]
+pub struct TenantPatch {
+    pub plan: Option<Plan>,
+    pub status: Option<TenantStatus>,
+}
+
+impl AdminDirectory {
+    pub fn open(_admin: &AdminContext) -> Result<Self, ApiError> {
+        Ok(Self { db: Db::open()? })
+    }
+
+    /// Tenants ordered by id, after the keyset cursor `after`, at most `limit`.
+    pub fn list(&self, after: Option<&TenantId>, limit: u32) -> Result<Vec<TenantView>, ApiError> {
+        let sql = format!("SELECT {COLUMNS} FROM tenants WHERE id > ? ORDER BY id LIMIT ?");
+        let after = after.map(ToString::to_string).unwrap_or_default();
+        let result = self.db.execute(&sql, &[Value::Text(after), Value::Integer(i64::from(limit))])?;
+        Ok(result.rows.iter().map(TenantView::from_row).collect::<Result<Vec<_>>>()?)
+    }
+
+    /// Applies `patch`; `None` if no such tenant. The gate's cache is updated before returning,
+    /// so a suspension takes effect on the next request.
+    pub fn update(&self, id: &TenantId, patch: &TenantPatch) -> Result<Option<TenantView>, ApiError> {
+        let now = now_rfc3339()?;
+        self.db.execute(
+            "UPDATE tenants SET plan = COALESCE(?, plan), status = COALESCE(?, status), updated_at = ? WHERE id = ?",
+            &[
+                patch.plan.map_or(Value::Null, |p| Value::Text(p.as_str().into())),
+                patch.status.map_or(Value::Null, |s| Value::Text(s.as_str().into())),
+                Value::Text(now),
+                Value::Text(id.to_string()),
+            ],
+        )?;
+        let Some(view) = find(&self.db, "id = ?", Value::Text(id.to_string()))? else {
+            return Ok(None);
+        };
+        cache_tenant(&open_store()?, &view.tenant()?)?;
+        Ok(Some(view))
+    }
+}

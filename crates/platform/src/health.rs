@@ -1,0 +1,15 @@
+//! The health check: SQLite migrated and answering, key-value answering.
+
+use anyhow::{Context, Result};
+
+use crate::kv::{GlobalKey, GlobalKv};
+use crate::sql::Db;
+
+/// Checks both stores and returns the schema version.
+pub fn check() -> Result<u32> {
+    let db = Db::open().context("health: database")?;
+    GlobalKv::open()
+        .and_then(|kv| kv.get(&GlobalKey::HealthProbe))
+        .context("health: key-value store")?;
+    Ok(db.schema_version())
+}

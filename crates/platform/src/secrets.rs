@@ -1,0 +1,29 @@
+//! Reads the app's secrets from Spin variables. A missing or malformed secret is a clear
+//! first-request error: the log names the variable, the client gets a generic 500.
+
+use anyhow::{Context, anyhow};
+use domain::secret::{SystemeSecret, TokenSecret, WebhookSecret};
+
+use crate::ApiError;
+
+fn variable(name: &str) -> Result<String, ApiError> {
+    spin_sdk::variables::get(name)
+        .map_err(|e| anyhow!("{e:?}"))
+        .with_context(|| format!("reading Spin variable `{name}` (declare it for this component and set SPIN_VARIABLE_{})", name.to_uppercase()))
+        .map_err(ApiError::from)
+}
+
+pub fn token_secret() -> Result<TokenSecret, ApiError> {
+    let value = variable("token_secret")?;
+    Ok(TokenSecret::parse(&value).context("variable token_secret")?)
+}
+
+pub fn signup_secret() -> Result<WebhookSecret, ApiError> {
+    let value = variable("signup_secret")?;
+    Ok(WebhookSecret::parse(&value).context("variable signup_secret")?)
+}
+
+pub fn systeme_webhook_secret() -> Result<SystemeSecret, ApiError> {
+    let value = variable("systeme_webhook_secret")?;
+    Ok(SystemeSecret::parse(&value).context("variable systeme_webhook_secret")?)
+}

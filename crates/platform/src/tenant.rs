@@ -1,0 +1,197 @@
+//! Verified tenants and the storage types scoped to them.
+//!
+//! A [`Tenant`] exists only once a token or signature has been verified (see [`crate::auth`]).
+//! [`TenantDb`] and [`TenantKv`] are built only from a [`crate::auth::TenantContext`], and they
+//! add the tenant themselves: every SQL statement a handler can run binds `?1` to the tenant id,
+//! and [`TenantSql`] refuses, at compile time, SQL that does not filter on `tenant_id = ?1`.
+//! This module is the one place that isolation is enforced.
+
+use anyhow::{Context, Result, anyhow};
+use domain::tenant::{Plan, TagPrefix, TenantId, TenantStatus};
+use serde::{Deserialize, Serialize};
+use spin_sdk::key_value::Store;
+use spin_sdk::sqlite::{QueryResult, Value};
+
+use crate::kv::{open_store, tenant_key};
+use crate::sql::Db;
+
+/// A tenant as the gate sees it. Invariant: read back from storage and parsed again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub tag_prefix: TagPrefix,
+    pub plan: Plan,
+    pub status: TenantStatus,
+    pub capture_gen: i64,
+}
+
+/// The key-value cache form of [`Tenant`], under `t:<id>:record`.
+#[derive(Serialize, Deserialize)]
+struct CachedTenant {
+    id: String,
+    tag_prefix: String,
+    plan: Plan,
+    status: TenantStatus,
+    capture_gen: i64,
+}
+
+impl Tenant {
+    fn from_cache(bytes: &[u8]) -> Result<Self> {
+        let c: CachedTenant = serde_json::from_slice(bytes).context("parsing cached tenant")?;
+        Ok(Self {
+            id: TenantId::parse(&c.id)?,
+            tag_prefix: TagPrefix::parse(&c.tag_prefix)?,
+            plan: c.plan,
+            status: c.status,
+            capture_gen: c.capture_gen,
+        })
+    }
+
+    fn to_cache(&self) -> Result<Vec<u8>> {
+        Ok(serde_json::to_vec(&CachedTenant {
+            id: self.id.to_string(),
+            tag_prefix: self.tag_prefix.to_string(),
+            plan: self.plan,
+            status: self.status,
+            capture_gen: self.capture_gen,
+        })?)
+    }
+}
+
+const RECORD: &str = "record";
+
+/// Loads a tenant: one key-value read on the hot path; on a miss, the database is the source
+/// of truth and the cache is filled again.
+pub(crate) fn load_tenant(id: &TenantId) -> Result<Option<Tenant>> {
+    let store = open_store()?;
+    let key = tenant_key(id, RECORD);
+    if let Some(bytes) = store.get(&key).map_err(|e| anyhow!("reading {key}: {e:?}"))? {
+        return Tenant::from_cache(&bytes).map(Some);
+    }
+    let db = Db::open()?;
+    let result = db.execute(
+        "SELECT id, tag_prefix, plan, status, capture_gen FROM tenants WHERE id = ?",
+        &[Value::Text(id.to_string())],
+    )?;
+    let Some(row) = result.rows.first() else { return Ok(None) };
+    let text = |i: usize| row.get::<&str>(i).ok_or_else(|| anyhow!("tenants row: column {i}"));
+    let tenant = Tenant {
+        id: TenantId::parse(text(0)?)?,
+        tag_prefix: TagPrefix::parse(text(1)?)?,
+        plan: Plan::parse(text(2)?)?,
+        status: TenantStatus::parse(text(3)?)?,
+        capture_gen: row.get::<i64>(4).ok_or_else(|| anyhow!("tenants row: capture_gen"))?,
+    };
+    cache_tenant(&store, &tenant)?;
+    Ok(Some(tenant))
+}
+
+/// Writes a tenant's cache entry; called after every committed change to a tenant.
+pub(crate) fn cache_tenant(store: &Store, tenant: &Tenant) -> Result<()> {
+    let key = tenant_key(&tenant.id, RECORD);
+    store
+        .set(&key, &tenant.to_cache()?)
+        .map_err(|e| anyhow!("writing {key}: {e:?}"))
+}
+
+/// SQL a tenant may run. Invariant (checked at compile time by [`tenant_sql!`]): it filters on
+/// `tenant_id = ?1`, which [`TenantDb`] always binds to the verified tenant.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantSql(&'static str);
+
+impl TenantSql {
+    /// Use through [`tenant_sql!`], which evaluates this in a `const` block so a statement
+    /// without the tenant filter does not compile.
+    pub const fn new(sql: &'static str) -> Self {
+        assert!(contains(sql.as_bytes(), b"tenant_id = ?1"), "tenant SQL must filter on `tenant_id = ?1`");
+        Self(sql)
+    }
+}
+
+const fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    let mut i = 0;
+    while i + needle.len() <= haystack.len() {
+        let mut j = 0;
+        while j < needle.len() && haystack[i + j] == needle[j] {
+            j += 1;
+        }
+        if j == needle.len() {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Tenant-scoped SQL, checked at compile time: `tenant_sql!("SELECT … WHERE tenant_id = ?1")`.
+#[macro_export]
+macro_rules! tenant_sql {
+    ($sql:literal) => {
+        const { $crate::tenant::TenantSql::new($sql) }
+    };
+}
+
+/// The database, as one tenant sees it.
+pub struct TenantDb {
+    db: Db,
+    tenant: TenantId,
+}
+
+impl TenantDb {
+    pub(crate) fn new(tenant: TenantId) -> Result<Self> {
+        Ok(Self { db: Db::open()?, tenant })
+    }
+
+    /// Runs `sql` with `?1` bound to this tenant and `params` as `?2`, `?3`, …
+    pub fn execute(&self, sql: TenantSql, params: &[Value]) -> Result<QueryResult> {
+        let mut all = Vec::with_capacity(params.len() + 1);
+        all.push(Value::Text(self.tenant.to_string()));
+        all.extend_from_slice(params);
+        self.db.execute(sql.0, &all)
+    }
+}
+
+/// The key-value store, as one tenant sees it: every key is under `t:<tenant>:`.
+pub struct TenantKv {
+    store: Store,
+    tenant: TenantId,
+}
+
+impl TenantKv {
+    pub(crate) fn new(tenant: TenantId) -> Result<Self> {
+        Ok(Self { store: open_store()?, tenant })
+    }
+
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let key = tenant_key(&self.tenant, key);
+        self.store.get(&key).map_err(|e| anyhow!("reading {key}: {e:?}"))
+    }
+
+    pub fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+        let key = tenant_key(&self.tenant, key);
+        self.store.set(&key, value).map_err(|e| anyhow!("writing {key}: {e:?}"))
+    }
+
+    pub fn delete(&self, key: &str) -> Result<()> {
+        let key = tenant_key(&self.tenant, key);
+        self.store.delete(&key).map_err(|e| anyhow!("deleting {key}: {e:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_sql_accepts_statements_that_filter_on_the_tenant() {
+        let sql = tenant_sql!("SELECT id FROM leads WHERE tenant_id = ?1 AND id = ?2");
+        assert!(sql.0.starts_with("SELECT"));
+    }
+
+    #[test]
+    fn the_tenant_filter_check_finds_the_needle_anywhere() {
+        assert!(contains(b"x tenant_id = ?1", b"tenant_id = ?1"));
+        assert!(!contains(b"SELECT * FROM leads", b"tenant_id = ?1"));
+        assert!(!contains(b"tenant_id = ?2", b"tenant_id = ?1"));
+    }
+}
