@@ -11,3 +11,5 @@
 
 mod conformance;
 mod health;
+mod isolation;
+mod tenants;

@@ -365,3 +365,118 @@ pub async fn assert_problem(resp: reqwest::Response, status: u16, code: &str) ->
     }
     body
 }
+
+// ---- tenants and tokens ----
+
+/// Unix time now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn token_secret() -> domain::secret::TokenSecret {
+    domain::secret::TokenSecret::parse(TOKEN_SECRET).unwrap()
+}
+
+/// Mints a token with the test `token_secret`.
+pub fn mint(claims: &domain::token::Claims) -> String {
+    domain::token::mint(&token_secret(), claims)
+}
+
+/// A valid admin token, good for ten minutes.
+pub fn admin_token() -> String {
+    mint(&domain::token::Claims {
+        sub: None,
+        scope: domain::token::Scope::Admin,
+        exp: Some(now() + 600),
+        generation: None,
+    })
+}
+
+/// A valid dashboard token for `tenant`, good for ten minutes.
+pub fn dashboard_token(tenant: &str) -> String {
+    mint(&domain::token::Claims {
+        sub: Some(tenant.into()),
+        scope: domain::token::Scope::Dashboard,
+        exp: Some(now() + 600),
+        generation: None,
+    })
+}
+
+/// Standard Webhooks headers for a signup body, signed with the test `signup_secret`.
+pub fn signup_headers(webhook_id: &str, timestamp: i64, body: &str) -> Vec<(&'static str, String)> {
+    let secret = domain::secret::WebhookSecret::parse(SIGNUP_SECRET).unwrap();
+    vec![
+        ("webhook-id", webhook_id.to_string()),
+        ("webhook-timestamp", timestamp.to_string()),
+        (
+            "webhook-signature",
+            domain::signature::sign_standard(&secret, webhook_id, timestamp, body.as_bytes()),
+        ),
+    ]
+}
+
+/// A tenant created through `POST /v1/tenants`.
+#[derive(Debug, Clone)]
+pub struct TestTenant {
+    pub id: String,
+    pub tag_prefix: String,
+    pub capture_token: String,
+    pub body: serde_json::Value,
+}
+
+impl TestTenant {
+    pub fn dashboard_token(&self) -> String {
+        dashboard_token(&self.id)
+    }
+}
+
+impl TestApp {
+    /// Sends a signed signup.
+    pub async fn post_signup(&self, webhook_id: &str, body: &str) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url("/v1/tenants"))
+            .body(body.to_string());
+        for (k, v) in signup_headers(webhook_id, now(), body) {
+            req = req.header(k, v);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Creates a tenant and returns its id, prefix and capture token.
+    pub async fn create_tenant(&self, name: &str) -> TestTenant {
+        let email = format!("{}@ib.example.com", name.to_lowercase().replace(' ', "-"));
+        let body = serde_json::json!({ "name": name, "email": email }).to_string();
+        let resp = self.post_signup(&format!("msg_{name}"), &body).await;
+        assert_eq!(resp.status(), 201, "creating tenant {name}");
+        let body = json_body(resp).await;
+        TestTenant {
+            id: body["id"].as_str().unwrap().to_string(),
+            tag_prefix: body["tag_prefix"].as_str().unwrap().to_string(),
+            capture_token: body["capture_token"].as_str().unwrap().to_string(),
+            body,
+        }
+    }
+
+    /// The operator's view of one tenant (admin list).
+    pub async fn admin_view(&self, tenant_id: &str) -> Option<serde_json::Value> {
+        let resp = self
+            .client
+            .get(self.url("/v1/admin/tenants?limit=500"))
+            .bearer_auth(admin_token())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = json_body(resp).await;
+        body["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == tenant_id)
+            .cloned()
+    }
+}

@@ -12,5 +12,11 @@ struct Health {
 
 pub fn get_health() -> Result<Response, ApiError> {
     let schema_version = platform::health::check()?;
-    platform::response::json(200, &Health { status: "ok", schema_version })
+    platform::response::json(
+        200,
+        &Health {
+            status: "ok",
+            schema_version,
+        },
+    )
 }

@@ -21,14 +21,18 @@ fn handle_tenant_signup(req: Request) -> Response {
 
 fn route(req: &Request) -> Result<Response, ApiError> {
     let path = req.path();
-    let id = path.strip_prefix("/v1/admin/tenants/").filter(|id| !id.is_empty() && !id.contains('/'));
+    let id = path
+        .strip_prefix("/v1/admin/tenants/")
+        .filter(|id| !id.is_empty() && !id.contains('/'));
     match (req.method(), path, id) {
         (Method::Post, "/v1/tenants", _) => sign_up_tenant::sign_up_tenant(req),
         (_, "/v1/tenants", _) => Err(ApiError::MethodNotAllowed { allowed: &["POST"] }),
         (Method::Get, "/v1/admin/tenants", _) => list_tenants::list_tenants(req),
         (_, "/v1/admin/tenants", _) => Err(ApiError::MethodNotAllowed { allowed: &["GET"] }),
         (Method::Patch, _, Some(id)) => update_tenant::update_tenant(req, id),
-        (_, _, Some(_)) => Err(ApiError::MethodNotAllowed { allowed: &["PATCH"] }),
+        (_, _, Some(_)) => Err(ApiError::MethodNotAllowed {
+            allowed: &["PATCH"],
+        }),
         _ => Err(ApiError::route_not_found(path)),
     }
 }

@@ -19,7 +19,10 @@ struct Page {
 }
 
 fn invalid(detail: &str) -> ApiError {
-    ApiError::BadRequest { code: "invalid_query", detail: detail.to_string() }
+    ApiError::BadRequest {
+        code: "invalid_query",
+        detail: detail.to_string(),
+    }
 }
 
 pub fn list_tenants(req: &Request) -> Result<Response, ApiError> {
@@ -36,7 +39,10 @@ pub fn list_tenants(req: &Request) -> Result<Response, ApiError> {
                     .ok_or_else(|| invalid("limit must be an integer from 1 to 500"))?;
             }
             "cursor" => {
-                cursor = Some(TenantId::parse(&value).map_err(|_| invalid("cursor is not one this API returned"))?);
+                cursor = Some(
+                    TenantId::parse(&value)
+                        .map_err(|_| invalid("cursor is not one this API returned"))?,
+                );
             }
             _ => {}
         }
@@ -46,7 +52,13 @@ pub fn list_tenants(req: &Request) -> Result<Response, ApiError> {
     let next_cursor = (tenants.len() == limit as usize)
         .then(|| tenants.last().map(|t| t.id.clone()))
         .flatten();
-    platform::response::json(200, &Page { tenants, next_cursor })
+    platform::response::json(
+        200,
+        &Page {
+            tenants,
+            next_cursor,
+        },
+    )
 }
 
 fn url_pairs(query: &str) -> Vec<(String, String)> {

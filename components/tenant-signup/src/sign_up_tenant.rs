@@ -20,5 +20,11 @@ pub fn sign_up_tenant(req: &Request) -> Result<Response, ApiError> {
         SignupOutcome::Created(tenant) | SignupOutcome::Replayed(tenant) => tenant,
     };
     let capture_token = tenant.capture_token()?;
-    platform::response::json(201, &Created { tenant: &tenant, capture_token })
+    platform::response::json(
+        201,
+        &Created {
+            tenant: &tenant,
+            capture_token,
+        },
+    )
 }

@@ -103,8 +103,10 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
                 continue;
             }
             b';' => {
-                if has_code && let Some(stmt) = sql.get(start..i) {
-                    out.push(stmt.trim());
+                if has_code
+                    && let Some(stmt) = sql.get(start..i).map(str::trim).filter(|s| !s.is_empty())
+                {
+                    out.push(stmt);
                 }
                 start = i + 1;
                 has_code = false;
@@ -114,8 +116,8 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
         }
         i += 1;
     }
-    if has_code && let Some(stmt) = sql.get(start..) {
-        out.push(stmt.trim());
+    if has_code && let Some(stmt) = sql.get(start..).map(str::trim).filter(|s| !s.is_empty()) {
+        out.push(stmt);
     }
     out
 }

@@ -40,7 +40,10 @@ impl TokenSecret {
 
     pub fn parse(value: &str) -> Result<Self, SecretError> {
         if value.len() < Self::MIN_LEN {
-            return Err(SecretError::TooShort { name: "token_secret", min: Self::MIN_LEN });
+            return Err(SecretError::TooShort {
+                name: "token_secret",
+                min: Self::MIN_LEN,
+            });
         }
         Ok(Self(SecretBytes(value.as_bytes().to_vec())))
     }
@@ -56,14 +59,16 @@ pub struct WebhookSecret(SecretBytes);
 
 impl WebhookSecret {
     pub fn parse(value: &str) -> Result<Self, SecretError> {
-        let b64 = value
-            .strip_prefix("whsec_")
-            .ok_or(SecretError::NotWhsec { name: "signup_secret" })?;
-        let key = STANDARD
-            .decode(b64)
-            .map_err(|_| SecretError::NotWhsec { name: "signup_secret" })?;
+        let b64 = value.strip_prefix("whsec_").ok_or(SecretError::NotWhsec {
+            name: "signup_secret",
+        })?;
+        let key = STANDARD.decode(b64).map_err(|_| SecretError::NotWhsec {
+            name: "signup_secret",
+        })?;
         if key.is_empty() {
-            return Err(SecretError::Empty { name: "signup_secret" });
+            return Err(SecretError::Empty {
+                name: "signup_secret",
+            });
         }
         Ok(Self(SecretBytes(key)))
     }
@@ -80,7 +85,9 @@ pub struct SystemeSecret(SecretBytes);
 impl SystemeSecret {
     pub fn parse(value: &str) -> Result<Self, SecretError> {
         if value.is_empty() {
-            return Err(SecretError::Empty { name: "systeme_webhook_secret" });
+            return Err(SecretError::Empty {
+                name: "systeme_webhook_secret",
+            });
         }
         Ok(Self(SecretBytes(value.as_bytes().to_vec())))
     }

@@ -76,7 +76,10 @@ pub fn verify_standard(
     if id.is_empty() || signatures.trim().is_empty() {
         return Err(SignatureError::Missing);
     }
-    let ts: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
+    let ts: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::BadTimestamp)?;
     if (now - ts).abs() > TOLERANCE_SECS {
         return Err(SignatureError::Stale);
     }
@@ -86,7 +89,11 @@ pub fn verify_standard(
         .filter_map(|entry| entry.strip_prefix("v1,"))
         .filter_map(|b64| STANDARD.decode(b64).ok())
         .any(|sig| expected.clone().verify_slice(&sig).is_ok());
-    if matched { Ok(()) } else { Err(SignatureError::Mismatch) }
+    if matched {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
 }
 
 /// The `x-webhook-signature` Systeme.io sends: lowercase hex HMAC-SHA256 of the raw body.
@@ -102,11 +109,15 @@ pub fn verify_systeme(
     signature: Option<&str>,
     body: &[u8],
 ) -> Result<(), SignatureError> {
-    let signature = signature.map(str::trim).filter(|s| !s.is_empty()).ok_or(SignatureError::Missing)?;
+    let signature = signature
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or(SignatureError::Missing)?;
     let bytes = hex::decode(signature).map_err(|_| SignatureError::Mismatch)?;
     let mut mac = hmac(secret.key());
     mac.update(body);
-    mac.verify_slice(&bytes).map_err(|_| SignatureError::Mismatch)
+    mac.verify_slice(&bytes)
+        .map_err(|_| SignatureError::Mismatch)
 }
 
 #[cfg(test)]
@@ -131,41 +142,99 @@ mod tests {
     #[test]
     fn a_signed_webhook_verifies() {
         let sig = sign_standard(&secret(), "msg_1", NOW, b"{}");
-        assert_eq!(verify_standard(&secret(), Some("msg_1"), Some(&NOW.to_string()), Some(&sig), b"{}", NOW), Ok(()));
+        assert_eq!(
+            verify_standard(
+                &secret(),
+                Some("msg_1"),
+                Some(&NOW.to_string()),
+                Some(&sig),
+                b"{}",
+                NOW
+            ),
+            Ok(())
+        );
     }
 
     #[test]
     fn any_of_several_signatures_may_match() {
         let sig = sign_standard(&secret(), "msg_1", NOW, b"{}");
         let header = format!("v1,AAAA v2,zzz {sig}");
-        assert_eq!(verify_standard(&secret(), Some("msg_1"), Some(&NOW.to_string()), Some(&header), b"{}", NOW), Ok(()));
+        assert_eq!(
+            verify_standard(
+                &secret(),
+                Some("msg_1"),
+                Some(&NOW.to_string()),
+                Some(&header),
+                b"{}",
+                NOW
+            ),
+            Ok(())
+        );
     }
 
     #[test]
     fn missing_headers_are_missing() {
-        assert_eq!(verify_standard(&secret(), None, Some("1"), Some("v1,x"), b"", NOW), Err(SignatureError::Missing));
-        assert_eq!(verify_standard(&secret(), Some("m"), None, Some("v1,x"), b"", NOW), Err(SignatureError::Missing));
-        assert_eq!(verify_standard(&secret(), Some("m"), Some("1"), None, b"", NOW), Err(SignatureError::Missing));
+        assert_eq!(
+            verify_standard(&secret(), None, Some("1"), Some("v1,x"), b"", NOW),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify_standard(&secret(), Some("m"), None, Some("v1,x"), b"", NOW),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify_standard(&secret(), Some("m"), Some("1"), None, b"", NOW),
+            Err(SignatureError::Missing)
+        );
     }
 
     #[test]
     fn a_timestamp_outside_five_minutes_is_stale() {
         for ts in [NOW - TOLERANCE_SECS - 1, NOW + TOLERANCE_SECS + 1] {
             let sig = sign_standard(&secret(), "m", ts, b"{}");
-            assert_eq!(verify_standard(&secret(), Some("m"), Some(&ts.to_string()), Some(&sig), b"{}", NOW), Err(SignatureError::Stale));
+            assert_eq!(
+                verify_standard(
+                    &secret(),
+                    Some("m"),
+                    Some(&ts.to_string()),
+                    Some(&sig),
+                    b"{}",
+                    NOW
+                ),
+                Err(SignatureError::Stale)
+            );
         }
         let edge = NOW - TOLERANCE_SECS;
         let sig = sign_standard(&secret(), "m", edge, b"{}");
-        assert_eq!(verify_standard(&secret(), Some("m"), Some(&edge.to_string()), Some(&sig), b"{}", NOW), Ok(()));
+        assert_eq!(
+            verify_standard(
+                &secret(),
+                Some("m"),
+                Some(&edge.to_string()),
+                Some(&sig),
+                b"{}",
+                NOW
+            ),
+            Ok(())
+        );
     }
 
     #[test]
     fn a_signature_over_another_id_or_body_fails() {
         let sig = sign_standard(&secret(), "m1", NOW, b"{}");
         let ts = NOW.to_string();
-        assert_eq!(verify_standard(&secret(), Some("m2"), Some(&ts), Some(&sig), b"{}", NOW), Err(SignatureError::Mismatch));
-        assert_eq!(verify_standard(&secret(), Some("m1"), Some(&ts), Some(&sig), b"{ }", NOW), Err(SignatureError::Mismatch));
-        assert_eq!(verify_standard(&secret(), Some("m1"), Some("soon"), Some(&sig), b"{}", NOW), Err(SignatureError::BadTimestamp));
+        assert_eq!(
+            verify_standard(&secret(), Some("m2"), Some(&ts), Some(&sig), b"{}", NOW),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_standard(&secret(), Some("m1"), Some(&ts), Some(&sig), b"{ }", NOW),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_standard(&secret(), Some("m1"), Some("soon"), Some(&sig), b"{}", NOW),
+            Err(SignatureError::BadTimestamp)
+        );
     }
 
     #[test]
@@ -175,16 +244,29 @@ mod tests {
         let sig = sign_systeme(&secret, raw);
         assert_eq!(verify_systeme(&secret, Some(&sig), raw), Ok(()));
         // Re-serialised without the PHP-style escapes, the same data no longer verifies.
-        assert_eq!(verify_systeme(&secret, Some(&sig), br#"{"url":"https://lp.example.com/x"}"#), Err(SignatureError::Mismatch));
-        assert_eq!(verify_systeme(&secret, None, raw), Err(SignatureError::Missing));
-        assert_eq!(verify_systeme(&secret, Some("zz"), raw), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify_systeme(
+                &secret,
+                Some(&sig),
+                br#"{"url":"https://lp.example.com/x"}"#
+            ),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_systeme(&secret, None, raw),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify_systeme(&secret, Some("zz"), raw),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     proptest! {
         #[test]
         fn any_single_byte_change_of_the_body_fails(body in proptest::collection::vec(any::<u8>(), 1..200), index in any::<usize>(), flip in 1u8..=255) {
             let sig = sign_standard(&secret(), "m", NOW, &body);
-            let mut changed = body.clone();
+            let mut changed = body;
             let i = index % changed.len();
             changed[i] ^= flip;
             prop_assert_eq!(verify_standard(&secret(), Some("m"), Some(&NOW.to_string()), Some(&sig), &changed, NOW), Err(SignatureError::Mismatch));

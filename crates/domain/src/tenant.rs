@@ -13,7 +13,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        Self { field, reason: reason.into() }
+        Self {
+            field,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -29,15 +32,22 @@ impl TenantId {
                 _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
             });
         if !canonical {
-            return Err(FieldError::new("tenant_id", "must be a lowercase hyphenated UUID"));
+            return Err(FieldError::new(
+                "tenant_id",
+                "must be a lowercase hyphenated UUID",
+            ));
         }
         Ok(Self(value.to_string()))
     }
 
     /// A fresh random (version 4) id from 16 random bytes.
     pub fn from_random(mut bytes: [u8; 16]) -> Self {
-        bytes[6] = (bytes[6] & 0x0f) | 0x40;
-        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        if let Some(b) = bytes.get_mut(6) {
+            *b = (*b & 0x0f) | 0x40;
+        }
+        if let Some(b) = bytes.get_mut(8) {
+            *b = (*b & 0x3f) | 0x80;
+        }
         let h = hex::encode(bytes);
         let s = format!(
             "{}-{}-{}-{}-{}",
@@ -79,7 +89,10 @@ impl TagPrefix {
             .filter(|body| body.len() == 8 && body.bytes().all(|b| PREFIX_ALPHABET.contains(&b)));
         match body {
             Some(_) => Ok(Self(value.to_string())),
-            None => Err(FieldError::new("tag_prefix", "must be ib- + 8 of [a-z0-9] + -")),
+            None => Err(FieldError::new(
+                "tag_prefix",
+                "must be ib- + 8 of [a-z0-9] + -",
+            )),
         }
     }
 
@@ -88,7 +101,8 @@ impl TagPrefix {
     pub fn from_random(bytes: [u8; 8]) -> Self {
         let body: String = bytes
             .iter()
-            .map(|b| char::from(PREFIX_ALPHABET[usize::from(*b) % PREFIX_ALPHABET.len()]))
+            .filter_map(|b| PREFIX_ALPHABET.get(usize::from(*b) % PREFIX_ALPHABET.len()))
+            .map(|b| char::from(*b))
             .collect();
         Self(format!("ib-{body}-"))
     }
@@ -134,7 +148,10 @@ impl Plan {
             "starter" => Ok(Self::Starter),
             "pro" => Ok(Self::Pro),
             "enterprise" => Ok(Self::Enterprise),
-            _ => Err(FieldError::new("plan", "must be starter, pro or enterprise")),
+            _ => Err(FieldError::new(
+                "plan",
+                "must be starter, pro or enterprise",
+            )),
         }
     }
 
@@ -199,7 +216,9 @@ impl EmailAddress {
         if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return bad("must not contain spaces");
         }
-        let Some((local, domain)) = email.split_once('@') else { return bad("must contain @") };
+        let Some((local, domain)) = email.split_once('@') else {
+            return bad("must contain @");
+        };
         if local.is_empty() || domain.contains('@') || !domain.contains('.') {
             return bad("is not a valid email address");
         }
@@ -237,7 +256,10 @@ struct SignupBody {
     plan: Option<serde_json::Value>,
 }
 
-fn text(field: &'static str, value: Option<&serde_json::Value>) -> Result<Option<String>, FieldError> {
+fn text(
+    field: &'static str,
+    value: Option<&serde_json::Value>,
+) -> Result<Option<String>, FieldError> {
     match value {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
@@ -257,14 +279,20 @@ pub enum SignupError {
 impl Signup {
     pub fn parse(body: &[u8]) -> Result<Self, SignupError> {
         let raw: SignupBody = serde_json::from_slice(body).map_err(|_| SignupError::NotJson)?;
-        let name = text("name", raw.name.as_ref())?.unwrap_or_default().trim().to_string();
+        let name = text("name", raw.name.as_ref())?
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         if name.is_empty() {
             return Err(FieldError::new("name", "is required").into());
         }
         if name.chars().count() > 200 {
             return Err(FieldError::new("name", "must be at most 200 characters").into());
         }
-        let email = EmailAddress::parse("email", &text("email", raw.email.as_ref())?.unwrap_or_default())?;
+        let email = EmailAddress::parse(
+            "email",
+            &text("email", raw.email.as_ref())?.unwrap_or_default(),
+        )?;
         let plan = match text("plan", raw.plan.as_ref())? {
             Some(p) => Plan::parse(&p)?,
             None => Plan::default(),
@@ -281,7 +309,12 @@ mod tests {
     #[test]
     fn tenant_ids_must_be_canonical_uuids() {
         assert!(TenantId::parse("0f8fad5b-d9cb-469f-a165-70867728950e").is_ok());
-        for bad in ["", "0F8FAD5B-D9CB-469F-A165-70867728950E", "0f8fad5bd9cb469fa16570867728950e", "../x"] {
+        for bad in [
+            "",
+            "0F8FAD5B-D9CB-469F-A165-70867728950E",
+            "0f8fad5bd9cb469fa16570867728950e",
+            "../x",
+        ] {
             assert!(TenantId::parse(bad).is_err(), "{bad}");
         }
     }
@@ -295,14 +328,25 @@ mod tests {
     #[test]
     fn prefixes_have_the_documented_shape() {
         assert!(TagPrefix::parse("ib-a7x3k2m1-").is_ok());
-        for bad in ["ib-a7x3k2m1", "ib-A7X3K2M1-", "ib-a7x3k2m-", "xx-a7x3k2m1-", "ib-a7x3k2m1x-"] {
+        for bad in [
+            "ib-a7x3k2m1",
+            "ib-A7X3K2M1-",
+            "ib-a7x3k2m-",
+            "xx-a7x3k2m1-",
+            "ib-a7x3k2m1x-",
+        ] {
             assert!(TagPrefix::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn a_tag_reveals_its_prefix() {
-        assert_eq!(TagPrefix::of_tag("ib-a7x3k2m1-engaged").map(|p| p.to_string()).as_deref(), Some("ib-a7x3k2m1-"));
+        assert_eq!(
+            TagPrefix::of_tag("ib-a7x3k2m1-engaged")
+                .map(|p| p.to_string())
+                .as_deref(),
+            Some("ib-a7x3k2m1-")
+        );
         assert_eq!(TagPrefix::of_tag("vip"), None);
     }
 
@@ -315,7 +359,10 @@ mod tests {
     #[test]
     fn signup_defaults_to_starter_and_normalises_email() {
         let s = Signup::parse(br#"{"name":" Acme IB ","email":" Boss@Acme.COM "}"#).unwrap();
-        assert_eq!((s.name.as_str(), s.email.as_ref(), s.plan), ("Acme IB", "boss@acme.com", Plan::Starter));
+        assert_eq!(
+            (s.name.as_str(), s.email.as_ref(), s.plan),
+            ("Acme IB", "boss@acme.com", Plan::Starter)
+        );
     }
 
     #[test]
@@ -326,7 +373,10 @@ mod tests {
         };
         assert_eq!(field(br#"{"email":"a@b.co"}"#), "name");
         assert_eq!(field(br#"{"name":"x","email":"nope"}"#), "email");
-        assert_eq!(field(br#"{"name":"x","email":"a@b.co","plan":"gold"}"#), "plan");
+        assert_eq!(
+            field(br#"{"name":"x","email":"a@b.co","plan":"gold"}"#),
+            "plan"
+        );
         assert_eq!(field(br#"{"name":5,"email":"a@b.co"}"#), "name");
         assert_eq!(Signup::parse(b"[1]"), Err(SignupError::NotJson));
     }

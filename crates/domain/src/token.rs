@@ -57,7 +57,10 @@ pub enum TokenError {
     #[error("the token lacks a required claim or has an invalid one: {0}")]
     InvalidClaims(&'static str),
     #[error("this route needs a {needed} token, not a {got} token")]
-    WrongScope { needed: &'static str, got: &'static str },
+    WrongScope {
+        needed: &'static str,
+        got: &'static str,
+    },
 }
 
 impl TokenError {
@@ -116,7 +119,10 @@ fn mac(secret: &TokenSecret) -> HmacSha256 {
 
 /// Mints a token. Used by tests, the operator CLI and capture-key issuance.
 pub fn mint(secret: &TokenSecret, claims: &Claims) -> String {
-    let header = Header { alg: "HS256".into(), typ: Some("JWT".into()) };
+    let header = Header {
+        alg: "HS256".into(),
+        typ: Some("JWT".into()),
+    };
     let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap_or_default());
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
     let signing_input = format!("{header}.{payload}");
@@ -142,22 +148,33 @@ pub fn verify(
     else {
         return Err(TokenError::Malformed);
     };
-    let header_json = URL_SAFE_NO_PAD.decode(header_b64).map_err(|_| TokenError::Malformed)?;
+    let header_json = URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .map_err(|_| TokenError::Malformed)?;
     let header: Header = serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
     if header.alg != "HS256" {
         return Err(TokenError::UnsupportedAlgorithm);
     }
-    let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| TokenError::Malformed)?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature_b64)
+        .map_err(|_| TokenError::Malformed)?;
     let mut mac = mac(secret);
     mac.update(header_b64.as_bytes());
     mac.update(b".");
     mac.update(payload_b64.as_bytes());
-    mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
+    mac.verify_slice(&signature)
+        .map_err(|_| TokenError::BadSignature)?;
 
-    let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| TokenError::Malformed)?;
-    let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::InvalidClaims("scope"))?;
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload_b64)
+        .map_err(|_| TokenError::Malformed)?;
+    let claims: Claims =
+        serde_json::from_slice(&payload).map_err(|_| TokenError::InvalidClaims("scope"))?;
     if claims.scope != needed {
-        return Err(TokenError::WrongScope { needed: needed.as_str(), got: claims.scope.as_str() });
+        return Err(TokenError::WrongScope {
+            needed: needed.as_str(),
+            got: claims.scope.as_str(),
+        });
     }
     match (claims.exp, claims.scope) {
         (None, Scope::Dashboard | Scope::Admin) => return Err(TokenError::InvalidClaims("exp")),
@@ -170,10 +187,19 @@ pub fn verify(
         (_, None) => return Err(TokenError::InvalidClaims("sub")),
     };
     let generation = match claims.scope {
-        Scope::Capture => Some(claims.generation.filter(|g| *g >= 1).ok_or(TokenError::InvalidClaims("gen"))?),
+        Scope::Capture => Some(
+            claims
+                .generation
+                .filter(|g| *g >= 1)
+                .ok_or(TokenError::InvalidClaims("gen"))?,
+        ),
         _ => None,
     };
-    Ok(VerifiedToken { scope: claims.scope, tenant, generation })
+    Ok(VerifiedToken {
+        scope: claims.scope,
+        tenant,
+        generation,
+    })
 }
 
 #[cfg(test)]
@@ -193,11 +219,21 @@ mod tests {
     }
 
     fn dashboard() -> Claims {
-        Claims { sub: Some(TENANT.into()), scope: Scope::Dashboard, exp: Some(NOW + 600), generation: None }
+        Claims {
+            sub: Some(TENANT.into()),
+            scope: Scope::Dashboard,
+            exp: Some(NOW + 600),
+            generation: None,
+        }
     }
 
     fn capture(generation: i64) -> Claims {
-        Claims { sub: Some(TENANT.into()), scope: Scope::Capture, exp: None, generation: Some(generation) }
+        Claims {
+            sub: Some(TENANT.into()),
+            scope: Scope::Capture,
+            exp: None,
+            generation: Some(generation),
+        }
     }
 
     fn with_header(header: &str, claims: &Claims, key: &TokenSecret) -> String {
@@ -205,7 +241,10 @@ mod tests {
         let p = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap());
         let mut m = mac(key);
         m.update(format!("{h}.{p}").as_bytes());
-        format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(m.finalize().into_bytes()))
+        format!(
+            "{h}.{p}.{}",
+            URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+        )
     }
 
     fn raw_payload(payload: &str) -> String {
@@ -213,36 +252,57 @@ mod tests {
         let p = URL_SAFE_NO_PAD.encode(payload);
         let mut m = mac(&secret());
         m.update(format!("{h}.{p}").as_bytes());
-        format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(m.finalize().into_bytes()))
+        format!(
+            "{h}.{p}.{}",
+            URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+        )
     }
 
     #[test]
     fn a_minted_dashboard_token_verifies() {
         let token = mint(&secret(), &dashboard());
         let verified = verify(&secret(), &token, Scope::Dashboard, NOW).unwrap();
-        assert_eq!(verified.tenant.map(|t| t.to_string()).as_deref(), Some(TENANT));
+        assert_eq!(
+            verified.tenant.map(|t| t.to_string()).as_deref(),
+            Some(TENANT)
+        );
         assert_eq!(verified.generation, None);
     }
 
     #[test]
     fn a_capture_token_carries_its_generation() {
         let token = mint(&secret(), &capture(3));
-        assert_eq!(verify(&secret(), &token, Scope::Capture, NOW).unwrap().generation, Some(3));
+        assert_eq!(
+            verify(&secret(), &token, Scope::Capture, NOW)
+                .unwrap()
+                .generation,
+            Some(3)
+        );
     }
 
     #[test]
     fn alg_none_is_refused() {
         let token = with_header(r#"{"alg":"none","typ":"JWT"}"#, &dashboard(), &secret());
-        assert_eq!(verify(&secret(), &token, Scope::Dashboard, NOW), Err(TokenError::UnsupportedAlgorithm));
+        assert_eq!(
+            verify(&secret(), &token, Scope::Dashboard, NOW),
+            Err(TokenError::UnsupportedAlgorithm)
+        );
         let unsigned = format!("{}.", token.rsplit_once('.').unwrap().0);
-        assert_eq!(verify(&secret(), &unsigned, Scope::Dashboard, NOW), Err(TokenError::UnsupportedAlgorithm));
+        assert_eq!(
+            verify(&secret(), &unsigned, Scope::Dashboard, NOW),
+            Err(TokenError::UnsupportedAlgorithm)
+        );
     }
 
     #[test]
     fn hs384_hs512_and_rs256_headers_are_refused() {
         for alg in ["HS384", "HS512", "RS256", "hs256"] {
             let token = with_header(&format!(r#"{{"alg":"{alg}"}}"#), &dashboard(), &secret());
-            assert_eq!(verify(&secret(), &token, Scope::Dashboard, NOW), Err(TokenError::UnsupportedAlgorithm), "{alg}");
+            assert_eq!(
+                verify(&secret(), &token, Scope::Dashboard, NOW),
+                Err(TokenError::UnsupportedAlgorithm),
+                "{alg}"
+            );
         }
     }
 
@@ -251,7 +311,15 @@ mod tests {
         let token = mint(&secret(), &dashboard());
         let (_, rest) = token.split_once('.').unwrap();
         let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWS"}"#);
-        assert_eq!(verify(&secret(), &format!("{header}.{rest}"), Scope::Dashboard, NOW), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify(
+                &secret(),
+                &format!("{header}.{rest}"),
+                Scope::Dashboard,
+                NOW
+            ),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]
@@ -262,7 +330,10 @@ mod tests {
         claims.sub = Some("6ba7b810-9dad-11d1-80b4-00c04fd430c8".into());
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
         let forged = format!("{}.{payload}.{}", parts[0], parts[2]);
-        assert_eq!(verify(&secret(), &forged, Scope::Dashboard, NOW), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify(&secret(), &forged, Scope::Dashboard, NOW),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]
@@ -272,13 +343,19 @@ mod tests {
         let mut bytes = URL_SAFE_NO_PAD.decode(sig).unwrap();
         bytes[0] ^= 1;
         let forged = format!("{input}.{}", URL_SAFE_NO_PAD.encode(bytes));
-        assert_eq!(verify(&secret(), &forged, Scope::Dashboard, NOW), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify(&secret(), &forged, Scope::Dashboard, NOW),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]
     fn a_token_signed_with_another_key_is_refused() {
         let token = mint(&other_secret(), &dashboard());
-        assert_eq!(verify(&secret(), &token, Scope::Dashboard, NOW), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify(&secret(), &token, Scope::Dashboard, NOW),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]
@@ -286,79 +363,141 @@ mod tests {
         let mut claims = dashboard();
         claims.exp = Some(NOW);
         let token = mint(&secret(), &claims);
-        assert_eq!(verify(&secret(), &token, Scope::Dashboard, NOW), Err(TokenError::Expired));
+        assert_eq!(
+            verify(&secret(), &token, Scope::Dashboard, NOW),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]
     fn dashboard_and_admin_tokens_need_exp() {
         let mut claims = dashboard();
         claims.exp = None;
-        assert_eq!(verify(&secret(), &mint(&secret(), &claims), Scope::Dashboard, NOW), Err(TokenError::InvalidClaims("exp")));
-        let admin = Claims { sub: None, scope: Scope::Admin, exp: None, generation: None };
-        assert_eq!(verify(&secret(), &mint(&secret(), &admin), Scope::Admin, NOW), Err(TokenError::InvalidClaims("exp")));
+        assert_eq!(
+            verify(&secret(), &mint(&secret(), &claims), Scope::Dashboard, NOW),
+            Err(TokenError::InvalidClaims("exp"))
+        );
+        let admin = Claims {
+            sub: None,
+            scope: Scope::Admin,
+            exp: None,
+            generation: None,
+        };
+        assert_eq!(
+            verify(&secret(), &mint(&secret(), &admin), Scope::Admin, NOW),
+            Err(TokenError::InvalidClaims("exp"))
+        );
     }
 
     #[test]
     fn a_capture_token_may_omit_exp_but_not_a_past_one() {
-        assert!(verify(&secret(), &mint(&secret(), &capture(1)), Scope::Capture, NOW).is_ok());
+        assert!(
+            verify(
+                &secret(),
+                &mint(&secret(), &capture(1)),
+                Scope::Capture,
+                NOW
+            )
+            .is_ok()
+        );
         let mut claims = capture(1);
         claims.exp = Some(NOW - 1);
-        assert_eq!(verify(&secret(), &mint(&secret(), &claims), Scope::Capture, NOW), Err(TokenError::Expired));
+        assert_eq!(
+            verify(&secret(), &mint(&secret(), &claims), Scope::Capture, NOW),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]
     fn a_missing_or_malformed_sub_is_refused() {
         let mut claims = dashboard();
         claims.sub = None;
-        assert_eq!(verify(&secret(), &mint(&secret(), &claims), Scope::Dashboard, NOW), Err(TokenError::InvalidClaims("sub")));
+        assert_eq!(
+            verify(&secret(), &mint(&secret(), &claims), Scope::Dashboard, NOW),
+            Err(TokenError::InvalidClaims("sub"))
+        );
         claims.sub = Some("not-a-tenant-id".into());
-        assert_eq!(verify(&secret(), &mint(&secret(), &claims), Scope::Dashboard, NOW), Err(TokenError::InvalidClaims("sub")));
+        assert_eq!(
+            verify(&secret(), &mint(&secret(), &claims), Scope::Dashboard, NOW),
+            Err(TokenError::InvalidClaims("sub"))
+        );
     }
 
     #[test]
     fn a_missing_or_unknown_scope_is_refused() {
         let token = raw_payload(&format!(r#"{{"sub":"{TENANT}","exp":{}}}"#, NOW + 60));
-        assert_eq!(verify(&secret(), &token, Scope::Dashboard, NOW), Err(TokenError::InvalidClaims("scope")));
-        let token = raw_payload(&format!(r#"{{"sub":"{TENANT}","scope":"root","exp":{}}}"#, NOW + 60));
-        assert_eq!(verify(&secret(), &token, Scope::Dashboard, NOW), Err(TokenError::InvalidClaims("scope")));
+        assert_eq!(
+            verify(&secret(), &token, Scope::Dashboard, NOW),
+            Err(TokenError::InvalidClaims("scope"))
+        );
+        let token = raw_payload(&format!(
+            r#"{{"sub":"{TENANT}","scope":"root","exp":{}}}"#,
+            NOW + 60
+        ));
+        assert_eq!(
+            verify(&secret(), &token, Scope::Dashboard, NOW),
+            Err(TokenError::InvalidClaims("scope"))
+        );
     }
 
     #[test]
     fn the_wrong_scope_is_refused() {
         let token = mint(&secret(), &capture(1));
-        assert!(matches!(verify(&secret(), &token, Scope::Dashboard, NOW), Err(TokenError::WrongScope { .. })));
+        assert!(matches!(
+            verify(&secret(), &token, Scope::Dashboard, NOW),
+            Err(TokenError::WrongScope { .. })
+        ));
         let token = mint(&secret(), &dashboard());
-        assert!(matches!(verify(&secret(), &token, Scope::Admin, NOW), Err(TokenError::WrongScope { .. })));
+        assert!(matches!(
+            verify(&secret(), &token, Scope::Admin, NOW),
+            Err(TokenError::WrongScope { .. })
+        ));
     }
 
     #[test]
     fn a_capture_token_without_a_generation_is_refused() {
         let mut claims = capture(1);
         claims.generation = None;
-        assert_eq!(verify(&secret(), &mint(&secret(), &claims), Scope::Capture, NOW), Err(TokenError::InvalidClaims("gen")));
+        assert_eq!(
+            verify(&secret(), &mint(&secret(), &claims), Scope::Capture, NOW),
+            Err(TokenError::InvalidClaims("gen"))
+        );
     }
 
     #[test]
     fn bad_base64_is_malformed() {
         let token = mint(&secret(), &dashboard());
         let (_, rest) = token.split_once('.').unwrap();
-        assert_eq!(verify(&secret(), &format!("!!!.{rest}"), Scope::Dashboard, NOW), Err(TokenError::Malformed));
+        assert_eq!(
+            verify(&secret(), &format!("!!!.{rest}"), Scope::Dashboard, NOW),
+            Err(TokenError::Malformed)
+        );
         let (input, _) = token.rsplit_once('.').unwrap();
-        assert_eq!(verify(&secret(), &format!("{input}.***"), Scope::Dashboard, NOW), Err(TokenError::Malformed));
+        assert_eq!(
+            verify(&secret(), &format!("{input}.***"), Scope::Dashboard, NOW),
+            Err(TokenError::Malformed)
+        );
     }
 
     #[test]
     fn the_wrong_number_of_segments_is_malformed() {
         let token = mint(&secret(), &dashboard());
         for bad in ["", "a", "a.b", &format!("{token}.x")] {
-            assert_eq!(verify(&secret(), bad, Scope::Dashboard, NOW), Err(TokenError::Malformed), "{bad}");
+            assert_eq!(
+                verify(&secret(), bad, Scope::Dashboard, NOW),
+                Err(TokenError::Malformed),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn tokens_over_8_kib_are_refused_before_parsing() {
         let token = "a".repeat(MAX_TOKEN_LEN + 1);
-        assert_eq!(verify(&secret(), &token, Scope::Dashboard, NOW), Err(TokenError::TooLarge));
+        assert_eq!(
+            verify(&secret(), &token, Scope::Dashboard, NOW),
+            Err(TokenError::TooLarge)
+        );
     }
 
     proptest! {

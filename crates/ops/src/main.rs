@@ -51,7 +51,9 @@ enum Command {
 }
 
 fn now() -> Result<i64> {
-    Ok(i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())?)
+    Ok(i64::try_from(
+        SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs(),
+    )?)
 }
 
 /// A secret from the environment, else from `./.env` (the file `scripts/run` writes), so the
@@ -60,15 +62,22 @@ fn env_secret(name: &str) -> Result<String> {
     if let Ok(value) = std::env::var(name) {
         return Ok(value);
     }
-    let from_file = dotenvy::from_path_iter(".env")
-        .ok()
-        .and_then(|iter| iter.filter_map(Result::ok).find(|(k, _)| k == name).map(|(_, v)| v));
+    let from_file = dotenvy::from_path_iter(".env").ok().and_then(|iter| {
+        iter.filter_map(Result::ok)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    });
     from_file.with_context(|| format!("{name} is not set (in the environment or .env)"))
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Token { scope, tenant, ttl, generation } => {
+        Command::Token {
+            scope,
+            tenant,
+            ttl,
+            generation,
+        } => {
             let secret = TokenSecret::parse(&env_secret("SPIN_VARIABLE_TOKEN_SECRET")?)?;
             let scope = match scope {
                 ScopeArg::Capture => Scope::Capture,
@@ -78,7 +87,12 @@ fn main() -> Result<()> {
             let sub = match (scope, tenant) {
                 (Scope::Admin, _) => None,
                 (_, Some(t)) => Some(TenantId::parse(&t)?.to_string()),
-                (_, None) => return Err(anyhow!("--tenant is required for {} tokens", scope.as_str())),
+                (_, None) => {
+                    return Err(anyhow!(
+                        "--tenant is required for {} tokens",
+                        scope.as_str()
+                    ));
+                }
             };
             let ttl = match (scope, ttl) {
                 (Scope::Capture, ttl) => ttl,
@@ -87,16 +101,28 @@ fn main() -> Result<()> {
             };
             let exp = ttl.map(|t| now().map(|n| n + t)).transpose()?;
             let generation = (scope == Scope::Capture).then_some(generation);
-            println!("{}", domain::token::mint(&secret, &Claims { sub, scope, exp, generation }));
+            println!(
+                "{}",
+                domain::token::mint(
+                    &secret,
+                    &Claims {
+                        sub,
+                        scope,
+                        exp,
+                        generation
+                    }
+                )
+            );
         }
         Command::SignSignup { body, id } => {
             let secret = WebhookSecret::parse(&env_secret("SPIN_VARIABLE_SIGNUP_SECRET")?)?;
             let ts = now()?;
             let id = id.unwrap_or_else(|| format!("msg_{ts}"));
             let sig = domain::signature::sign_standard(&secret, &id, ts, body.as_bytes());
-            println!("-H 'webhook-id: {id}' -H 'webhook-timestamp: {ts}' -H 'webhook-signature: {sig}'");
+            println!(
+                "-H 'webhook-id: {id}' -H 'webhook-timestamp: {ts}' -H 'webhook-signature: {sig}'"
+            );
         }
     }
     Ok(())
 }
-

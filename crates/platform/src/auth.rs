@@ -43,12 +43,18 @@ pub struct AdminContext {
 }
 
 fn unauthorized(code: &'static str, detail: impl Into<String>) -> ApiError {
-    ApiError::Unauthorized { code, detail: detail.into() }
+    ApiError::Unauthorized {
+        code,
+        detail: detail.into(),
+    }
 }
 
 fn token_error(e: &TokenError) -> ApiError {
     match e {
-        TokenError::WrongScope { .. } => ApiError::Forbidden { code: e.code(), detail: e.to_string() },
+        TokenError::WrongScope { .. } => ApiError::Forbidden {
+            code: e.code(),
+            detail: e.to_string(),
+        },
         _ => unauthorized(e.code(), e.to_string()),
     }
 }
@@ -56,7 +62,9 @@ fn token_error(e: &TokenError) -> ApiError {
 fn bearer(req: &Request) -> Option<String> {
     let value = req.header("authorization")?.as_str()?;
     let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
 }
 
 fn query_key(req: &Request) -> Option<String> {
@@ -84,19 +92,26 @@ fn token(req: &Request, scope: Scope) -> Result<String, ApiError> {
 /// Verifies the request's token for `scope` (capture or dashboard) and loads its tenant.
 pub fn authenticate(req: &Request, scope: Scope) -> Result<TenantContext, ApiError> {
     let secret = crate::secrets::token_secret()?;
-    let verified = verify(&secret, &token(req, scope)?, scope, now_unix()).map_err(|e| token_error(&e))?;
+    let verified =
+        verify(&secret, &token(req, scope)?, scope, now_unix()).map_err(|e| token_error(&e))?;
     let Some(id) = verified.tenant else {
         return Err(token_error(&TokenError::InvalidClaims("sub")));
     };
     let tenant = load_tenant(&id)?
         .ok_or_else(|| unauthorized("tenant_unknown", "the token's tenant does not exist"))?;
     if tenant.status == TenantStatus::Suspended {
-        return Err(ApiError::Forbidden { code: "tenant_suspended", detail: "this tenant is suspended".into() });
+        return Err(ApiError::Forbidden {
+            code: "tenant_suspended",
+            detail: "this tenant is suspended".into(),
+        });
     }
     if let Some(generation) = verified.generation
         && generation != tenant.capture_gen
     {
-        return Err(unauthorized("token_revoked", "this capture key has been rotated; use the current one"));
+        return Err(unauthorized(
+            "token_revoked",
+            "this capture key has been rotated; use the current one",
+        ));
     }
     Ok(TenantContext { tenant })
 }
@@ -104,7 +119,13 @@ pub fn authenticate(req: &Request, scope: Scope) -> Result<TenantContext, ApiErr
 /// Verifies the request's `admin` token.
 pub fn authenticate_admin(req: &Request) -> Result<AdminContext, ApiError> {
     let secret = crate::secrets::token_secret()?;
-    verify(&secret, &token(req, Scope::Admin)?, Scope::Admin, now_unix()).map_err(|e| token_error(&e))?;
+    verify(
+        &secret,
+        &token(req, Scope::Admin)?,
+        Scope::Admin,
+        now_unix(),
+    )
+    .map_err(|e| token_error(&e))?;
     Ok(AdminContext { _private: () })
 }
 
@@ -123,16 +144,67 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024;
 pub fn verify_signup(req: &Request) -> Result<VerifiedSignup, ApiError> {
     let body = req.body();
     if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge { code: "body_too_large", detail: format!("the body is over {MAX_BODY_BYTES} bytes") });
+        return Err(ApiError::PayloadTooLarge {
+            code: "body_too_large",
+            detail: format!("the body is over {MAX_BODY_BYTES} bytes"),
+        });
     }
     let secret = crate::secrets::signup_secret()?;
     let header = |name: &str| req.header(name).and_then(|v| v.as_str());
     let id = header("webhook-id");
-    verify_standard(&secret, id, header("webhook-timestamp"), header("webhook-signature"), body, now_unix())
-        .map_err(|e: SignatureError| unauthorized(e.code(), e.to_string()))?;
+    verify_standard(
+        &secret,
+        id,
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+        body,
+        now_unix(),
+    )
+    .map_err(|e: SignatureError| unauthorized(e.code(), e.to_string()))?;
     let signup = Signup::parse(body).map_err(|e| match e {
-        SignupError::NotJson => ApiError::BadRequest { code: "invalid_json", detail: e.to_string() },
-        SignupError::Field(f) => ApiError::Unprocessable { code: "invalid_field", detail: f.to_string() },
+        SignupError::NotJson => ApiError::BadRequest {
+            code: "invalid_json",
+            detail: e.to_string(),
+        },
+        SignupError::Field(f) => ApiError::Unprocessable {
+            code: "invalid_field",
+            detail: f.to_string(),
+        },
     })?;
-    Ok(VerifiedSignup { webhook_id: id.unwrap_or_default().to_string(), signup })
+    Ok(VerifiedSignup {
+        webhook_id: id.unwrap_or_default().to_string(),
+        signup,
+    })
+}
+
+impl TenantContext {
+    /// Rotates the capture key: the generation goes up by one, so every older capture token
+    /// stops working on the next request. Returns the new capture token.
+    pub fn rotate_capture_key(&mut self) -> Result<String, ApiError> {
+        let db = crate::sql::Db::open()?;
+        let result = db.execute(
+            "UPDATE tenants SET capture_gen = capture_gen + 1, updated_at = ? WHERE id = ? RETURNING capture_gen",
+            &[
+                spin_sdk::sqlite::Value::Text(crate::clock::now_rfc3339()?),
+                spin_sdk::sqlite::Value::Text(self.tenant.id.to_string()),
+            ],
+        )?;
+        let generation = result
+            .rows
+            .first()
+            .and_then(|r| r.get::<i64>(0))
+            .ok_or_else(|| anyhow::anyhow!("rotating the capture key: tenant row vanished"))?;
+        self.tenant.capture_gen = generation;
+        crate::tenant::cache_tenant(&crate::kv::open_store()?, &self.tenant)?;
+        let secret = crate::secrets::token_secret()?;
+        Ok(domain::token::mint(
+            &secret,
+            &domain::token::Claims {
+                sub: Some(self.tenant.id.to_string()),
+                scope: Scope::Capture,
+                exp: None,
+                generation: Some(generation),
+            },
+        ))
+    }
 }

@@ -11,7 +11,9 @@ pub fn now_unix() -> i64 {
 
 /// Now as RFC 3339 UTC, the format every stored timestamp uses (sorts as text).
 pub fn now_rfc3339() -> Result<String> {
-    OffsetDateTime::now_utc().format(&Rfc3339).context("formatting the current time")
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .context("formatting the current time")
 }
 
 /// Random bytes from the host's CSPRNG.

@@ -44,9 +44,14 @@ const COLUMNS: &str =
 impl TenantView {
     fn from_row(row: &RowResult) -> Result<Self> {
         let text = |i: usize| -> Result<String> {
-            row.get::<&str>(i).map(str::to_string).ok_or_else(|| anyhow!("tenants row: column {i}"))
+            row.get::<&str>(i)
+                .map(str::to_string)
+                .ok_or_else(|| anyhow!("tenants row: column {i}"))
         };
-        let int = |i: usize| row.get::<i64>(i).ok_or_else(|| anyhow!("tenants row: column {i}"));
+        let int = |i: usize| {
+            row.get::<i64>(i)
+                .ok_or_else(|| anyhow!("tenants row: column {i}"))
+        };
         let plan = Plan::parse(&text(4)?)?;
         Ok(Self {
             id: TenantId::parse(&text(0)?)?.to_string(),
@@ -57,7 +62,10 @@ impl TenantView {
             limits: plan.limits(),
             status: TenantStatus::parse(&text(5)?)?,
             capture_gen: int(6)?,
-            usage: Usage { leads: int(7)?, lead_limit: plan.limits().leads },
+            usage: Usage {
+                leads: int(7)?,
+                lead_limit: plan.limits().leads,
+            },
             created_at: text(8)?,
             updated_at: text(9)?,
         })
@@ -126,7 +134,10 @@ pub fn sign_up(signup: &VerifiedSignup) -> Result<SignupOutcome, ApiError> {
         // SQLite is the source of truth; these caches make the hot path one read.
         let tenant = view.tenant()?;
         cache_tenant(&open_store()?, &tenant)?;
-        GlobalKv::open()?.set(&GlobalKey::TenantByPrefix(&tenant.tag_prefix), tenant.id.as_ref().as_bytes())?;
+        GlobalKv::open()?.set(
+            &GlobalKey::TenantByPrefix(&tenant.tag_prefix),
+            tenant.id.as_ref().as_bytes(),
+        )?;
     }
     Ok(outcome)
 }
@@ -138,7 +149,10 @@ fn create_locked(db: &Db, signup: &VerifiedSignup) -> Result<SignupOutcome, ApiE
     }
     let email = signup.signup.email.to_string();
     if find(db, "email = ?", Value::Text(email.clone()))?.is_some() {
-        return Err(ApiError::Conflict { code: "email_taken", detail: "a tenant with this email already exists".into() });
+        return Err(ApiError::Conflict {
+            code: "email_taken",
+            detail: "a tenant with this email already exists".into(),
+        });
     }
     let prefix = unused_prefix(db)?;
     let id = TenantId::from_random(random()?);
@@ -159,7 +173,11 @@ fn create_locked(db: &Db, signup: &VerifiedSignup) -> Result<SignupOutcome, ApiE
     .context("inserting the tenant")?;
     db.execute(
         "INSERT INTO signup_requests (webhook_id, tenant_id, created_at) VALUES (?, ?, ?)",
-        &[Value::Text(signup.webhook_id.clone()), Value::Text(id.to_string()), Value::Text(now)],
+        &[
+            Value::Text(signup.webhook_id.clone()),
+            Value::Text(id.to_string()),
+            Value::Text(now),
+        ],
     )
     .context("recording the signup webhook")?;
     let view = find(db, "id = ?", Value::Text(id.to_string()))?
@@ -172,12 +190,17 @@ fn create_locked(db: &Db, signup: &VerifiedSignup) -> Result<SignupOutcome, ApiE
 fn unused_prefix(db: &Db) -> Result<TagPrefix> {
     for _ in 0..MAX_PREFIX_ATTEMPTS {
         let prefix = TagPrefix::from_random(random()?);
-        let taken = db.execute("SELECT 1 FROM tenants WHERE tag_prefix = ?", &[Value::Text(prefix.to_string())])?;
+        let taken = db.execute(
+            "SELECT 1 FROM tenants WHERE tag_prefix = ?",
+            &[Value::Text(prefix.to_string())],
+        )?;
         if taken.rows.is_empty() {
             return Ok(prefix);
         }
     }
-    Err(anyhow!("no unused tag prefix after {MAX_PREFIX_ATTEMPTS} attempts"))
+    Err(anyhow!(
+        "no unused tag prefix after {MAX_PREFIX_ATTEMPTS} attempts"
+    ))
 }
 
 /// The operator's view of all tenants. Built only from a verified admin token.
@@ -201,13 +224,24 @@ impl AdminDirectory {
     pub fn list(&self, after: Option<&TenantId>, limit: u32) -> Result<Vec<TenantView>, ApiError> {
         let sql = format!("SELECT {COLUMNS} FROM tenants WHERE id > ? ORDER BY id LIMIT ?");
         let after = after.map(ToString::to_string).unwrap_or_default();
-        let result = self.db.execute(&sql, &[Value::Text(after), Value::Integer(i64::from(limit))])?;
-        Ok(result.rows.iter().map(TenantView::from_row).collect::<Result<Vec<_>>>()?)
+        let result = self.db.execute(
+            &sql,
+            &[Value::Text(after), Value::Integer(i64::from(limit))],
+        )?;
+        Ok(result
+            .rows
+            .iter()
+            .map(TenantView::from_row)
+            .collect::<Result<Vec<_>>>()?)
     }
 
     /// Applies `patch`; `None` if no such tenant. The gate's cache is updated before returning,
     /// so a suspension takes effect on the next request.
-    pub fn update(&self, id: &TenantId, patch: &TenantPatch) -> Result<Option<TenantView>, ApiError> {
+    pub fn update(
+        &self,
+        id: &TenantId,
+        patch: &TenantPatch,
+    ) -> Result<Option<TenantView>, ApiError> {
         let now = now_rfc3339()?;
         self.db.execute(
             "UPDATE tenants SET plan = COALESCE(?, plan), status = COALESCE(?, status), updated_at = ? WHERE id = ?",

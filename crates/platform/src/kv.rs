@@ -44,7 +44,9 @@ impl GlobalKey<'_> {
 
 impl GlobalKv {
     pub fn open() -> Result<Self> {
-        Ok(Self { store: open_store()? })
+        Ok(Self {
+            store: open_store()?,
+        })
     }
 
     pub fn get(&self, key: &GlobalKey<'_>) -> Result<Option<Vec<u8>>> {

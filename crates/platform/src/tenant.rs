@@ -65,7 +65,10 @@ const RECORD: &str = "record";
 pub(crate) fn load_tenant(id: &TenantId) -> Result<Option<Tenant>> {
     let store = open_store()?;
     let key = tenant_key(id, RECORD);
-    if let Some(bytes) = store.get(&key).map_err(|e| anyhow!("reading {key}: {e:?}"))? {
+    if let Some(bytes) = store
+        .get(&key)
+        .map_err(|e| anyhow!("reading {key}: {e:?}"))?
+    {
         return Tenant::from_cache(&bytes).map(Some);
     }
     let db = Db::open()?;
@@ -73,14 +76,21 @@ pub(crate) fn load_tenant(id: &TenantId) -> Result<Option<Tenant>> {
         "SELECT id, tag_prefix, plan, status, capture_gen FROM tenants WHERE id = ?",
         &[Value::Text(id.to_string())],
     )?;
-    let Some(row) = result.rows.first() else { return Ok(None) };
-    let text = |i: usize| row.get::<&str>(i).ok_or_else(|| anyhow!("tenants row: column {i}"));
+    let Some(row) = result.rows.first() else {
+        return Ok(None);
+    };
+    let text = |i: usize| {
+        row.get::<&str>(i)
+            .ok_or_else(|| anyhow!("tenants row: column {i}"))
+    };
     let tenant = Tenant {
         id: TenantId::parse(text(0)?)?,
         tag_prefix: TagPrefix::parse(text(1)?)?,
         plan: Plan::parse(text(2)?)?,
         status: TenantStatus::parse(text(3)?)?,
-        capture_gen: row.get::<i64>(4).ok_or_else(|| anyhow!("tenants row: capture_gen"))?,
+        capture_gen: row
+            .get::<i64>(4)
+            .ok_or_else(|| anyhow!("tenants row: capture_gen"))?,
     };
     cache_tenant(&store, &tenant)?;
     Ok(Some(tenant))
@@ -103,11 +113,16 @@ impl TenantSql {
     /// Use through [`tenant_sql!`], which evaluates this in a `const` block so a statement
     /// without the tenant filter does not compile.
     pub const fn new(sql: &'static str) -> Self {
-        assert!(contains(sql.as_bytes(), b"tenant_id = ?1"), "tenant SQL must filter on `tenant_id = ?1`");
+        assert!(
+            contains(sql.as_bytes(), b"tenant_id = ?1"),
+            "tenant SQL must filter on `tenant_id = ?1`"
+        );
         Self(sql)
     }
 }
 
+// Runs at compile time only (from `tenant_sql!`); the loop bounds keep every index in range.
+#[allow(clippy::indexing_slicing)]
 const fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     let mut i = 0;
     while i + needle.len() <= haystack.len() {
@@ -124,6 +139,16 @@ const fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Tenant-scoped SQL, checked at compile time: `tenant_sql!("SELECT … WHERE tenant_id = ?1")`.
+///
+/// ```
+/// let _ = platform::tenant_sql!("SELECT id FROM leads WHERE tenant_id = ?1");
+/// ```
+///
+/// A statement that does not filter on the tenant does not compile:
+///
+/// ```compile_fail
+/// let _ = platform::tenant_sql!("SELECT id FROM leads");
+/// ```
 #[macro_export]
 macro_rules! tenant_sql {
     ($sql:literal) => {
@@ -139,7 +164,10 @@ pub struct TenantDb {
 
 impl TenantDb {
     pub(crate) fn new(tenant: TenantId) -> Result<Self> {
-        Ok(Self { db: Db::open()?, tenant })
+        Ok(Self {
+            db: Db::open()?,
+            tenant,
+        })
     }
 
     /// Runs `sql` with `?1` bound to this tenant and `params` as `?2`, `?3`, …
@@ -159,22 +187,31 @@ pub struct TenantKv {
 
 impl TenantKv {
     pub(crate) fn new(tenant: TenantId) -> Result<Self> {
-        Ok(Self { store: open_store()?, tenant })
+        Ok(Self {
+            store: open_store()?,
+            tenant,
+        })
     }
 
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let key = tenant_key(&self.tenant, key);
-        self.store.get(&key).map_err(|e| anyhow!("reading {key}: {e:?}"))
+        self.store
+            .get(&key)
+            .map_err(|e| anyhow!("reading {key}: {e:?}"))
     }
 
     pub fn set(&self, key: &str, value: &[u8]) -> Result<()> {
         let key = tenant_key(&self.tenant, key);
-        self.store.set(&key, value).map_err(|e| anyhow!("writing {key}: {e:?}"))
+        self.store
+            .set(&key, value)
+            .map_err(|e| anyhow!("writing {key}: {e:?}"))
     }
 
     pub fn delete(&self, key: &str) -> Result<()> {
         let key = tenant_key(&self.tenant, key);
-        self.store.delete(&key).map_err(|e| anyhow!("deleting {key}: {e:?}"))
+        self.store
+            .delete(&key)
+            .map_err(|e| anyhow!("deleting {key}: {e:?}"))
     }
 }
 
