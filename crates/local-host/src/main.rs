@@ -61,6 +61,9 @@ fn main() -> Result<()> {
         .cache_dir
         .clone()
         .unwrap_or_else(|| args.state_dir.join("wasmtime-cache"));
+    // wasmtime's cache wants an absolute directory.
+    let cache_dir = std::path::absolute(&cache_dir)
+        .with_context(|| format!("resolving cache dir {}", cache_dir.display()))?;
     let config = HostConfig {
         manifest: args.from,
         state_dir: args.state_dir,
