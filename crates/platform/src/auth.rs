@@ -196,15 +196,6 @@ impl TenantContext {
             .ok_or_else(|| anyhow::anyhow!("rotating the capture key: tenant row vanished"))?;
         self.tenant.capture_gen = generation;
         crate::tenant::cache_tenant(&crate::kv::open_store()?, &self.tenant)?;
-        let secret = crate::secrets::token_secret()?;
-        Ok(domain::token::mint(
-            &secret,
-            &domain::token::Claims {
-                sub: Some(self.tenant.id.to_string()),
-                scope: Scope::Capture,
-                exp: None,
-                generation: Some(generation),
-            },
-        ))
+        self.tenant.capture_token()
     }
 }

@@ -3,7 +3,6 @@
 
 use anyhow::{Context, Result, anyhow};
 use domain::tenant::{Limits, Plan, TagPrefix, TenantId, TenantStatus};
-use domain::token::{Claims, Scope, mint};
 use serde::Serialize;
 use spin_sdk::sqlite::{RowResult, Value};
 
@@ -83,16 +82,7 @@ impl TenantView {
 
     /// The tenant's current capture token (publishable; no expiry; revoked by rotation).
     pub fn capture_token(&self) -> Result<String, ApiError> {
-        let secret = crate::secrets::token_secret()?;
-        Ok(mint(
-            &secret,
-            &Claims {
-                sub: Some(self.id.clone()),
-                scope: Scope::Capture,
-                exp: None,
-                generation: Some(self.capture_gen),
-            },
-        ))
+        self.tenant()?.capture_token()
     }
 }
 

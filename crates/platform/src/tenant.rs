@@ -58,6 +58,22 @@ impl Tenant {
     }
 }
 
+impl Tenant {
+    /// The tenant's current capture token (publishable; no expiry; revoked by rotation).
+    pub fn capture_token(&self) -> Result<String, crate::ApiError> {
+        let secret = crate::secrets::token_secret()?;
+        Ok(domain::token::mint(
+            &secret,
+            &domain::token::Claims {
+                sub: Some(self.id.to_string()),
+                scope: domain::token::Scope::Capture,
+                exp: None,
+                generation: Some(self.capture_gen),
+            },
+        ))
+    }
+}
+
 const RECORD: &str = "record";
 
 /// Loads a tenant: one key-value read on the hot path; on a miss, the database is the source
