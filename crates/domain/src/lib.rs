@@ -3,8 +3,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod lead;
 pub mod schema;
 pub mod secret;
 pub mod signature;
+pub mod tags;
 pub mod tenant;
 pub mod token;

@@ -56,8 +56,8 @@ impl Migration {
 /// identifiers (`'…'`, `"…"`, `` `…` ``, `[…]`) and comments (`-- …`, `/* … */`). Empty
 /// statements and comment-only fragments are dropped.
 ///
-/// `CREATE TRIGGER … BEGIN … END` bodies contain `;` and are not supported: migrations must not
-/// define triggers.
+/// A `CREATE TRIGGER … BEGIN …; …; END` statement is kept whole: inside it a `;` ends the
+/// statement only after the closing `END`.
 pub fn split_statements(sql: &str) -> Vec<&str> {
     let bytes = sql.as_bytes();
     let mut out = Vec::new();
@@ -102,6 +102,7 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
                 i += 2;
                 continue;
             }
+            b';' if sql.get(start..i).is_some_and(inside_trigger_body) => {}
             b';' => {
                 if has_code
                     && let Some(stmt) = sql.get(start..i).map(str::trim).filter(|s| !s.is_empty())
@@ -120,6 +121,23 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
         out.push(stmt);
     }
     out
+}
+
+/// Whether `fragment` is an unfinished `CREATE [TEMP] TRIGGER` (its last word is not `END`).
+fn inside_trigger_body(fragment: &str) -> bool {
+    let code: String = fragment
+        .lines()
+        .map(|l| l.split("--").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let words: Vec<String> = code
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let is_trigger = words.first().is_some_and(|w| w == "CREATE")
+        && words.iter().take(3).any(|w| w == "TRIGGER");
+    is_trigger && words.last().is_none_or(|w| w != "END")
 }
 
 #[cfg(test)]
@@ -161,6 +179,16 @@ mod tests {
                 "/* block; */ INSERT INTO a VALUES ('it''s; fine')",
             ]
         );
+    }
+
+    #[test]
+    fn keeps_a_trigger_body_in_one_statement() {
+        let sql = "CREATE TABLE a (x);\n-- counts\nCREATE TRIGGER a_count AFTER INSERT ON a BEGIN\n  UPDATE b SET n = n + 1;\n  INSERT INTO c VALUES (1);\nEND;\nCREATE TEMP TRIGGER t AFTER DELETE ON a BEGIN DELETE FROM c; END;\nSELECT 1";
+        let stmts = split_statements(sql);
+        assert_eq!(stmts.len(), 4, "{stmts:#?}");
+        assert!(stmts[1].ends_with("INSERT INTO c VALUES (1);\nEND"));
+        assert_eq!(stmts[2], "CREATE TEMP TRIGGER t AFTER DELETE ON a BEGIN DELETE FROM c; END");
+        assert_eq!(stmts[3], "SELECT 1");
     }
 
     #[test]

@@ -1,0 +1,544 @@
+//! Leads: what a landing-page form submits, validated; the tags it earns; the sync policy.
+//!
+//! SPEC §4.2. A body (JSON object or urlencoded form) becomes [`RawFields`], then a
+//! [`Submission`]: either a valid [`LeadSubmission`] or spam (the `_gotcha` honeypot).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::tags::{Tag, client_tag, slug};
+use crate::tenant::{EmailAddress, FieldError, TagPrefix};
+
+/// A lead's email: the same rules as any address, lowercased.
+pub type LeadEmail = EmailAddress;
+
+/// Why a body could not be read as fields at all (400, not 422).
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum BodyError {
+    #[error("the body is not valid JSON: {0}")]
+    Json(String),
+    #[error("the JSON body must be an object of fields")]
+    NotAnObject,
+    #[error("the body is not a valid urlencoded form: {0}")]
+    Form(String),
+}
+
+/// A submission's fields before validation: name → values (forms may repeat a name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawFields(BTreeMap<String, Vec<String>>);
+
+/// How many client tags one submission may carry.
+pub const MAX_CLIENT_TAGS: usize = 10;
+
+impl RawFields {
+    /// From a JSON object. Strings, numbers and booleans are read as text, arrays of them as
+    /// repeated values, `null` as absent; nested objects are a field error.
+    pub fn from_json(body: &[u8]) -> Result<Result<Self, FieldError>, BodyError> {
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| BodyError::Json(e.to_string()))?;
+        let serde_json::Value::Object(map) = value else {
+            return Err(BodyError::NotAnObject);
+        };
+        let mut fields = BTreeMap::new();
+        for (name, value) in map {
+            let values = match value {
+                serde_json::Value::Null => continue,
+                serde_json::Value::Array(items) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for item in items {
+                        match scalar(item) {
+                            Some(v) => out.push(v),
+                            None => return Ok(Err(nested(&name))),
+                        }
+                    }
+                    out
+                }
+                other => match scalar(other) {
+                    Some(v) => vec![v],
+                    None => return Ok(Err(nested(&name))),
+                },
+            };
+            fields.insert(name, values);
+        }
+        Ok(Ok(Self(fields)))
+    }
+
+    /// From an `application/x-www-form-urlencoded` body.
+    pub fn from_form(body: &[u8]) -> Result<Self, BodyError> {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(body).map_err(|e| BodyError::Form(e.to_string()))?;
+        let mut fields: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, value) in pairs {
+            fields.entry(name).or_default().push(value);
+        }
+        Ok(Self(fields))
+    }
+
+    fn first(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .and_then(|v| v.first())
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+    }
+
+    fn all(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.0.get(name).into_iter().flatten().map(String::as_str)
+    }
+}
+
+fn scalar(value: serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn nested(name: &str) -> FieldError {
+    // Field names are client text; the error names only known fields verbatim.
+    let field = KNOWN_FIELDS
+        .iter()
+        .find(|f| **f == name)
+        .copied()
+        .unwrap_or("body");
+    FieldError::new(field, "must be a string, number, boolean or a list of them")
+}
+
+const KNOWN_FIELDS: &[&str] = &[
+    "email",
+    "name",
+    "phone",
+    "ib_type",
+    "monthly_leads",
+    "broker_network",
+    "form",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "page_url",
+    "consent",
+    "tags",
+    "_gotcha",
+];
+
+/// The monthly volume band an IB declared, which earns a volume tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Volume {
+    High,
+    Medium,
+    Low,
+}
+
+impl Volume {
+    /// `500+` → high, `100-500` → medium, anything else given → low.
+    pub fn of(monthly_leads: &str) -> Self {
+        match monthly_leads.trim() {
+            "500+" => Self::High,
+            "100-500" => Self::Medium,
+            _ => Self::Low,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::High => "high",
+            Self::Medium => "medium",
+            Self::Low => "low",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "high" => Some(Self::High),
+            "medium" => Some(Self::Medium),
+            "low" => Some(Self::Low),
+            _ => None,
+        }
+    }
+
+    fn tag_suffix(self) -> &'static str {
+        match self {
+            Self::High => "high-volume",
+            Self::Medium => "medium-volume",
+            Self::Low => "low-volume",
+        }
+    }
+}
+
+/// The form a lead came from when the submission does not say.
+pub const DEFAULT_FORM: &str = "demo-request";
+
+/// A validated lead submission. Invariant: every text is trimmed, non-empty and within its
+/// length limit; `form` and `ib_type` are slugs; `page_url` is an absolute http(s) URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadSubmission {
+    pub email: LeadEmail,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub ib_type: Option<String>,
+    pub monthly_leads: Option<String>,
+    pub volume: Option<Volume>,
+    pub broker_network: Option<String>,
+    pub form: String,
+    pub utm_source: Option<String>,
+    pub utm_medium: Option<String>,
+    pub utm_campaign: Option<String>,
+    pub page_url: Option<String>,
+    pub consent: bool,
+    /// Client-supplied tags as sent (prefixed only by [`LeadSubmission::tags`]).
+    pub client_tags: Vec<String>,
+}
+
+/// What a form post turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submission {
+    Lead(Box<LeadSubmission>),
+    /// The honeypot was filled in: answer as accepted, store nothing, count it as spam.
+    Spam,
+}
+
+fn bounded(
+    fields: &RawFields,
+    name: &'static str,
+    max_chars: usize,
+) -> Result<Option<String>, FieldError> {
+    match fields.first(name) {
+        None => Ok(None),
+        Some(v) if v.chars().count() > max_chars => Err(FieldError::new(
+            name,
+            format!("must be at most {max_chars} characters"),
+        )),
+        Some(v) if v.chars().any(char::is_control) => {
+            Err(FieldError::new(name, "must not contain control characters"))
+        }
+        Some(v) => Ok(Some(v.to_string())),
+    }
+}
+
+fn slugged(
+    fields: &RawFields,
+    name: &'static str,
+    max_chars: usize,
+) -> Result<Option<String>, FieldError> {
+    match bounded(fields, name, max_chars)? {
+        None => Ok(None),
+        Some(v) => slug(&v)
+            .map(Some)
+            .ok_or_else(|| FieldError::new(name, "must contain letters or digits")),
+    }
+}
+
+fn phone(fields: &RawFields) -> Result<Option<String>, FieldError> {
+    let Some(v) = bounded(fields, "phone", 40)? else {
+        return Ok(None);
+    };
+    let ok = v
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+        && v.chars().filter(char::is_ascii_digit).count() >= 5;
+    if ok {
+        Ok(Some(v))
+    } else {
+        Err(FieldError::new(
+            "phone",
+            "must be a phone number (digits, spaces, + - ( ) .)",
+        ))
+    }
+}
+
+fn page_url(fields: &RawFields) -> Result<Option<String>, FieldError> {
+    let Some(v) = bounded(fields, "page_url", 2000)? else {
+        return Ok(None);
+    };
+    match url::Url::parse(&v) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(u.to_string())),
+        _ => Err(FieldError::new("page_url", "must be an absolute http(s) URL")),
+    }
+}
+
+fn consent(fields: &RawFields) -> Result<bool, FieldError> {
+    match fields.first("consent").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false" | "0" | "no" | "off") => Ok(false),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some(_) => Err(FieldError::new("consent", "must be true or false")),
+    }
+}
+
+fn client_tags(fields: &RawFields) -> Result<Vec<String>, FieldError> {
+    let tags: Vec<String> = fields
+        .all("tags")
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    if tags.len() > MAX_CLIENT_TAGS {
+        return Err(FieldError::new(
+            "tags",
+            format!("at most {MAX_CLIENT_TAGS} tags"),
+        ));
+    }
+    if tags.iter().any(|t| t.chars().count() > 100) {
+        return Err(FieldError::new("tags", "each tag is at most 100 characters"));
+    }
+    Ok(tags)
+}
+
+impl Submission {
+    /// Validates fields. The honeypot is checked first, so a bot learns nothing from errors.
+    pub fn parse(fields: &RawFields) -> Result<Self, FieldError> {
+        if fields.first("_gotcha").is_some() {
+            return Ok(Self::Spam);
+        }
+        let email = LeadEmail::parse("email", fields.first("email").unwrap_or_default())?;
+        let monthly_leads = bounded(fields, "monthly_leads", 40)?;
+        Ok(Self::Lead(Box::new(LeadSubmission {
+            email,
+            name: bounded(fields, "name", 200)?,
+            phone: phone(fields)?,
+            ib_type: slugged(fields, "ib_type", 60)?,
+            volume: monthly_leads.as_deref().map(Volume::of),
+            monthly_leads,
+            broker_network: bounded(fields, "broker_network", 100)?,
+            form: slugged(fields, "form", 60)?.unwrap_or_else(|| DEFAULT_FORM.to_string()),
+            utm_source: bounded(fields, "utm_source", 200)?,
+            utm_medium: bounded(fields, "utm_medium", 200)?,
+            utm_campaign: bounded(fields, "utm_campaign", 200)?,
+            page_url: page_url(fields)?,
+            consent: consent(fields)?,
+            client_tags: client_tags(fields)?,
+        })))
+    }
+}
+
+impl LeadSubmission {
+    /// The tags this lead earns for `owner`, sorted and without duplicates: the form tag, the
+    /// `ib_type` tag, the volume tag, and the client's tags re-prefixed (foreign ones dropped).
+    pub fn tags(&self, owner: &TagPrefix) -> Vec<Tag> {
+        let mut tags: Vec<Tag> = [Some(self.form.as_str()), self.ib_type.as_deref()]
+            .into_iter()
+            .flatten()
+            .chain(self.volume.map(Volume::tag_suffix))
+            .filter_map(|raw| Tag::new(owner, raw))
+            .chain(self.client_tags.iter().filter_map(|t| client_tag(owner, t)))
+            .collect();
+        tags.sort();
+        tags.dedup();
+        tags
+    }
+
+    /// `name` split for Systeme.io: the first word, then the rest.
+    pub fn first_name_and_surname(&self) -> (Option<&str>, Option<&str>) {
+        split_name(self.name.as_deref())
+    }
+}
+
+/// Splits a full name at its first whitespace: `"Ana Maria Silva"` → (`Ana`, `Maria Silva`).
+pub fn split_name(name: Option<&str>) -> (Option<&str>, Option<&str>) {
+    let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
+        return (None, None);
+    };
+    match name.split_once(char::is_whitespace) {
+        Some((first, rest)) => (Some(first), Some(rest.trim()).filter(|r| !r.is_empty())),
+        None => (Some(name), None),
+    }
+}
+
+/// Where a lead stands with Systeme.io.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncStatus {
+    /// Stored, waiting for (another) sync attempt.
+    Pending,
+    /// The contact exists in Systeme.io with all of the lead's tags.
+    Synced,
+    /// Gave up after [`MAX_SYNC_ATTEMPTS`]; kept, visible, and retryable by the operator.
+    Failed,
+    /// Over the plan's lead limit: stored but never synced.
+    Held,
+}
+
+impl SyncStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Synced => "synced",
+            Self::Failed => "failed",
+            Self::Held => "held",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "pending" => Some(Self::Pending),
+            "synced" => Some(Self::Synced),
+            "failed" => Some(Self::Failed),
+            "held" => Some(Self::Held),
+            _ => None,
+        }
+    }
+}
+
+/// Failed attempts after which a lead is marked [`SyncStatus::Failed`].
+pub const MAX_SYNC_ATTEMPTS: u32 = 6;
+
+/// Seconds to wait after the `attempts`-th failure: 1 min, 2, 4, 8, 16 … capped at 6 hours.
+pub fn sync_backoff_secs(attempts: u32) -> i64 {
+    let exponent = attempts.saturating_sub(1).min(20);
+    (60_i64 << exponent).min(6 * 3600)
+}
+
+/// What a failed attempt leads to: the status and when to try again.
+pub fn after_failed_attempt(attempts: u32, now: i64, retry_after: Option<i64>) -> (SyncStatus, i64) {
+    if attempts >= MAX_SYNC_ATTEMPTS {
+        return (SyncStatus::Failed, now);
+    }
+    let wait = sync_backoff_secs(attempts).max(retry_after.unwrap_or(0));
+    (SyncStatus::Pending, now + wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(body: &str) -> RawFields {
+        RawFields::from_form(body.as_bytes()).unwrap()
+    }
+
+    fn json(body: &str) -> Result<RawFields, FieldError> {
+        RawFields::from_json(body.as_bytes()).unwrap()
+    }
+
+    fn lead(fields: &RawFields) -> LeadSubmission {
+        match Submission::parse(fields).unwrap() {
+            Submission::Lead(l) => *l,
+            Submission::Spam => panic!("not a lead"),
+        }
+    }
+
+    #[test]
+    fn a_form_post_with_only_an_email_is_a_demo_request() {
+        let l = lead(&form("email=Trader%40Example.COM"));
+        assert_eq!(l.email.as_ref(), "trader@example.com");
+        assert_eq!(l.form, "demo-request");
+        assert!(!l.consent);
+    }
+
+    #[test]
+    fn json_scalars_are_read_as_text() {
+        let l = lead(&json(r#"{"email":"a@b.co","consent":true,"monthly_leads":"500+","phone":35191234567}"#).unwrap());
+        assert!(l.consent);
+        assert_eq!(l.volume, Some(Volume::High));
+        assert_eq!(l.phone.as_deref(), Some("35191234567"));
+    }
+
+    #[test]
+    fn a_json_body_that_is_not_an_object_is_a_body_error() {
+        assert_eq!(RawFields::from_json(b"[1]"), Err(BodyError::NotAnObject));
+        assert!(matches!(RawFields::from_json(b"{"), Err(BodyError::Json(_))));
+    }
+
+    #[test]
+    fn a_nested_object_names_the_field() {
+        let err = json(r#"{"email":{"x":1}}"#).unwrap_err();
+        assert_eq!(err.field, "email");
+        let err = json(r#"{"whatever":{"x":1}}"#).unwrap_err();
+        assert_eq!(err.field, "body");
+    }
+
+    #[test]
+    fn a_missing_or_bad_email_names_the_email_field() {
+        for body in ["name=Ana", "email=", "email=not-an-email", "email=a%40b"] {
+            let err = Submission::parse(&form(body)).unwrap_err();
+            assert_eq!(err.field, "email", "{body}");
+        }
+    }
+
+    #[test]
+    fn a_filled_honeypot_is_spam_even_without_an_email() {
+        assert_eq!(Submission::parse(&form("_gotcha=buy")), Ok(Submission::Spam));
+        assert!(matches!(
+            Submission::parse(&form("email=a%40b.co&_gotcha=")),
+            Ok(Submission::Lead(_))
+        ));
+    }
+
+    #[test]
+    fn fields_over_their_limit_are_refused_by_name() {
+        let long = "x".repeat(201);
+        let err = Submission::parse(&form(&format!("email=a%40b.co&name={long}"))).unwrap_err();
+        assert_eq!(err.field, "name");
+        let err = Submission::parse(&form("email=a%40b.co&phone=call+me")).unwrap_err();
+        assert_eq!(err.field, "phone");
+        let err = Submission::parse(&form("email=a%40b.co&page_url=javascript:alert(1)")).unwrap_err();
+        assert_eq!(err.field, "page_url");
+        let err = Submission::parse(&form("email=a%40b.co&consent=maybe")).unwrap_err();
+        assert_eq!(err.field, "consent");
+        let err = Submission::parse(&form("email=a%40b.co&ib_type=%21%21")).unwrap_err();
+        assert_eq!(err.field, "ib_type");
+    }
+
+    #[test]
+    fn volume_bands_follow_the_spec() {
+        assert_eq!(Volume::of("500+"), Volume::High);
+        assert_eq!(Volume::of("100-500"), Volume::Medium);
+        assert_eq!(Volume::of("0-100"), Volume::Low);
+        assert_eq!(Volume::of("lots"), Volume::Low);
+    }
+
+    #[test]
+    fn a_lead_earns_form_type_volume_and_client_tags_under_its_owner_prefix() {
+        let owner = TagPrefix::parse("ib-a7x3k2m1-").unwrap();
+        let l = lead(&form(
+            "email=a%40b.co&form=Webinar&ib_type=Forex+IB&monthly_leads=100-500\
+             &tags=vip&tags=ib-b9z5n4p8-converted,ib-a7x3k2m1-hot",
+        ));
+        let tags: Vec<String> = l.tags(&owner).into_iter().map(String::from).collect();
+        assert_eq!(
+            tags,
+            [
+                "ib-a7x3k2m1-forex-ib",
+                "ib-a7x3k2m1-hot",
+                "ib-a7x3k2m1-medium-volume",
+                "ib-a7x3k2m1-vip",
+                "ib-a7x3k2m1-webinar",
+            ]
+        );
+    }
+
+    #[test]
+    fn too_many_client_tags_are_refused() {
+        let body = format!("email=a%40b.co&tags={}", vec!["t"; 11].join(","));
+        assert_eq!(Submission::parse(&form(&body)).unwrap_err().field, "tags");
+    }
+
+    #[test]
+    fn names_split_at_the_first_space() {
+        assert_eq!(split_name(Some("Ana Maria Silva")), (Some("Ana"), Some("Maria Silva")));
+        assert_eq!(split_name(Some("Ana")), (Some("Ana"), None));
+        assert_eq!(split_name(Some("  ")), (None, None));
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(sync_backoff_secs(1), 60);
+        assert_eq!(sync_backoff_secs(2), 120);
+        assert_eq!(sync_backoff_secs(5), 960);
+        assert_eq!(sync_backoff_secs(40), 6 * 3600);
+    }
+
+    #[test]
+    fn a_lead_fails_after_the_last_attempt_and_honours_retry_after_before() {
+        assert_eq!(after_failed_attempt(1, 1000, None), (SyncStatus::Pending, 1060));
+        assert_eq!(after_failed_attempt(1, 1000, Some(600)), (SyncStatus::Pending, 1600));
+        assert_eq!(
+            after_failed_attempt(MAX_SYNC_ATTEMPTS, 1000, None),
+            (SyncStatus::Failed, 1000)
+        );
+    }
+}
