@@ -12,4 +12,5 @@
 mod conformance;
 mod health;
 mod isolation;
+mod leads;
 mod tenants;

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use wiremock::MockServer;
+pub mod systeme;
+
+pub use systeme::{FakeSysteme, Mode};
 
 /// Secrets the test apps run with.
 pub const TOKEN_SECRET: &str = "test-token-secret-0123456789abcdef0123456789";
@@ -311,7 +313,7 @@ impl Drop for TestApp {
 /// ClientFlow Edge with a fresh state dir and a fake Systeme.io that records what it receives.
 pub struct SpawnedApp {
     pub app: TestApp,
-    pub systeme: MockServer,
+    pub systeme: FakeSysteme,
 }
 
 impl std::ops::Deref for SpawnedApp {
@@ -323,8 +325,13 @@ impl std::ops::Deref for SpawnedApp {
 
 /// `spawn_app()` from STYLE.md: the app under test, wired to its own fake Systeme.io.
 pub async fn spawn_app() -> SpawnedApp {
-    let systeme = MockServer::start().await;
-    let spec = AppSpec::clientflow(&systeme.uri());
+    spawn_app_with(|spec| spec).await
+}
+
+/// [`spawn_app`] with changes to the spec (variables).
+pub async fn spawn_app_with(change: impl FnOnce(AppSpec) -> AppSpec) -> SpawnedApp {
+    let systeme = FakeSysteme::start().await;
+    let spec = change(AppSpec::clientflow(&systeme.uri()));
     let app = tokio::task::spawn_blocking(move || spawn(&spec))
         .await
         .unwrap();
@@ -479,4 +486,118 @@ impl TestApp {
             .find(|t| t["id"] == tenant_id)
             .cloned()
     }
+}
+
+// ---- leads ----
+
+impl TestApp {
+    /// Posts a JSON lead with a capture token in `Authorization`.
+    pub async fn post_lead(&self, token: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/leads"))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts a urlencoded form the way a plain HTML form does: the key in the query string.
+    pub async fn post_form(&self, token: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let body = url_encode_pairs(form);
+        self.client
+            .post(self.url(&format!("/v1/leads?key={token}")))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Runs `POST /v1/admin/sync` with the given query and returns the report.
+    pub async fn run_sync(&self, query: &str) -> serde_json::Value {
+        let resp = self
+            .client
+            .post(self.url(&format!("/v1/admin/sync{query}")))
+            .bearer_auth(admin_token())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "admin sync");
+        json_body(resp).await
+    }
+
+    /// A read-only look at the app's database, for asserting what was stored.
+    pub fn db(&self) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open_with_flags(
+            self.database_path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn
+    }
+
+    /// A writable connection, for seeding state a test cannot reach over HTTP in reasonable
+    /// time (e.g. a tenant already at its plan's limit).
+    pub fn db_rw(&self) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open(self.database_path()).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn
+    }
+
+    /// One lead row of `tenant` by email, as JSON-ish columns.
+    pub fn lead_row(&self, tenant: &str, email: &str) -> Option<LeadRow> {
+        let conn = self.db();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, sync_status, sync_attempts, tags, systeme_contact_id, utm_source, page_url, name, form
+                 FROM leads WHERE tenant_id = ? AND email = ?",
+            )
+            .unwrap();
+        let mut rows = stmt.query(rusqlite::params![tenant, email]).unwrap();
+        let row = rows.next().unwrap()?;
+        let tags: String = row.get(3).unwrap();
+        Some(LeadRow {
+            id: row.get(0).unwrap(),
+            sync_status: row.get(1).unwrap(),
+            sync_attempts: row.get(2).unwrap(),
+            tags: serde_json::from_str(&tags).unwrap(),
+            systeme_contact_id: row.get(4).unwrap(),
+            utm_source: row.get(5).unwrap(),
+            page_url: row.get(6).unwrap(),
+            name: row.get(7).unwrap(),
+            form: row.get(8).unwrap(),
+        })
+    }
+
+    /// How many leads `tenant` has.
+    pub fn lead_count(&self, tenant: &str) -> i64 {
+        self.db()
+            .query_row(
+                "SELECT COUNT(*) FROM leads WHERE tenant_id = ?",
+                [tenant],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+}
+
+/// A stored lead, read straight from the database.
+#[derive(Debug, Clone)]
+pub struct LeadRow {
+    pub id: String,
+    pub sync_status: String,
+    pub sync_attempts: i64,
+    pub tags: Vec<String>,
+    pub systeme_contact_id: Option<i64>,
+    pub utm_source: Option<String>,
+    pub page_url: Option<String>,
+    pub name: Option<String>,
+    pub form: String,
+}
+
+/// `application/x-www-form-urlencoded` encoding of pairs.
+pub fn url_encode_pairs(form: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(form).unwrap()
 }

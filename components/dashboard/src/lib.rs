@@ -6,6 +6,7 @@
 
 mod get_health;
 mod rotate_capture_key;
+mod settings;
 
 use platform::ApiError;
 use spin_sdk::http::{Method, Request, Response};
@@ -23,6 +24,11 @@ fn route(req: &Request) -> Result<Response, ApiError> {
         (_, "/v1/health") => Err(ApiError::MethodNotAllowed { allowed: &["GET"] }),
         (Method::Post, "/v1/dashboard/capture-key") => rotate_capture_key::rotate_capture_key(req),
         (_, "/v1/dashboard/capture-key") => Err(ApiError::MethodNotAllowed { allowed: &["POST"] }),
+        (Method::Get, "/v1/dashboard/settings") => settings::get_settings(req),
+        (Method::Put, "/v1/dashboard/settings") => settings::put_settings(req),
+        (_, "/v1/dashboard/settings") => Err(ApiError::MethodNotAllowed {
+            allowed: &["GET", "PUT"],
+        }),
         (_, path) => Err(ApiError::route_not_found(path)),
     }
 }

@@ -257,12 +257,19 @@ fn page_url(fields: &RawFields) -> Result<Option<String>, FieldError> {
     };
     match url::Url::parse(&v) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(u.to_string())),
-        _ => Err(FieldError::new("page_url", "must be an absolute http(s) URL")),
+        _ => Err(FieldError::new(
+            "page_url",
+            "must be an absolute http(s) URL",
+        )),
     }
 }
 
 fn consent(fields: &RawFields) -> Result<bool, FieldError> {
-    match fields.first("consent").map(str::to_ascii_lowercase).as_deref() {
+    match fields
+        .first("consent")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("false" | "0" | "no" | "off") => Ok(false),
         Some("true" | "1" | "yes" | "on") => Ok(true),
         Some(_) => Err(FieldError::new("consent", "must be true or false")),
@@ -284,7 +291,10 @@ fn client_tags(fields: &RawFields) -> Result<Vec<String>, FieldError> {
         ));
     }
     if tags.iter().any(|t| t.chars().count() > 100) {
-        return Err(FieldError::new("tags", "each tag is at most 100 characters"));
+        return Err(FieldError::new(
+            "tags",
+            "each tag is at most 100 characters",
+        ));
     }
     Ok(tags)
 }
@@ -394,7 +404,11 @@ pub fn sync_backoff_secs(attempts: u32) -> i64 {
 }
 
 /// What a failed attempt leads to: the status and when to try again.
-pub fn after_failed_attempt(attempts: u32, now: i64, retry_after: Option<i64>) -> (SyncStatus, i64) {
+pub fn after_failed_attempt(
+    attempts: u32,
+    now: i64,
+    retry_after: Option<i64>,
+) -> (SyncStatus, i64) {
     if attempts >= MAX_SYNC_ATTEMPTS {
         return (SyncStatus::Failed, now);
     }
@@ -431,7 +445,12 @@ mod tests {
 
     #[test]
     fn json_scalars_are_read_as_text() {
-        let l = lead(&json(r#"{"email":"a@b.co","consent":true,"monthly_leads":"500+","phone":35191234567}"#).unwrap());
+        let l = lead(
+            &json(
+                r#"{"email":"a@b.co","consent":true,"monthly_leads":"500+","phone":35191234567}"#,
+            )
+            .unwrap(),
+        );
         assert!(l.consent);
         assert_eq!(l.volume, Some(Volume::High));
         assert_eq!(l.phone.as_deref(), Some("35191234567"));
@@ -440,7 +459,10 @@ mod tests {
     #[test]
     fn a_json_body_that_is_not_an_object_is_a_body_error() {
         assert_eq!(RawFields::from_json(b"[1]"), Err(BodyError::NotAnObject));
-        assert!(matches!(RawFields::from_json(b"{"), Err(BodyError::Json(_))));
+        assert!(matches!(
+            RawFields::from_json(b"{"),
+            Err(BodyError::Json(_))
+        ));
     }
 
     #[test]
@@ -461,7 +483,10 @@ mod tests {
 
     #[test]
     fn a_filled_honeypot_is_spam_even_without_an_email() {
-        assert_eq!(Submission::parse(&form("_gotcha=buy")), Ok(Submission::Spam));
+        assert_eq!(
+            Submission::parse(&form("_gotcha=buy")),
+            Ok(Submission::Spam)
+        );
         assert!(matches!(
             Submission::parse(&form("email=a%40b.co&_gotcha=")),
             Ok(Submission::Lead(_))
@@ -475,7 +500,8 @@ mod tests {
         assert_eq!(err.field, "name");
         let err = Submission::parse(&form("email=a%40b.co&phone=call+me")).unwrap_err();
         assert_eq!(err.field, "phone");
-        let err = Submission::parse(&form("email=a%40b.co&page_url=javascript:alert(1)")).unwrap_err();
+        let err =
+            Submission::parse(&form("email=a%40b.co&page_url=javascript:alert(1)")).unwrap_err();
         assert_eq!(err.field, "page_url");
         let err = Submission::parse(&form("email=a%40b.co&consent=maybe")).unwrap_err();
         assert_eq!(err.field, "consent");
@@ -519,7 +545,10 @@ mod tests {
 
     #[test]
     fn names_split_at_the_first_space() {
-        assert_eq!(split_name(Some("Ana Maria Silva")), (Some("Ana"), Some("Maria Silva")));
+        assert_eq!(
+            split_name(Some("Ana Maria Silva")),
+            (Some("Ana"), Some("Maria Silva"))
+        );
         assert_eq!(split_name(Some("Ana")), (Some("Ana"), None));
         assert_eq!(split_name(Some("  ")), (None, None));
     }
@@ -534,8 +563,14 @@ mod tests {
 
     #[test]
     fn a_lead_fails_after_the_last_attempt_and_honours_retry_after_before() {
-        assert_eq!(after_failed_attempt(1, 1000, None), (SyncStatus::Pending, 1060));
-        assert_eq!(after_failed_attempt(1, 1000, Some(600)), (SyncStatus::Pending, 1600));
+        assert_eq!(
+            after_failed_attempt(1, 1000, None),
+            (SyncStatus::Pending, 1060)
+        );
+        assert_eq!(
+            after_failed_attempt(1, 1000, Some(600)),
+            (SyncStatus::Pending, 1600)
+        );
         assert_eq!(
             after_failed_attempt(MAX_SYNC_ATTEMPTS, 1000, None),
             (SyncStatus::Failed, 1000)

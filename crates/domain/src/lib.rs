@@ -6,6 +6,7 @@
 pub mod lead;
 pub mod schema;
 pub mod secret;
+pub mod settings;
 pub mod signature;
 pub mod tags;
 pub mod tenant;

@@ -187,7 +187,10 @@ mod tests {
         let stmts = split_statements(sql);
         assert_eq!(stmts.len(), 4, "{stmts:#?}");
         assert!(stmts[1].ends_with("INSERT INTO c VALUES (1);\nEND"));
-        assert_eq!(stmts[2], "CREATE TEMP TRIGGER t AFTER DELETE ON a BEGIN DELETE FROM c; END");
+        assert_eq!(
+            stmts[2],
+            "CREATE TEMP TRIGGER t AFTER DELETE ON a BEGIN DELETE FROM c; END"
+        );
         assert_eq!(stmts[3], "SELECT 1");
     }
 

@@ -13,6 +13,11 @@ pub enum SecretError {
     NotWhsec { name: &'static str },
     #[error("{name} is empty")]
     Empty { name: &'static str },
+    #[error("{name} {why}")]
+    Malformed {
+        name: &'static str,
+        why: &'static str,
+    },
 }
 
 /// Secret bytes. Invariant: never printed, non-empty.
@@ -94,6 +99,38 @@ impl SystemeSecret {
 
     pub fn key(&self) -> &[u8] {
         self.0.expose()
+    }
+}
+
+/// The Systeme.io public API key. Invariant: non-empty, printable ASCII, no spaces.
+/// An empty `systeme_api_key` means "syncing is off", so it never becomes one of these.
+pub struct SystemeApiKey(String);
+
+impl std::fmt::Debug for SystemeApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SystemeApiKey(<redacted>)")
+    }
+}
+
+impl SystemeApiKey {
+    /// `Ok(None)` for an empty (or blank) value: syncing is off.
+    pub fn parse(value: &str) -> Result<Option<Self>, SecretError> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Ok(None);
+        }
+        if !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(SecretError::Malformed {
+                name: "systeme_api_key",
+                why: "must be printable ASCII without spaces",
+            });
+        }
+        Ok(Some(Self(value.to_string())))
+    }
+
+    /// The key, for the `X-API-Key` header only.
+    pub fn expose(&self) -> &str {
+        &self.0
     }
 }
 

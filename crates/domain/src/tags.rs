@@ -126,7 +126,10 @@ mod tests {
     #[test]
     fn slugs_are_lowercase_words_joined_by_dashes() {
         assert_eq!(slug("Forex IB!").as_deref(), Some("forex-ib"));
-        assert_eq!(slug("  --crypto__affiliate-- ").as_deref(), Some("crypto-affiliate"));
+        assert_eq!(
+            slug("  --crypto__affiliate-- ").as_deref(),
+            Some("crypto-affiliate")
+        );
         assert_eq!(slug("CFD Partner").as_deref(), Some("cfd-partner"));
         assert_eq!(slug("!!!"), None);
         assert_eq!(slug(""), None);

@@ -182,20 +182,46 @@ impl TenantContext {
     /// stops working on the next request. Returns the new capture token.
     pub fn rotate_capture_key(&mut self) -> Result<String, ApiError> {
         let db = crate::sql::Db::open()?;
-        let result = db.execute(
-            "UPDATE tenants SET capture_gen = capture_gen + 1, updated_at = ? WHERE id = ? RETURNING capture_gen",
+        db.execute(
+            "UPDATE tenants SET capture_gen = capture_gen + 1, updated_at = ? WHERE id = ?",
             &[
                 spin_sdk::sqlite::Value::Text(crate::clock::now_rfc3339()?),
                 spin_sdk::sqlite::Value::Text(self.tenant.id.to_string()),
             ],
         )?;
-        let generation = result
-            .rows
-            .first()
-            .and_then(|r| r.get::<i64>(0))
-            .ok_or_else(|| anyhow::anyhow!("rotating the capture key: tenant row vanished"))?;
-        self.tenant.capture_gen = generation;
-        crate::tenant::cache_tenant(&crate::kv::open_store()?, &self.tenant)?;
+        self.tenant =
+            crate::tenant::refresh_tenant(&db, &crate::kv::open_store()?, &self.tenant.id)?
+                .ok_or_else(|| anyhow::anyhow!("rotating the capture key: tenant row vanished"))?;
         self.tenant.capture_token()
+    }
+}
+
+impl TenantContext {
+    /// Replaces the tenant's capture settings; the next request sees them (cache refreshed).
+    pub fn update_settings(
+        &mut self,
+        settings: &domain::settings::CaptureSettings,
+    ) -> Result<(), ApiError> {
+        let db = crate::sql::Db::open()?;
+        let origins = serde_json::to_string(&settings.allowed_origins)
+            .map_err(|e| ApiError::Unexpected(e.into()))?;
+        db.execute(
+            "UPDATE tenants SET allowed_origins = ?, thank_you_url = ?, updated_at = ? WHERE id = ?",
+            &[
+                spin_sdk::sqlite::Value::Text(origins),
+                settings
+                    .thank_you_url
+                    .as_ref()
+                    .map_or(spin_sdk::sqlite::Value::Null, |u| {
+                        spin_sdk::sqlite::Value::Text(u.as_ref().to_string())
+                    }),
+                spin_sdk::sqlite::Value::Text(crate::clock::now_rfc3339()?),
+                spin_sdk::sqlite::Value::Text(self.tenant.id.to_string()),
+            ],
+        )?;
+        self.tenant =
+            crate::tenant::refresh_tenant(&db, &crate::kv::open_store()?, &self.tenant.id)?
+                .ok_or_else(|| anyhow::anyhow!("updating settings: tenant row vanished"))?;
+        Ok(())
     }
 }

@@ -11,7 +11,7 @@ use crate::auth::{AdminContext, VerifiedSignup};
 use crate::clock::{now_rfc3339, random};
 use crate::kv::{GlobalKey, GlobalKv, open_store};
 use crate::sql::Db;
-use crate::tenant::{Tenant, cache_tenant};
+use crate::tenant::{capture_token, refresh_tenant};
 
 /// A tenant row as the operator and the signup answer see it.
 #[derive(Debug, Clone, Serialize)]
@@ -70,19 +70,12 @@ impl TenantView {
         })
     }
 
-    fn tenant(&self) -> Result<Tenant> {
-        Ok(Tenant {
-            id: TenantId::parse(&self.id)?,
-            tag_prefix: TagPrefix::parse(&self.tag_prefix)?,
-            plan: self.plan,
-            status: self.status,
-            capture_gen: self.capture_gen,
-        })
-    }
-
     /// The tenant's current capture token (publishable; no expiry; revoked by rotation).
     pub fn capture_token(&self) -> Result<String, ApiError> {
-        self.tenant()?.capture_token()
+        capture_token(
+            &TenantId::parse(&self.id).map_err(anyhow::Error::from)?,
+            self.capture_gen,
+        )
     }
 }
 
@@ -122,11 +115,13 @@ pub fn sign_up(signup: &VerifiedSignup) -> Result<SignupOutcome, ApiError> {
     let outcome = outcome?;
     if let SignupOutcome::Created(view) = &outcome {
         // SQLite is the source of truth; these caches make the hot path one read.
-        let tenant = view.tenant()?;
-        cache_tenant(&open_store()?, &tenant)?;
+        let id = TenantId::parse(&view.id).map_err(anyhow::Error::from)?;
+        refresh_tenant(&db, &open_store()?, &id)?;
         GlobalKv::open()?.set(
-            &GlobalKey::TenantByPrefix(&tenant.tag_prefix),
-            tenant.id.as_ref().as_bytes(),
+            &GlobalKey::TenantByPrefix(
+                &TagPrefix::parse(&view.tag_prefix).map_err(anyhow::Error::from)?,
+            ),
+            id.as_ref().as_bytes(),
         )?;
     }
     Ok(outcome)
@@ -245,7 +240,7 @@ impl AdminDirectory {
         let Some(view) = find(&self.db, "id = ?", Value::Text(id.to_string()))? else {
             return Ok(None);
         };
-        cache_tenant(&open_store()?, &view.tenant()?)?;
+        refresh_tenant(&self.db, &open_store()?, id)?;
         Ok(Some(view))
     }
 }

@@ -6,6 +6,7 @@
 //! [`crate::tenant::TenantKv`] from a verified tenant.
 
 use anyhow::{Result, anyhow};
+use domain::tags::Tag;
 use domain::tenant::{TagPrefix, TenantId};
 use spin_sdk::key_value::Store;
 
@@ -31,6 +32,8 @@ pub enum GlobalKey<'a> {
     HealthProbe,
     /// Tag prefix → owning tenant id.
     TenantByPrefix(&'a TagPrefix),
+    /// Systeme.io tag name → its id in the shared account.
+    SystemeTag(&'a Tag),
 }
 
 impl GlobalKey<'_> {
@@ -38,6 +41,7 @@ impl GlobalKey<'_> {
         match self {
             Self::HealthProbe => "g:health".to_string(),
             Self::TenantByPrefix(prefix) => format!("g:prefix:{prefix}"),
+            Self::SystemeTag(tag) => format!("g:systeme-tag:{tag}"),
         }
     }
 }

@@ -13,10 +13,15 @@ pub mod directory;
 pub mod error;
 pub mod health;
 pub mod kv;
+pub mod leads;
 pub mod migrate;
+pub mod outbound;
+pub mod request;
 pub mod response;
 pub mod secrets;
 pub(crate) mod sql;
+pub mod sync;
+pub mod systeme;
 pub mod tenant;
 
 pub use error::ApiError;

@@ -2,7 +2,7 @@
 //! first-request error: the log names the variable, the client gets a generic 500.
 
 use anyhow::{Context, anyhow};
-use domain::secret::{SystemeSecret, TokenSecret, WebhookSecret};
+use domain::secret::{SystemeApiKey, SystemeSecret, TokenSecret, WebhookSecret};
 
 use crate::ApiError;
 
@@ -26,4 +26,28 @@ pub fn signup_secret() -> Result<WebhookSecret, ApiError> {
 pub fn systeme_webhook_secret() -> Result<SystemeSecret, ApiError> {
     let value = variable("systeme_webhook_secret")?;
     Ok(SystemeSecret::parse(&value).context("variable systeme_webhook_secret")?)
+}
+
+/// `None` when `systeme_api_key` is empty: syncing is off.
+pub fn systeme_api_key() -> Result<Option<SystemeApiKey>, ApiError> {
+    let value = variable("systeme_api_key")?;
+    Ok(SystemeApiKey::parse(&value).context("variable systeme_api_key")?)
+}
+
+pub fn systeme_api_base() -> Result<url::Url, ApiError> {
+    let value = variable("systeme_api_base")?;
+    Ok(crate::systeme::parse_base(&value)?)
+}
+
+/// Capture requests allowed per client address per tenant per minute (`capture_rate_limit`).
+pub fn capture_rate_limit() -> Result<u32, ApiError> {
+    let value = variable("capture_rate_limit")?;
+    Ok(value
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            anyhow!("variable capture_rate_limit must be a positive whole number, not {value:?}")
+        })?)
 }

@@ -7,10 +7,11 @@
 //! This module is the one place that isolation is enforced.
 
 use anyhow::{Context, Result, anyhow};
+use domain::settings::{CaptureSettings, ThankYouUrl};
 use domain::tenant::{Plan, TagPrefix, TenantId, TenantStatus};
 use serde::{Deserialize, Serialize};
 use spin_sdk::key_value::Store;
-use spin_sdk::sqlite::{QueryResult, Value};
+use spin_sdk::sqlite::{QueryResult, RowResult, Value};
 
 use crate::kv::{open_store, tenant_key};
 use crate::sql::Db;
@@ -23,6 +24,11 @@ pub struct Tenant {
     pub plan: Plan,
     pub status: TenantStatus,
     pub capture_gen: i64,
+    /// What capture needs on every request (origins, thank-you URL); cached with the tenant so
+    /// it costs no extra storage call.
+    pub settings: CaptureSettings,
+    /// The tenant's tag-suffix rules as stored (JSON), if it overrides the defaults.
+    pub tag_rules: Option<String>,
 }
 
 /// The key-value cache form of [`Tenant`], under `t:<id>:record`.
@@ -33,7 +39,15 @@ struct CachedTenant {
     plan: Plan,
     status: TenantStatus,
     capture_gen: i64,
+    #[serde(default)]
+    settings: CaptureSettings,
+    #[serde(default)]
+    tag_rules: Option<String>,
 }
+
+/// The `tenants` columns [`Tenant::from_row`] reads, in order.
+pub(crate) const TENANT_COLUMNS: &str =
+    "id, tag_prefix, plan, status, capture_gen, allowed_origins, thank_you_url, tag_rules";
 
 impl Tenant {
     fn from_cache(bytes: &[u8]) -> Result<Self> {
@@ -44,6 +58,8 @@ impl Tenant {
             plan: c.plan,
             status: c.status,
             capture_gen: c.capture_gen,
+            settings: c.settings,
+            tag_rules: c.tag_rules,
         })
     }
 
@@ -54,24 +70,52 @@ impl Tenant {
             plan: self.plan,
             status: self.status,
             capture_gen: self.capture_gen,
+            settings: self.settings.clone(),
+            tag_rules: self.tag_rules.clone(),
         })?)
+    }
+
+    /// Parses a row of [`TENANT_COLUMNS`].
+    pub(crate) fn from_row(row: &RowResult) -> Result<Self> {
+        let text = |i: usize| {
+            row.get::<&str>(i)
+                .ok_or_else(|| anyhow!("tenants row: column {i}"))
+        };
+        let thank_you_url = row.get::<&str>(6).map(ThankYouUrl::parse).transpose()?;
+        Ok(Self {
+            id: TenantId::parse(text(0)?)?,
+            tag_prefix: TagPrefix::parse(text(1)?)?,
+            plan: Plan::parse(text(2)?)?,
+            status: TenantStatus::parse(text(3)?)?,
+            capture_gen: row
+                .get::<i64>(4)
+                .ok_or_else(|| anyhow!("tenants row: capture_gen"))?,
+            settings: CaptureSettings {
+                allowed_origins: CaptureSettings::origins_from_json(text(5)?)?,
+                thank_you_url,
+            },
+            tag_rules: row.get::<&str>(7).map(str::to_string),
+        })
+    }
+
+    /// The tenant's current capture token (publishable; no expiry; revoked by rotation).
+    pub fn capture_token(&self) -> Result<String, crate::ApiError> {
+        capture_token(&self.id, self.capture_gen)
     }
 }
 
-impl Tenant {
-    /// The tenant's current capture token (publishable; no expiry; revoked by rotation).
-    pub fn capture_token(&self) -> Result<String, crate::ApiError> {
-        let secret = crate::secrets::token_secret()?;
-        Ok(domain::token::mint(
-            &secret,
-            &domain::token::Claims {
-                sub: Some(self.id.to_string()),
-                scope: domain::token::Scope::Capture,
-                exp: None,
-                generation: Some(self.capture_gen),
-            },
-        ))
-    }
+/// The capture token of generation `generation` for tenant `id`.
+pub(crate) fn capture_token(id: &TenantId, generation: i64) -> Result<String, crate::ApiError> {
+    let secret = crate::secrets::token_secret()?;
+    Ok(domain::token::mint(
+        &secret,
+        &domain::token::Claims {
+            sub: Some(id.to_string()),
+            scope: domain::token::Scope::Capture,
+            exp: None,
+            generation: Some(generation),
+        },
+    ))
 }
 
 const RECORD: &str = "record";
@@ -87,41 +131,30 @@ pub(crate) fn load_tenant(id: &TenantId) -> Result<Option<Tenant>> {
     {
         return Tenant::from_cache(&bytes).map(Some);
     }
-    let db = Db::open()?;
+    refresh_tenant(&Db::open()?, &store, id)
+}
+
+/// Reads a tenant from the database (the source of truth) and rewrites its cache entry; called
+/// on a cache miss and after every committed change to a tenant.
+pub(crate) fn refresh_tenant(db: &Db, store: &Store, id: &TenantId) -> Result<Option<Tenant>> {
     let result = db.execute(
-        "SELECT id, tag_prefix, plan, status, capture_gen FROM tenants WHERE id = ?",
+        &format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?"),
         &[Value::Text(id.to_string())],
     )?;
     let Some(row) = result.rows.first() else {
         return Ok(None);
     };
-    let text = |i: usize| {
-        row.get::<&str>(i)
-            .ok_or_else(|| anyhow!("tenants row: column {i}"))
-    };
-    let tenant = Tenant {
-        id: TenantId::parse(text(0)?)?,
-        tag_prefix: TagPrefix::parse(text(1)?)?,
-        plan: Plan::parse(text(2)?)?,
-        status: TenantStatus::parse(text(3)?)?,
-        capture_gen: row
-            .get::<i64>(4)
-            .ok_or_else(|| anyhow!("tenants row: capture_gen"))?,
-    };
-    cache_tenant(&store, &tenant)?;
-    Ok(Some(tenant))
-}
-
-/// Writes a tenant's cache entry; called after every committed change to a tenant.
-pub(crate) fn cache_tenant(store: &Store, tenant: &Tenant) -> Result<()> {
+    let tenant = Tenant::from_row(row)?;
     let key = tenant_key(&tenant.id, RECORD);
     store
         .set(&key, &tenant.to_cache()?)
-        .map_err(|e| anyhow!("writing {key}: {e:?}"))
+        .map_err(|e| anyhow!("writing {key}: {e:?}"))?;
+    Ok(Some(tenant))
 }
 
 /// SQL a tenant may run. Invariant (checked at compile time by [`tenant_sql!`]): it filters on
-/// `tenant_id = ?1`, which [`TenantDb`] always binds to the verified tenant.
+/// `tenant_id = ?1`, or it is an `INSERT` whose first column is `tenant_id` and first value
+/// `?1`; [`TenantDb`] always binds `?1` to the verified tenant.
 #[derive(Debug, Clone, Copy)]
 pub struct TenantSql(&'static str);
 
@@ -129,9 +162,14 @@ impl TenantSql {
     /// Use through [`tenant_sql!`], which evaluates this in a `const` block so a statement
     /// without the tenant filter does not compile.
     pub const fn new(sql: &'static str) -> Self {
+        let sql_bytes = sql.as_bytes();
+        let filters = contains(sql_bytes, b"tenant_id = ?1");
+        let inserts_own_row = starts_with(sql_bytes, b"INSERT INTO ")
+            && contains(sql_bytes, b" (tenant_id, ")
+            && contains(sql_bytes, b"VALUES (?1, ");
         assert!(
-            contains(sql.as_bytes(), b"tenant_id = ?1"),
-            "tenant SQL must filter on `tenant_id = ?1`"
+            filters || inserts_own_row,
+            "tenant SQL must filter on `tenant_id = ?1` or insert `(tenant_id, …) VALUES (?1, …)`"
         );
         Self(sql)
     }
@@ -154,6 +192,22 @@ const fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     false
 }
 
+// Runs at compile time only; the bounds check keeps every index in range.
+#[allow(clippy::indexing_slicing)]
+const fn starts_with(haystack: &[u8], needle: &[u8]) -> bool {
+    if needle.len() > haystack.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < needle.len() {
+        if haystack[i] != needle[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// Tenant-scoped SQL, checked at compile time: `tenant_sql!("SELECT … WHERE tenant_id = ?1")`.
 ///
 /// ```
@@ -164,6 +218,12 @@ const fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 ///
 /// ```compile_fail
 /// let _ = platform::tenant_sql!("SELECT id FROM leads");
+/// ```
+///
+/// Nor does an insert that takes its tenant from anywhere but `?1`:
+///
+/// ```compile_fail
+/// let _ = platform::tenant_sql!("INSERT INTO leads (tenant_id, id) VALUES (?2, ?3)");
 /// ```
 #[macro_export]
 macro_rules! tenant_sql {
@@ -239,6 +299,14 @@ mod tests {
     fn tenant_sql_accepts_statements_that_filter_on_the_tenant() {
         let sql = tenant_sql!("SELECT id FROM leads WHERE tenant_id = ?1 AND id = ?2");
         assert!(sql.0.starts_with("SELECT"));
+    }
+
+    #[test]
+    fn tenant_sql_accepts_inserts_of_the_tenants_own_rows() {
+        let sql = tenant_sql!("INSERT INTO daily_rollups (tenant_id, day) VALUES (?1, ?2)");
+        assert!(sql.0.starts_with("INSERT"));
+        assert!(starts_with(b"INSERT INTO x", b"INSERT INTO "));
+        assert!(!starts_with(b"SELECT", b"INSERT INTO "));
     }
 
     #[test]

@@ -1,0 +1,148 @@
+//! `POST /v1/leads`: a landing-page form post becomes a stored lead, then a Systeme.io contact.
+//!
+//! Order: size (413) → capture token (401/403) → origin (403) → rate limit (429) → content
+//! type (415) → idempotency replay → fields (400/422) → store (durable before any 2xx) →
+//! inline sync (its failure leaves the lead pending; never an error for the visitor).
+
+use domain::lead::{Submission, SyncStatus};
+use domain::token::Scope;
+use platform::ApiError;
+use platform::auth::{TenantContext, authenticate};
+use platform::clock::{new_id, now_unix};
+use platform::leads::StoredAnswer;
+use platform::request::{self, BodyKind};
+use platform::sync::Syncer;
+use serde::Serialize;
+use spin_sdk::http::{Request, Response};
+
+#[derive(Serialize)]
+struct Accepted<'a> {
+    id: &'a str,
+    status: &'static str,
+}
+
+pub fn origin_not_allowed() -> ApiError {
+    ApiError::Forbidden {
+        code: "origin_not_allowed",
+        detail: "this origin may not post this tenant's forms".into(),
+    }
+}
+
+/// The handler: errors become problem+json; a browser gets CORS headers on every answer it is
+/// allowed to read.
+pub fn capture_lead(req: &Request) -> Response {
+    let origin = request::origin(req);
+    let mut allow_cors = true;
+    let mut resp = match capture(req, &mut allow_cors) {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    };
+    if let Some(origin) = origin
+        && allow_cors
+    {
+        request::allow_origin(&mut resp, origin);
+    }
+    resp
+}
+
+fn capture(req: &Request, allow_cors: &mut bool) -> Result<Response, ApiError> {
+    request::check_body_size(req)?;
+    let ctx = authenticate(req, Scope::Capture)?;
+    if let Some(origin) = request::origin(req)
+        && !ctx.tenant().settings.allows_origin(origin)
+    {
+        *allow_cors = false;
+        return Err(origin_not_allowed());
+    }
+    let now = now_unix();
+    let leads = ctx.leads()?;
+    let limit = platform::secrets::capture_rate_limit()?;
+    if let Some(wait) = leads.rate_limit(&request::client_addr(req), limit, now)? {
+        return Err(ApiError::RateLimited {
+            code: "rate_limited",
+            detail: format!("too many submissions from this address; retry in {wait} s"),
+            retry_after_secs: wait,
+        });
+    }
+    let kind = request::body_kind(req)?;
+    let key = request::idempotency_key(req)?;
+    let hash = key.as_ref().map(|_| request::request_hash(req));
+    if let (Some(key), Some(hash)) = (&key, &hash)
+        && let Some(answer) = leads.replay(key, hash)?
+    {
+        let mut resp = answer_response(req, &ctx, kind, &answer)?;
+        resp.set_header("idempotent-replayed", "true");
+        return Ok(resp);
+    }
+    let fields = request::fields(req, kind)?;
+    let submission = Submission::parse(&fields).map_err(|e| ApiError::Unprocessable {
+        code: "invalid_field",
+        detail: e.to_string(),
+    })?;
+    let answer = match submission {
+        Submission::Spam => {
+            leads.count_spam(now)?;
+            // Indistinguishable from a new lead, so a bot learns nothing.
+            accepted(201, &new_id()?, "created")?
+        }
+        Submission::Lead(lead) => {
+            let tags = lead.tags(&ctx.tenant().tag_prefix);
+            let captured = leads.capture(&lead, &tags, now)?;
+            if captured.sync_status == SyncStatus::Pending {
+                sync_inline(&captured.target, now);
+            }
+            if captured.created {
+                accepted(201, &captured.id, "created")?
+            } else {
+                accepted(200, &captured.id, "updated")?
+            }
+        }
+    };
+    if let (Some(key), Some(hash)) = (&key, &hash) {
+        leads.remember(key, hash, &answer)?;
+    }
+    answer_response(req, &ctx, kind, &answer)
+}
+
+/// The lead is stored; a failed or impossible sync only leaves it pending for the batch.
+fn sync_inline(target: &platform::sync::SyncTarget, now: i64) {
+    match Syncer::from_variables() {
+        Ok(Some(mut syncer)) => {
+            if let Err(e) = syncer.sync(target, now) {
+                eprintln!("recording an inline sync failed (the lead stays pending): {e:#}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!("systeme.io sync is misconfigured; leads stay pending: {e}"),
+    }
+}
+
+fn accepted(status: u16, id: &str, what: &'static str) -> Result<StoredAnswer, ApiError> {
+    let body = serde_json::to_string(&Accepted { id, status: what })
+        .map_err(|e| ApiError::Unexpected(e.into()))?;
+    Ok(StoredAnswer { status, body })
+}
+
+/// JSON for scripts; `303` to the thank-you page for a plain HTML form when one is set.
+fn answer_response(
+    req: &Request,
+    ctx: &TenantContext,
+    kind: BodyKind,
+    answer: &StoredAnswer,
+) -> Result<Response, ApiError> {
+    if kind == BodyKind::Form
+        && request::accepts_html(req)
+        && let Some(url) = &ctx.tenant().settings.thank_you_url
+    {
+        return Ok(Response::builder()
+            .status(303)
+            .header("location", url.as_ref())
+            .body(Vec::new())
+            .build());
+    }
+    Ok(Response::builder()
+        .status(answer.status)
+        .header("content-type", "application/json")
+        .body(answer.body.clone().into_bytes())
+        .build())
+}

@@ -1,0 +1,24 @@
+//! `OPTIONS /v1/leads`: the CORS preflight. Browsers send no credentials on a preflight, so the
+//! tenant is known only when the page put its capture key in the URL (`?key=`); then its
+//! allowed origins decide. Otherwise the preflight is granted and `POST` itself enforces them.
+
+use domain::token::Scope;
+use platform::ApiError;
+use platform::auth::authenticate;
+use platform::request::{origin, preflight};
+use spin_sdk::http::{Request, Response};
+
+pub fn preflight_leads(req: &Request) -> Result<Response, ApiError> {
+    let Some(origin) = origin(req) else {
+        let mut resp = Response::builder().status(204).body(Vec::new()).build();
+        resp.set_header("allow", "POST, OPTIONS");
+        return Ok(resp);
+    };
+    if !req.query().is_empty() && req.query().contains("key=") {
+        let ctx = authenticate(req, Scope::Capture)?;
+        if !ctx.tenant().settings.allows_origin(origin) {
+            return Err(crate::capture_lead::origin_not_allowed());
+        }
+    }
+    Ok(preflight(origin))
+}

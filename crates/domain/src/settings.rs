@@ -1,0 +1,233 @@
+//! A tenant's settings: which browser origins may post its forms, and where a plain HTML form
+//! lands after a successful post.
+
+use serde::{Deserialize, Serialize};
+
+use crate::tenant::FieldError;
+
+/// Most origins one tenant may list.
+pub const MAX_ORIGINS: usize = 50;
+
+/// A browser origin. Invariant: `http(s)://host[:port]`, lowercase, with no path, query or
+/// fragment, exactly as browsers send it in the `Origin` header.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Origin(String);
+
+impl Origin {
+    pub fn parse(value: &str) -> Result<Self, FieldError> {
+        let bad = || {
+            FieldError::new(
+                "allowed_origins",
+                format!("{value:?} is not an origin like https://example.com"),
+            )
+        };
+        let url = url::Url::parse(value.trim()).map_err(|_| bad())?;
+        let plain = matches!(url.scheme(), "http" | "https")
+            && url.host_str().is_some()
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.path() == "/"
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && !value.trim().ends_with('/');
+        if !plain {
+            return Err(bad());
+        }
+        Ok(Self(url.origin().ascii_serialization()))
+    }
+}
+
+impl TryFrom<String> for Origin {
+    type Error = FieldError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Origin> for String {
+    fn from(o: Origin) -> Self {
+        o.0
+    }
+}
+
+impl AsRef<str> for Origin {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where a successful plain-form post is redirected. Invariant: an absolute `https` URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ThankYouUrl(String);
+
+impl ThankYouUrl {
+    pub fn parse(value: &str) -> Result<Self, FieldError> {
+        match url::Url::parse(value.trim()) {
+            Ok(u) if u.scheme() == "https" && u.host_str().is_some() && value.len() <= 2000 => {
+                Ok(Self(u.to_string()))
+            }
+            _ => Err(FieldError::new(
+                "thank_you_url",
+                "must be an absolute https URL",
+            )),
+        }
+    }
+}
+
+impl TryFrom<String> for ThankYouUrl {
+    type Error = FieldError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<ThankYouUrl> for String {
+    fn from(u: ThankYouUrl) -> Self {
+        u.0
+    }
+}
+
+impl AsRef<str> for ThankYouUrl {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The settings capture consults. An empty origin list allows any origin.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureSettings {
+    #[serde(default)]
+    pub allowed_origins: Vec<Origin>,
+    #[serde(default)]
+    pub thank_you_url: Option<ThankYouUrl>,
+}
+
+impl CaptureSettings {
+    /// Whether a browser at `origin` (the `Origin` header, verbatim) may post.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allowed_origins.is_empty() || self.allowed_origins.iter().any(|o| o.0 == origin)
+    }
+
+    /// Parses the stored JSON list of origins.
+    pub fn origins_from_json(json: &str) -> Result<Vec<Origin>, FieldError> {
+        serde_json::from_str(json).map_err(|e| FieldError::new("allowed_origins", e.to_string()))
+    }
+}
+
+/// Why a settings body was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SettingsError {
+    #[error("the body is not a settings object: {0}")]
+    NotJson(String),
+    #[error(transparent)]
+    Field(#[from] FieldError),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsBody {
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    #[serde(default)]
+    thank_you_url: Option<String>,
+}
+
+impl CaptureSettings {
+    /// Parses the body of `PUT /v1/dashboard/settings`: the complete new settings (a missing
+    /// field is reset to its default).
+    pub fn parse(body: &[u8]) -> Result<Self, SettingsError> {
+        let raw: SettingsBody =
+            serde_json::from_slice(body).map_err(|e| SettingsError::NotJson(e.to_string()))?;
+        if raw.allowed_origins.len() > MAX_ORIGINS {
+            return Err(FieldError::new(
+                "allowed_origins",
+                format!("at most {MAX_ORIGINS} origins"),
+            )
+            .into());
+        }
+        let mut allowed_origins = Vec::with_capacity(raw.allowed_origins.len());
+        for origin in &raw.allowed_origins {
+            let origin = Origin::parse(origin)?;
+            if !allowed_origins.contains(&origin) {
+                allowed_origins.push(origin);
+            }
+        }
+        let thank_you_url = raw
+            .thank_you_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .map(ThankYouUrl::parse)
+            .transpose()?;
+        Ok(Self {
+            allowed_origins,
+            thank_you_url,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        assert_eq!(
+            Origin::parse("https://LP.Example.com").unwrap().as_ref(),
+            "https://lp.example.com"
+        );
+        assert_eq!(
+            Origin::parse("http://127.0.0.1:8080").unwrap().as_ref(),
+            "http://127.0.0.1:8080"
+        );
+        for bad in [
+            "lp.example.com",
+            "https://lp.example.com/",
+            "https://x.com/path",
+            "ftp://x.com",
+            "https://x.com?q=1",
+            "*",
+        ] {
+            assert!(Origin::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_empty_origin_list_allows_any_origin() {
+        let s = CaptureSettings::default();
+        assert!(s.allows_origin("https://anything.example"));
+        let s = CaptureSettings {
+            allowed_origins: vec![Origin::parse("https://lp.example.com").unwrap()],
+            thank_you_url: None,
+        };
+        assert!(s.allows_origin("https://lp.example.com"));
+        assert!(!s.allows_origin("https://evil.example"));
+    }
+
+    #[test]
+    fn a_settings_body_is_validated_field_by_field() {
+        let s = CaptureSettings::parse(br#"{"allowed_origins":["https://a.example","https://a.example"],"thank_you_url":"https://a.example/thanks"}"#).unwrap();
+        assert_eq!(s.allowed_origins.len(), 1);
+        assert_eq!(
+            CaptureSettings::parse(b"{}").unwrap(),
+            CaptureSettings::default()
+        );
+        let err = CaptureSettings::parse(br#"{"thank_you_url":"http://a.example"}"#).unwrap_err();
+        assert!(matches!(err, SettingsError::Field(f) if f.field == "thank_you_url"));
+        let err = CaptureSettings::parse(br#"{"allowed_origins":["nope"]}"#).unwrap_err();
+        assert!(matches!(err, SettingsError::Field(f) if f.field == "allowed_origins"));
+        assert!(matches!(
+            CaptureSettings::parse(br#"{"colour":"red"}"#),
+            Err(SettingsError::NotJson(_))
+        ));
+    }
+
+    #[test]
+    fn thank_you_urls_must_be_https() {
+        assert!(ThankYouUrl::parse("https://lp.example.com/thanks").is_ok());
+        assert!(ThankYouUrl::parse("http://lp.example.com/thanks").is_err());
+        assert!(ThankYouUrl::parse("javascript:alert(1)").is_err());
+        assert!(ThankYouUrl::parse("/thanks").is_err());
+    }
+}

@@ -1,0 +1,244 @@
+//! A tenant's leads as capture writes them: the upsert, the spam counter, idempotency keys and
+//! the per-client rate limit. Built only from a verified tenant ([`TenantContext::leads`]);
+//! every statement goes through [`TenantDb`], so it cannot reach another tenant's rows.
+//!
+//! Storage calls per capture, no sync: one rate-limit upsert and one lead upsert (whose
+//! trigger counts the lead for the plan and the day's rollup in the same statement), plus the
+//! schema check when the connection opens. `Idempotency-Key` adds one read and one write.
+
+use anyhow::{Context, Result, anyhow};
+use domain::lead::{LeadSubmission, SyncStatus};
+use domain::tags::Tag;
+use spin_sdk::sqlite::{RowResult, Value};
+
+use crate::ApiError;
+use crate::auth::TenantContext;
+use crate::clock::{new_id, now_rfc3339};
+use crate::sync::SyncTarget;
+use crate::tenant::{Tenant, TenantDb};
+use crate::tenant_sql;
+
+/// Seconds an inline sync holds a fresh lead before the batch may pick it up.
+pub const INLINE_LEASE_SECS: i64 = 60;
+
+/// What storing a submission did.
+#[derive(Debug)]
+pub struct Captured {
+    pub id: String,
+    /// A new (tenant, email): `201`; a repeat: `200`.
+    pub created: bool,
+    pub sync_status: SyncStatus,
+    /// What a sync needs, read back from the stored row.
+    pub target: SyncTarget,
+}
+
+/// A replayable first answer to an `Idempotency-Key`.
+#[derive(Debug)]
+pub struct StoredAnswer {
+    pub status: u16,
+    pub body: String,
+}
+
+/// The tenant's leads.
+pub struct LeadStore {
+    db: TenantDb,
+    tenant: Tenant,
+}
+
+impl TenantContext {
+    /// The tenant's lead store.
+    pub fn leads(&self) -> Result<LeadStore, ApiError> {
+        Ok(LeadStore {
+            db: self.db()?,
+            tenant: self.tenant().clone(),
+        })
+    }
+}
+
+fn text(value: Option<&str>) -> Value {
+    value.map_or(Value::Null, |v| Value::Text(v.to_string()))
+}
+
+fn unix_day(now: i64) -> Result<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp(now).context("clock out of range")?;
+    Ok(crate::clock::timestamp(t).chars().take(10).collect())
+}
+
+impl LeadStore {
+    /// Stores a submission: a new lead, or an update of the tenant's lead with that email
+    /// (fields given now win, tags are merged, a synced lead is queued again). Over the plan's
+    /// limit a new lead is `held`. Durable when this returns.
+    pub fn capture(&self, lead: &LeadSubmission, tags: &[Tag], now: i64) -> Result<Captured> {
+        let id = new_id()?;
+        let stamp = now_rfc3339()?;
+        let tags_json = serde_json::to_string(tags)?;
+        let limit = i64::try_from(self.tenant.plan.limits().leads).unwrap_or(i64::MAX);
+        let result = self.db.execute(
+            tenant_sql!(
+                "INSERT INTO leads (tenant_id, id, email, name, phone, ib_type, monthly_leads, volume,
+                    broker_network, form, utm_source, utm_medium, utm_campaign, page_url, consent, tags,
+                    sync_status, next_sync_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                    CASE WHEN (SELECT lead_count FROM tenants WHERE id = ?1) >= ?17 THEN 'held' ELSE 'pending' END,
+                    ?18, ?19, ?19)
+                 ON CONFLICT (tenant_id, email) DO UPDATE SET
+                    name = COALESCE(excluded.name, leads.name),
+                    phone = COALESCE(excluded.phone, leads.phone),
+                    ib_type = COALESCE(excluded.ib_type, leads.ib_type),
+                    monthly_leads = COALESCE(excluded.monthly_leads, leads.monthly_leads),
+                    volume = COALESCE(excluded.volume, leads.volume),
+                    broker_network = COALESCE(excluded.broker_network, leads.broker_network),
+                    form = excluded.form,
+                    utm_source = COALESCE(leads.utm_source, excluded.utm_source),
+                    utm_medium = COALESCE(leads.utm_medium, excluded.utm_medium),
+                    utm_campaign = COALESCE(leads.utm_campaign, excluded.utm_campaign),
+                    page_url = COALESCE(leads.page_url, excluded.page_url),
+                    consent = MAX(leads.consent, excluded.consent),
+                    tags = (SELECT json_group_array(value) FROM (
+                        SELECT value FROM json_each(leads.tags) UNION SELECT value FROM json_each(excluded.tags)
+                        ORDER BY value)),
+                    sync_status = CASE WHEN leads.sync_status IN ('synced', 'failed') THEN 'pending' ELSE leads.sync_status END,
+                    sync_attempts = CASE WHEN leads.sync_status IN ('synced', 'failed') THEN 0 ELSE leads.sync_attempts END,
+                    next_sync_at = CASE WHEN leads.sync_status = 'held' THEN leads.next_sync_at ELSE excluded.next_sync_at END,
+                    revision = leads.revision + 1,
+                    updated_at = excluded.updated_at
+                 WHERE leads.tenant_id = ?1
+                 RETURNING id, sync_status, revision, email, name, phone, tags, systeme_contact_id, sync_attempts"
+            ),
+            &[
+                Value::Text(id.clone()),
+                Value::Text(lead.email.to_string()),
+                text(lead.name.as_deref()),
+                text(lead.phone.as_deref()),
+                text(lead.ib_type.as_deref()),
+                text(lead.monthly_leads.as_deref()),
+                text(lead.volume.map(|v| v.as_str())),
+                text(lead.broker_network.as_deref()),
+                Value::Text(lead.form.clone()),
+                text(lead.utm_source.as_deref()),
+                text(lead.utm_medium.as_deref()),
+                text(lead.utm_campaign.as_deref()),
+                text(lead.page_url.as_deref()),
+                Value::Integer(i64::from(lead.consent)),
+                Value::Text(tags_json),
+                Value::Integer(limit),
+                Value::Integer(now + INLINE_LEASE_SECS),
+                Value::Text(stamp),
+            ],
+        )?;
+        let row = result
+            .rows
+            .first()
+            .ok_or_else(|| anyhow!("the lead upsert returned no row"))?;
+        let stored_id = row
+            .get::<&str>(0)
+            .ok_or_else(|| anyhow!("lead row: id"))?
+            .to_string();
+        let sync_status = row
+            .get::<&str>(1)
+            .and_then(SyncStatus::parse)
+            .ok_or_else(|| anyhow!("lead row: sync_status"))?;
+        let target = SyncTarget::from_row(&self.tenant, &stored_id, row, 2)?;
+        Ok(Captured {
+            created: stored_id == id,
+            id: stored_id,
+            sync_status,
+            target,
+        })
+    }
+
+    /// Counts a honeypot hit in today's rollup; nothing else is stored.
+    pub fn count_spam(&self, now: i64) -> Result<()> {
+        self.db.execute(
+            tenant_sql!(
+                "INSERT INTO daily_rollups (tenant_id, day, spam) VALUES (?1, ?2, 1)
+                 ON CONFLICT (tenant_id, day) DO UPDATE SET spam = spam + 1"
+            ),
+            &[Value::Text(unix_day(now)?)],
+        )?;
+        Ok(())
+    }
+
+    /// Counts one request from `client` in the current one-minute window. `Some(seconds)` to
+    /// wait when the window already holds `limit` requests. One atomic statement, so
+    /// concurrent requests cannot both slip under the limit.
+    pub fn rate_limit(&self, client: &str, limit: u32, now: i64) -> Result<Option<u64>> {
+        let window = now - now.rem_euclid(60);
+        let result = self.db.execute(
+            tenant_sql!(
+                "INSERT INTO capture_rate (tenant_id, client, window_start, hits) VALUES (?1, ?2, ?3, 1)
+                 ON CONFLICT (tenant_id, client) DO UPDATE SET
+                    hits = CASE WHEN capture_rate.window_start = excluded.window_start
+                                THEN capture_rate.hits + 1 ELSE 1 END,
+                    window_start = excluded.window_start
+                 RETURNING hits"
+            ),
+            &[Value::Text(client.to_string()), Value::Integer(window)],
+        )?;
+        let hits = result
+            .rows
+            .first()
+            .and_then(|r| r.get::<i64>(0))
+            .ok_or_else(|| anyhow!("rate-limit upsert returned no count"))?;
+        if hits > i64::from(limit) {
+            let wait = u64::try_from(window + 60 - now).unwrap_or(1).max(1);
+            return Ok(Some(wait));
+        }
+        Ok(None)
+    }
+
+    /// The stored answer for `key`, if any. `Err` with a conflict when the key was used for a
+    /// different request body.
+    pub fn replay(&self, key: &str, request_hash: &str) -> Result<Option<StoredAnswer>, ApiError> {
+        let result = self.db.execute(
+            tenant_sql!(
+                "SELECT request_hash, status, body FROM idempotency_keys WHERE tenant_id = ?1 AND key = ?2"
+            ),
+            &[Value::Text(key.to_string())],
+        )?;
+        let Some(row) = result.rows.first() else {
+            return Ok(None);
+        };
+        if row.get::<&str>(0) != Some(request_hash) {
+            return Err(ApiError::Unprocessable {
+                code: "idempotency_key_reused",
+                detail: "this Idempotency-Key was used for a different request".into(),
+            });
+        }
+        let status = row
+            .get::<i64>(1)
+            .and_then(|s| u16::try_from(s).ok())
+            .ok_or_else(|| anyhow!("idempotency row: status"))?;
+        let body = row
+            .get::<&str>(2)
+            .ok_or_else(|| anyhow!("idempotency row: body"))?
+            .to_string();
+        Ok(Some(StoredAnswer { status, body }))
+    }
+
+    /// Keeps the first answer to `key` (a concurrent first request keeps its own).
+    pub fn remember(&self, key: &str, request_hash: &str, answer: &StoredAnswer) -> Result<()> {
+        self.db.execute(
+            tenant_sql!(
+                "INSERT INTO idempotency_keys (tenant_id, key, request_hash, status, body, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tenant_id, key) DO NOTHING"
+            ),
+            &[
+                Value::Text(key.to_string()),
+                Value::Text(request_hash.to_string()),
+                Value::Integer(i64::from(answer.status)),
+                Value::Text(answer.body.clone()),
+                Value::Text(now_rfc3339()?),
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+/// Reads `tags` (a JSON array) from a row.
+pub(crate) fn tags_column(row: &RowResult, i: usize) -> Result<Vec<Tag>> {
+    let json = row
+        .get::<&str>(i)
+        .ok_or_else(|| anyhow!("lead row: tags"))?;
+    serde_json::from_str(json).context("lead row: tags are not a JSON array of tags")
+}

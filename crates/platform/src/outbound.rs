@@ -1,0 +1,193 @@
+//! Outbound HTTP over `wasi:http/outgoing-handler` with explicit timeouts.
+//!
+//! spin-sdk's `send` offers no request options, and Spin's default connect and first-byte
+//! timeouts are 600 s (SPIN-NOTES), far too long for a visitor waiting on a form post. This
+//! module sets connect, first-byte and between-bytes timeouts through `wasi:http` request
+//! options, which both Spin and the local host honour, and blocks on the host's pollables: a
+//! component instance serves one request, so there is nothing else to run meanwhile.
+
+use std::time::Duration;
+
+use wasi::http::outgoing_handler;
+use wasi::http::types::{
+    ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+};
+use wasi::io::streams::StreamError;
+
+/// A buffered response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why no response came back.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("denied by allowed_outbound_hosts")]
+    Denied,
+    #[error("transport: {0}")]
+    Other(String),
+}
+
+fn from_code(code: &ErrorCode) -> TransportError {
+    match code {
+        ErrorCode::ConnectionTimeout | ErrorCode::ConnectionReadTimeout => {
+            TransportError::Timeout(format!("{code:?}"))
+        }
+        ErrorCode::HttpRequestDenied => TransportError::Denied,
+        other => TransportError::Other(format!("{other:?}")),
+    }
+}
+
+/// Timeouts for one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub between_bytes: Duration,
+}
+
+/// The largest response body read; more is an error, never a trap or an unbounded buffer.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn invalid(what: &str) -> TransportError {
+    TransportError::Invalid(what.to_string())
+}
+
+/// Sends one request and reads the whole response.
+pub fn send(
+    method: &http::Method,
+    url: &url::Url,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    timeouts: Timeouts,
+) -> Result<HttpResponse, TransportError> {
+    let fields: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), v.as_bytes().to_vec()))
+        .collect();
+    let fields =
+        Fields::from_list(&fields).map_err(|e| TransportError::Invalid(format!("{e:?}")))?;
+    let request = OutgoingRequest::new(fields);
+    let method = match *method {
+        http::Method::GET => Method::Get,
+        http::Method::POST => Method::Post,
+        http::Method::PUT => Method::Put,
+        http::Method::DELETE => Method::Delete,
+        http::Method::PATCH => Method::Patch,
+        _ => return Err(invalid("unsupported method")),
+    };
+    request
+        .set_method(&method)
+        .map_err(|()| invalid("method"))?;
+    let scheme = match url.scheme() {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        _ => return Err(invalid("scheme")),
+    };
+    request
+        .set_scheme(Some(&scheme))
+        .map_err(|()| invalid("scheme"))?;
+    let authority = match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_string(),
+        (None, _) => return Err(invalid("host")),
+    };
+    request
+        .set_authority(Some(&authority))
+        .map_err(|()| invalid("authority"))?;
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    request
+        .set_path_with_query(Some(&path))
+        .map_err(|()| invalid("path"))?;
+    let outgoing_body = request.body().map_err(|()| invalid("body"))?;
+
+    let options = RequestOptions::new();
+    // A host that does not support an option refuses it; the request still goes out.
+    let _ = options.set_connect_timeout(Some(nanos(timeouts.connect)));
+    let _ = options.set_first_byte_timeout(Some(nanos(timeouts.first_byte)));
+    let _ = options.set_between_bytes_timeout(Some(nanos(timeouts.between_bytes)));
+
+    let future = outgoing_handler::handle(request, Some(options)).map_err(|e| from_code(&e))?;
+    {
+        let stream = outgoing_body.write().map_err(|()| invalid("body stream"))?;
+        // `blocking-write-and-flush` accepts at most 4096 bytes per call.
+        for chunk in body.unwrap_or_default().chunks(4096) {
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|e| TransportError::Other(format!("writing the body: {e:?}")))?;
+        }
+    }
+    OutgoingBody::finish(outgoing_body, None).map_err(|e| from_code(&e))?;
+
+    future.subscribe().block();
+    let response = match future.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(code))) => return Err(from_code(&code)),
+        Some(Err(())) | None => return Err(TransportError::Other("no response".into())),
+    };
+    let status = response.status();
+    let headers = response
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    let incoming = response
+        .consume()
+        .map_err(|()| TransportError::Other("response body taken".into()))?;
+    let stream = incoming
+        .stream()
+        .map_err(|()| TransportError::Other("response body stream".into()))?;
+    let mut body = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(bytes) => {
+                body.extend_from_slice(&bytes);
+                if body.len() > MAX_RESPONSE_BYTES {
+                    return Err(TransportError::Other(format!(
+                        "response body over {MAX_RESPONSE_BYTES} bytes"
+                    )));
+                }
+            }
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(e)) => {
+                let detail = wasi::http::types::http_error_code(&e)
+                    .map_or_else(|| e.to_debug_string(), |code| format!("{code:?}"));
+                return Err(if detail.contains("Timeout") {
+                    TransportError::Timeout(detail)
+                } else {
+                    TransportError::Other(format!("reading the response: {detail}"))
+                });
+            }
+        }
+    }
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}

@@ -1,0 +1,149 @@
+//! Reading requests: body size and content type, form and JSON fields, the client address as
+//! the host saw it, `Idempotency-Key`, `Accept`, and CORS headers.
+
+use domain::lead::{BodyError, RawFields};
+use sha2::{Digest, Sha256};
+use spin_sdk::http::{Request, Response};
+
+use crate::ApiError;
+use crate::auth::MAX_BODY_BYTES;
+
+fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.header(name).and_then(|v| v.as_str())
+}
+
+/// The client's address as the host saw the connection (`spin-client-addr`), without the port.
+///
+/// A client may send its own `spin-client-addr`; Spin appends its value after the client's and
+/// spin-sdk keeps the last one, so this is the host's (SPIN-NOTES). `X-Forwarded-For` is never
+/// trusted: any client can forge it.
+pub fn client_addr(req: &Request) -> String {
+    let raw = header(req, "spin-client-addr").unwrap_or("unknown");
+    match raw.parse::<std::net::SocketAddr>() {
+        Ok(addr) => addr.ip().to_string(),
+        Err(_) => raw.chars().take(64).collect(),
+    }
+}
+
+/// Refuses a body over [`MAX_BODY_BYTES`] with `413`.
+pub fn check_body_size(req: &Request) -> Result<(), ApiError> {
+    if req.body().len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge {
+            code: "body_too_large",
+            detail: format!("the body is over {MAX_BODY_BYTES} bytes"),
+        });
+    }
+    Ok(())
+}
+
+/// How a form body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    Json,
+    Form,
+}
+
+/// The body's kind from `Content-Type`; anything else is `415`.
+pub fn body_kind(req: &Request) -> Result<BodyKind, ApiError> {
+    let content_type = header(req, "content-type").unwrap_or_default();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => Ok(BodyKind::Json),
+        "application/x-www-form-urlencoded" => Ok(BodyKind::Form),
+        _ => Err(ApiError::UnsupportedMediaType {
+            code: "unsupported_media_type",
+            detail: format!(
+                "send application/json or application/x-www-form-urlencoded, not {:?}",
+                if essence.is_empty() {
+                    "nothing"
+                } else {
+                    &essence
+                }
+            ),
+        }),
+    }
+}
+
+/// The submitted fields: `400` for a body that cannot be read, `422` naming a bad field.
+pub fn fields(req: &Request, kind: BodyKind) -> Result<RawFields, ApiError> {
+    let bad = |e: BodyError| ApiError::BadRequest {
+        code: match e {
+            BodyError::Form(_) => "invalid_form",
+            _ => "invalid_json",
+        },
+        detail: e.to_string(),
+    };
+    match kind {
+        BodyKind::Json => {
+            RawFields::from_json(req.body())
+                .map_err(bad)?
+                .map_err(|e| ApiError::Unprocessable {
+                    code: "invalid_field",
+                    detail: e.to_string(),
+                })
+        }
+        BodyKind::Form => RawFields::from_form(req.body()).map_err(bad),
+    }
+}
+
+/// Whether the client prefers an HTML page (a plain form post from a browser).
+pub fn accepts_html(req: &Request) -> bool {
+    header(req, "accept").is_some_and(|a| a.to_ascii_lowercase().contains("text/html"))
+}
+
+/// The `Origin` header, when a browser sent one.
+pub fn origin(req: &Request) -> Option<&str> {
+    header(req, "origin").filter(|o| !o.is_empty() && *o != "null")
+}
+
+/// The `Idempotency-Key` header: 1–255 visible ASCII characters.
+pub fn idempotency_key(req: &Request) -> Result<Option<String>, ApiError> {
+    let Some(key) = req.header("idempotency-key") else {
+        return Ok(None);
+    };
+    match key.as_str() {
+        Some(k) if !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(k.to_string()))
+        }
+        _ => Err(ApiError::BadRequest {
+            code: "invalid_idempotency_key",
+            detail: "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+        }),
+    }
+}
+
+/// A digest of what a request asked for (content type and body), to tell a replay of an
+/// `Idempotency-Key` from its reuse for something else.
+pub fn request_hash(req: &Request) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(header(req, "content-type").unwrap_or_default().as_bytes());
+    hasher.update([0]);
+    hasher.update(req.body());
+    hex::encode(hasher.finalize())
+}
+
+/// Headers a browser may send on a capture request, and that it may read back.
+const ALLOWED_HEADERS: &str = "authorization, content-type, idempotency-key";
+const EXPOSED_HEADERS: &str = "idempotent-replayed, retry-after";
+
+/// Adds the CORS headers that let a page at `origin` read this response.
+pub fn allow_origin(resp: &mut Response, origin: &str) {
+    resp.set_header("access-control-allow-origin", origin);
+    resp.set_header("access-control-expose-headers", EXPOSED_HEADERS);
+    resp.set_header("vary", "origin");
+}
+
+/// The answer to a CORS preflight from `origin` for `POST`.
+pub fn preflight(origin: &str) -> Response {
+    let mut resp = Response::builder().status(204).body(Vec::new()).build();
+    allow_origin(&mut resp, origin);
+    resp.set_header("access-control-allow-methods", "POST, OPTIONS");
+    resp.set_header("access-control-allow-headers", ALLOWED_HEADERS);
+    resp.set_header("access-control-max-age", "600");
+    resp
+}
