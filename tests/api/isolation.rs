@@ -4,9 +4,111 @@
 use api_tests::{TestApp, TestTenant, json_body};
 use serde_json::json;
 
+/// B's state as the database and B's own tokens see it.
+async fn snapshot(
+    app: &TestApp,
+    b: &TestTenant,
+) -> (serde_json::Value, i64, Vec<String>, serde_json::Value) {
+    let view = app.admin_view(&b.id).await.expect("B exists");
+    let conn = app.db();
+    let mut stmt = conn
+        .prepare("SELECT email || ' ' || tags || ' ' || sync_status FROM leads WHERE tenant_id = ? ORDER BY id")
+        .unwrap();
+    let leads: Vec<String> = stmt
+        .query_map([&b.id], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let spam: i64 = conn
+        .query_row(
+            "SELECT COALESCE(SUM(spam), 0) FROM daily_rollups WHERE tenant_id = ?",
+            [&b.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let settings = json_body(
+        app.client
+            .get(app.url("/v1/dashboard/settings"))
+            .bearer_auth(b.dashboard_token())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    (view, spam, leads, settings)
+}
+
 /// Tries everything A's tokens can send at B's ids and asserts that nothing of B moved.
-pub async fn assert_isolated(app: &TestApp, a: &TestTenant, b: &TestTenant) {
-    let before = app.admin_view(&b.id).await.expect("B exists");
+/// Rotates A's capture key at the end and stores the new token in `a`.
+pub async fn assert_isolated(app: &TestApp, a: &mut TestTenant, b: &TestTenant) {
+    // B has a lead, an idempotency key and settings of its own.
+    let b_lead = app
+        .client
+        .post(app.url("/v1/leads"))
+        .bearer_auth(&b.capture_token)
+        .header("idempotency-key", format!("shared-key-{}", b.id))
+        .json(&json!({ "email": format!("shared-{}@example.com", b.id) }))
+        .send()
+        .await
+        .unwrap();
+    assert!(b_lead.status().is_success(), "B's own lead");
+    let before = snapshot(app, b).await;
+
+    // Capture: A's token posts the same email, B's idempotency key, B's prefix as a tag and
+    // the honeypot. Everything lands in A or nowhere.
+    let a_lead = app
+        .client
+        .post(app.url("/v1/leads"))
+        .bearer_auth(&a.capture_token)
+        .header("idempotency-key", format!("shared-key-{}", b.id))
+        .json(&json!({
+            "email": format!("shared-{}@example.com", b.id),
+            "tags": [format!("{}converted", b.tag_prefix)],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        a_lead.status(),
+        201,
+        "a new lead for A, not B's replay or B's repeat"
+    );
+    assert!(a_lead.headers().get("idempotent-replayed").is_none());
+    let a_row = app
+        .lead_row(&a.id, &format!("shared-{}@example.com", b.id))
+        .expect("A's lead");
+    assert!(
+        a_row.tags.iter().all(|t| t.starts_with(&a.tag_prefix)),
+        "{a_row:?}"
+    );
+    let spam = app
+        .post_form(
+            &a.capture_token,
+            &[("email", "bot@example.com"), ("_gotcha", "x")],
+        )
+        .await;
+    assert_eq!(spam.status(), 201);
+    // A's settings change is A's alone.
+    let put = app
+        .client
+        .put(app.url("/v1/dashboard/settings"))
+        .bearer_auth(a.dashboard_token())
+        .json(&json!({ "allowed_origins": ["https://a-only.example"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    // Nothing of A's makes the admin sync run.
+    for token in [a.capture_token.clone(), a.dashboard_token()] {
+        let sync = app
+            .client
+            .post(app.url("/v1/admin/sync"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sync.status(), 403, "tenant token on the admin sync");
+    }
     for token in [a.capture_token.clone(), a.dashboard_token()] {
         // Admin routes: a tenant token is the wrong scope, whatever the id.
         let list = app
@@ -57,9 +159,19 @@ pub async fn assert_isolated(app: &TestApp, a: &TestTenant, b: &TestTenant) {
         .await
         .unwrap();
     assert_eq!(rotate.status(), 200);
-    assert_eq!(
-        app.admin_view(&b.id).await.expect("B exists"),
-        before,
-        "B changed"
-    );
+    a.capture_token = json_body(rotate).await["capture_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(snapshot(app, b).await, before, "B changed");
+    // Restore A's settings so a second pass in the other direction starts clean.
+    let reset = app
+        .client
+        .put(app.url("/v1/dashboard/settings"))
+        .bearer_auth(a.dashboard_token())
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 200);
 }

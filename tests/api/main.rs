@@ -13,4 +13,5 @@ mod conformance;
 mod health;
 mod isolation;
 mod leads;
+mod sync;
 mod tenants;

@@ -541,8 +541,8 @@ async fn dashboard_routes_refuse_capture_tokens_unknown_tenants_and_query_keys()
 #[tokio::test]
 async fn tenant_a_cannot_reach_anything_of_tenant_b() {
     let app = spawn_app().await;
-    let a = app.create_tenant("Alpha").await;
-    let b = app.create_tenant("Bravo").await;
-    assert_isolated(&app, &a, &b).await;
-    assert_isolated(&app, &b, &a).await;
+    let mut a = app.create_tenant("Alpha").await;
+    let mut b = app.create_tenant("Bravo").await;
+    assert_isolated(&app, &mut a, &b).await;
+    assert_isolated(&app, &mut b, &a).await;
 }
