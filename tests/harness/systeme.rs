@@ -35,8 +35,6 @@ pub enum Mode {
     RateLimit { retry_after: u64 },
     /// Every call waits this long before answering (a hung upstream).
     Hang(Duration),
-    /// Every `n`-th call answers 500; the others work.
-    FailEvery(u64),
     /// About one call in `n` answers 500, picked pseudo-randomly (deterministic per run).
     FailRandomly(u64),
 }
@@ -102,14 +100,12 @@ impl Respond for Responder {
                     .insert_header("retry-after", retry_after.to_string().as_str());
             }
             Mode::Hang(d) => return ResponseTemplate::new(503).set_delay(d),
-            Mode::FailEvery(n) if state.served % n == 0 => return ResponseTemplate::new(500),
-            Mode::FailEvery(_) => {}
             Mode::FailRandomly(n) => {
                 // splitmix64 of the call number: spread out, reproducible.
                 let mut z = state.served.wrapping_add(0x9E37_79B9_7F4A_7C15);
                 z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
                 z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                if (z ^ (z >> 31)) % n == 0 {
+                if (z ^ (z >> 31)).is_multiple_of(n) {
                     return ResponseTemplate::new(500);
                 }
             }

@@ -539,7 +539,7 @@ mod tests {
 
     #[test]
     fn too_many_client_tags_are_refused() {
-        let body = format!("email=a%40b.co&tags={}", vec!["t"; 11].join(","));
+        let body = format!("email=a%40b.co&tags={}", ["t"; 11].join(","));
         assert_eq!(Submission::parse(&form(&body)).unwrap_err().field, "tags");
     }
 
