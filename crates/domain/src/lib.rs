@@ -3,6 +3,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod events;
+pub mod funnel;
 pub mod lead;
 pub mod schema;
 pub mod secret;
