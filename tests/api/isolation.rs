@@ -98,6 +98,24 @@ pub async fn assert_isolated(app: &TestApp, a: &mut TestTenant, b: &TestTenant) 
         .await
         .unwrap();
     assert_eq!(put.status(), 200);
+    // Tenant tokens carry no weight on the Systeme.io callback: only its signature does.
+    for token in [a.capture_token.clone(), a.dashboard_token()] {
+        let event = app
+            .client
+            .post(app.url("/v1/systeme/events"))
+            .bearer_auth(&token)
+            .header("x-webhook-event", "CONTACT_TAG_ADDED")
+            .header("x-webhook-message-id", "forged")
+            .body(json!({"contact": {"email": format!("shared-{}@example.com", b.id)}, "tag": {"name": format!("{}converted", b.tag_prefix)}}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            event.status(),
+            401,
+            "a tenant token is not a Systeme.io signature"
+        );
+    }
     // Nothing of A's makes the admin sync run.
     for token in [a.capture_token.clone(), a.dashboard_token()] {
         let sync = app

@@ -10,6 +10,7 @@
 )]
 
 mod conformance;
+mod events;
 mod health;
 mod isolation;
 mod leads;

@@ -1,7 +1,7 @@
 //! `GET` / `PUT /v1/dashboard/settings`: the tenant's allowed origins and thank-you URL. A `PUT`
 //! replaces them whole and takes effect on the next capture.
 
-use domain::settings::{CaptureSettings, SettingsError};
+use domain::settings::{Settings, SettingsError};
 use domain::token::Scope;
 use platform::ApiError;
 use platform::auth::authenticate;
@@ -15,7 +15,7 @@ pub fn get_settings(req: &Request) -> Result<Response, ApiError> {
 pub fn put_settings(req: &Request) -> Result<Response, ApiError> {
     platform::request::check_body_size(req)?;
     let mut ctx = authenticate(req, Scope::Dashboard)?;
-    let settings = CaptureSettings::parse(req.body()).map_err(|e| match e {
+    let settings = Settings::parse(req.body()).map_err(|e| match e {
         SettingsError::NotJson(_) => ApiError::BadRequest {
             code: "invalid_json",
             detail: e.to_string(),

@@ -89,8 +89,14 @@ pub struct Sale {
 pub enum SystemeEvent {
     ContactCreated(Contact),
     OptIn(Contact),
-    TagAdded { contact: Contact, tag: TagRef },
-    TagRemoved { contact: Contact, tag: TagRef },
+    TagAdded {
+        contact: Contact,
+        tag: TagRef,
+    },
+    TagRemoved {
+        contact: Contact,
+        tag: TagRef,
+    },
     SaleNew(Sale),
     SaleCanceled(Sale),
     /// Acknowledged and ignored.
@@ -180,7 +186,9 @@ fn contact(body: &Value) -> Result<Contact, EventError> {
 }
 
 fn sale(body: &Value) -> Result<Sale, EventError> {
-    let customer = body.get("customer").ok_or(EventError::Missing("customer"))?;
+    let customer = body
+        .get("customer")
+        .ok_or(EventError::Missing("customer"))?;
     let order = body.get("order").unwrap_or(&Value::Null);
     let plan = body.get("pricePlan").unwrap_or(&Value::Null);
     let amount_cents = int(order, "totalPrice")
@@ -226,7 +234,11 @@ impl SystemeEvent {
 /// UTM parameters found in a URL's query (Systeme.io's `sourceURL`).
 pub fn utm_from_url(url: &str) -> [(String, Option<String>); 3] {
     let pairs: Vec<(String, String)> = url::Url::parse(url)
-        .map(|u| u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+        .map(|u| {
+            u.query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
         .unwrap_or_default();
     ["utm_source", "utm_medium", "utm_campaign"].map(|k| {
         (
@@ -247,24 +259,40 @@ mod tests {
 
     #[test]
     fn a_contact_event_knows_every_owner_and_each_owners_tags() {
-        let SystemeEvent::ContactCreated(c) = SystemeEvent::parse("CONTACT_CREATED", CREATED.as_bytes()).unwrap() else {
+        let SystemeEvent::ContactCreated(c) =
+            SystemeEvent::parse("CONTACT_CREATED", CREATED.as_bytes()).unwrap()
+        else {
             panic!("wrong kind")
         };
         assert_eq!(c.id, Some(480_113));
-        assert_eq!(c.email.as_ref().map(AsRef::as_ref), Some("trader1@example.com"));
+        assert_eq!(
+            c.email.as_ref().map(AsRef::as_ref),
+            Some("trader1@example.com")
+        );
         assert_eq!(c.full_name().as_deref(), Some("Ana Silva"));
-        assert_eq!(c.source_url.as_deref(), Some("https://lp.example.com/forex?utm_source=facebook"));
+        assert_eq!(
+            c.source_url.as_deref(),
+            Some("https://lp.example.com/forex?utm_source=facebook")
+        );
         let a = TagPrefix::parse("ib-a7x3k2m1-").unwrap();
         let b = TagPrefix::parse("ib-b9z5n4p8-").unwrap();
         assert_eq!(c.prefixes(), vec![a.clone(), b.clone()]);
         assert_eq!(c.tags_of(&a).len(), 2);
-        assert_eq!(c.tags_of(&b).iter().map(AsRef::as_ref).collect::<Vec<&str>>(), ["ib-b9z5n4p8-demo-request"]);
+        assert_eq!(
+            c.tags_of(&b)
+                .iter()
+                .map(AsRef::as_ref)
+                .collect::<Vec<&str>>(),
+            ["ib-b9z5n4p8-demo-request"]
+        );
     }
 
     #[test]
     fn the_double_nested_contact_form_parses_the_same() {
         let body = r#"{"contact":{"contact":{"id":7,"email":"x@y.co","tags":[{"id":1,"name":"ib-a7x3k2m1-converted"}]}},"tag":{"id":1,"name":"ib-a7x3k2m1-converted"}}"#;
-        let SystemeEvent::TagAdded { contact, tag } = SystemeEvent::parse("CONTACT_TAG_ADDED", body.as_bytes()).unwrap() else {
+        let SystemeEvent::TagAdded { contact, tag } =
+            SystemeEvent::parse("CONTACT_TAG_ADDED", body.as_bytes()).unwrap()
+        else {
             panic!("wrong kind")
         };
         assert_eq!(contact.id, Some(7));
@@ -274,23 +302,40 @@ mod tests {
     #[test]
     fn sales_read_the_buyer_and_the_amount_in_cents() {
         let body = r#"{"customer":{"contactId":480113,"email":"trader1@example.com"},"order":{"id":77001,"totalPrice":19900},"pricePlan":{"amount":19900,"currency":"eur"}}"#;
-        let SystemeEvent::SaleNew(s) = SystemeEvent::parse("SALE_NEW", body.as_bytes()).unwrap() else {
+        let SystemeEvent::SaleNew(s) = SystemeEvent::parse("SALE_NEW", body.as_bytes()).unwrap()
+        else {
             panic!("wrong kind")
         };
-        assert_eq!((s.contact_id, s.order_id, s.amount_cents), (Some(480_113), Some(77_001), 19_900));
+        assert_eq!(
+            (s.contact_id, s.order_id, s.amount_cents),
+            (Some(480_113), Some(77_001), 19_900)
+        );
     }
 
     #[test]
     fn unknown_events_parse_as_unknown_and_bad_bodies_are_errors() {
-        assert_eq!(SystemeEvent::parse("FUNNEL_STEP_VIEWED", b"{}").unwrap(), SystemeEvent::Unknown("FUNNEL_STEP_VIEWED".into()));
-        assert!(matches!(SystemeEvent::parse("CONTACT_CREATED", b"nope"), Err(EventError::NotJson(_))));
-        assert_eq!(SystemeEvent::parse("CONTACT_TAG_ADDED", br#"{"contact":{"id":1}}"#), Err(EventError::Missing("tag")));
-        assert_eq!(SystemeEvent::parse("SALE_NEW", b"{}"), Err(EventError::Missing("customer")));
+        assert_eq!(
+            SystemeEvent::parse("FUNNEL_STEP_VIEWED", b"{}").unwrap(),
+            SystemeEvent::Unknown("FUNNEL_STEP_VIEWED".into())
+        );
+        assert!(matches!(
+            SystemeEvent::parse("CONTACT_CREATED", b"nope"),
+            Err(EventError::NotJson(_))
+        ));
+        assert_eq!(
+            SystemeEvent::parse("CONTACT_TAG_ADDED", br#"{"contact":{"id":1}}"#),
+            Err(EventError::Missing("tag"))
+        );
+        assert_eq!(
+            SystemeEvent::parse("SALE_NEW", b"{}"),
+            Err(EventError::Missing("customer"))
+        );
     }
 
     #[test]
     fn utm_parameters_come_from_the_source_url() {
-        let [source, medium, campaign] = utm_from_url("https://x.io/f/77/?utm_source=google&utm_campaign=crypto-q4");
+        let [source, medium, campaign] =
+            utm_from_url("https://x.io/f/77/?utm_source=google&utm_campaign=crypto-q4");
         assert_eq!(source.1.as_deref(), Some("google"));
         assert_eq!(medium.1, None);
         assert_eq!(campaign.1.as_deref(), Some("crypto-q4"));

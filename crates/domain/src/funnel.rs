@@ -112,7 +112,10 @@ impl TagRules {
             )
         })?;
         if rules.len() > MAX_RULES {
-            return Err(FieldError::new("tag_rules", format!("at most {MAX_RULES} rules")));
+            return Err(FieldError::new(
+                "tag_rules",
+                format!("at most {MAX_RULES} rules"),
+            ));
         }
         for key in rules.keys() {
             let body = key.strip_suffix('*').unwrap_or(key);
@@ -334,7 +337,11 @@ mod tests {
             serde_json::json!(["converted"]),
             serde_json::json!({"*": "converted"}),
         ] {
-            assert_eq!(TagRules::parse_overrides(&bad).unwrap_err().field, "tag_rules", "{bad}");
+            assert_eq!(
+                TagRules::parse_overrides(&bad).unwrap_err().field,
+                "tag_rules",
+                "{bad}"
+            );
         }
     }
 
@@ -344,7 +351,11 @@ mod tests {
         s.tag_added(Effect::EmailOpened);
         assert_eq!(s.stage.0, Stage::Engaged);
         s.tag_added(Effect::EmailSent);
-        assert_eq!(s.stage.0, Stage::Engaged, "a later send does not move it back");
+        assert_eq!(
+            s.stage.0,
+            Stage::Engaged,
+            "a later send does not move it back"
+        );
         s.opted_in();
         assert_eq!(s.stage.0, Stage::Engaged);
     }
@@ -356,7 +367,10 @@ mod tests {
         assert_eq!((d.emails_sent, s.stage.0), (1, Stage::Nurturing));
         s.tag_added(Effect::EmailOpened);
         s.tag_added(Effect::EmailClicked);
-        assert_eq!((s.emails_sent, s.emails_opened, s.emails_clicked), (1, 1, 1));
+        assert_eq!(
+            (s.emails_sent, s.emails_opened, s.emails_clicked),
+            (1, 1, 1)
+        );
     }
 
     #[test]
@@ -371,9 +385,15 @@ mod tests {
     fn a_first_sale_converts_and_a_second_means_retained() {
         let mut s = LeadState::default();
         let d = s.sale(19_900);
-        assert_eq!((d.conversions, d.revenue_cents, s.stage.0), (1, 19_900, Stage::Converted));
+        assert_eq!(
+            (d.conversions, d.revenue_cents, s.stage.0),
+            (1, 19_900, Stage::Converted)
+        );
         let d = s.sale(5_000);
-        assert_eq!((d.conversions, s.stage.0, s.revenue_cents), (0, Stage::Retained, 24_900));
+        assert_eq!(
+            (d.conversions, s.stage.0, s.revenue_cents),
+            (0, Stage::Retained, 24_900)
+        );
     }
 
     #[test]
@@ -381,7 +401,10 @@ mod tests {
         let mut s = LeadState::default();
         s.sale(19_900);
         let d = s.sale_canceled(19_900);
-        assert_eq!((d.revenue_cents, s.revenue_cents, s.stage.0), (-19_900, 0, Stage::Converted));
+        assert_eq!(
+            (d.revenue_cents, s.revenue_cents, s.stage.0),
+            (-19_900, 0, Stage::Converted)
+        );
     }
 
     #[test]

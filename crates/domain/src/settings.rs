@@ -1,8 +1,9 @@
-//! A tenant's settings: which browser origins may post its forms, and where a plain HTML form
-//! lands after a successful post.
+//! A tenant's settings: which browser origins may post its forms, where a plain HTML form lands
+//! after a successful post, and its tag-suffix rule overrides.
 
 use serde::{Deserialize, Serialize};
 
+use crate::funnel::TagRules;
 use crate::tenant::FieldError;
 
 /// Most origins one tenant may list.
@@ -95,16 +96,20 @@ impl AsRef<str> for ThankYouUrl {
     }
 }
 
-/// The settings capture consults. An empty origin list allows any origin.
+/// A tenant's settings. An empty origin list allows any origin; empty tag rules mean the
+/// defaults ([`TagRules::defaults`]) apply unchanged.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CaptureSettings {
+pub struct Settings {
     #[serde(default)]
     pub allowed_origins: Vec<Origin>,
     #[serde(default)]
     pub thank_you_url: Option<ThankYouUrl>,
+    /// Overrides on top of the default tag-suffix rules.
+    #[serde(default)]
+    pub tag_rules: TagRules,
 }
 
-impl CaptureSettings {
+impl Settings {
     /// Whether a browser at `origin` (the `Origin` header, verbatim) may post.
     pub fn allows_origin(&self, origin: &str) -> bool {
         self.allowed_origins.is_empty() || self.allowed_origins.iter().any(|o| o.0 == origin)
@@ -132,9 +137,11 @@ struct SettingsBody {
     allowed_origins: Vec<String>,
     #[serde(default)]
     thank_you_url: Option<String>,
+    #[serde(default)]
+    tag_rules: Option<serde_json::Value>,
 }
 
-impl CaptureSettings {
+impl Settings {
     /// Parses the body of `PUT /v1/dashboard/settings`: the complete new settings (a missing
     /// field is reset to its default).
     pub fn parse(body: &[u8]) -> Result<Self, SettingsError> {
@@ -160,9 +167,14 @@ impl CaptureSettings {
             .filter(|u| !u.trim().is_empty())
             .map(ThankYouUrl::parse)
             .transpose()?;
+        let tag_rules = match raw.tag_rules {
+            None | Some(serde_json::Value::Null) => TagRules::default(),
+            Some(json) => TagRules::parse_overrides(&json)?,
+        };
         Ok(Self {
             allowed_origins,
             thank_you_url,
+            tag_rules,
         })
     }
 }
@@ -195,11 +207,11 @@ mod tests {
 
     #[test]
     fn an_empty_origin_list_allows_any_origin() {
-        let s = CaptureSettings::default();
+        let s = Settings::default();
         assert!(s.allows_origin("https://anything.example"));
-        let s = CaptureSettings {
+        let s = Settings {
             allowed_origins: vec![Origin::parse("https://lp.example.com").unwrap()],
-            thank_you_url: None,
+            ..Settings::default()
         };
         assert!(s.allows_origin("https://lp.example.com"));
         assert!(!s.allows_origin("https://evil.example"));
@@ -207,18 +219,15 @@ mod tests {
 
     #[test]
     fn a_settings_body_is_validated_field_by_field() {
-        let s = CaptureSettings::parse(br#"{"allowed_origins":["https://a.example","https://a.example"],"thank_you_url":"https://a.example/thanks"}"#).unwrap();
+        let s = Settings::parse(br#"{"allowed_origins":["https://a.example","https://a.example"],"thank_you_url":"https://a.example/thanks"}"#).unwrap();
         assert_eq!(s.allowed_origins.len(), 1);
-        assert_eq!(
-            CaptureSettings::parse(b"{}").unwrap(),
-            CaptureSettings::default()
-        );
-        let err = CaptureSettings::parse(br#"{"thank_you_url":"http://a.example"}"#).unwrap_err();
+        assert_eq!(Settings::parse(b"{}").unwrap(), Settings::default());
+        let err = Settings::parse(br#"{"thank_you_url":"http://a.example"}"#).unwrap_err();
         assert!(matches!(err, SettingsError::Field(f) if f.field == "thank_you_url"));
-        let err = CaptureSettings::parse(br#"{"allowed_origins":["nope"]}"#).unwrap_err();
+        let err = Settings::parse(br#"{"allowed_origins":["nope"]}"#).unwrap_err();
         assert!(matches!(err, SettingsError::Field(f) if f.field == "allowed_origins"));
         assert!(matches!(
-            CaptureSettings::parse(br#"{"colour":"red"}"#),
+            Settings::parse(br#"{"colour":"red"}"#),
             Err(SettingsError::NotJson(_))
         ));
     }

@@ -197,16 +197,18 @@ impl TenantContext {
 }
 
 impl TenantContext {
-    /// Replaces the tenant's capture settings; the next request sees them (cache refreshed).
+    /// Replaces the tenant's settings; the next request sees them (cache refreshed).
     pub fn update_settings(
         &mut self,
-        settings: &domain::settings::CaptureSettings,
+        settings: &domain::settings::Settings,
     ) -> Result<(), ApiError> {
         let db = crate::sql::Db::open()?;
         let origins = serde_json::to_string(&settings.allowed_origins)
             .map_err(|e| ApiError::Unexpected(e.into()))?;
+        let rules = serde_json::to_string(&settings.tag_rules)
+            .map_err(|e| ApiError::Unexpected(e.into()))?;
         db.execute(
-            "UPDATE tenants SET allowed_origins = ?, thank_you_url = ?, updated_at = ? WHERE id = ?",
+            "UPDATE tenants SET allowed_origins = ?, thank_you_url = ?, tag_rules = ?, updated_at = ? WHERE id = ?",
             &[
                 spin_sdk::sqlite::Value::Text(origins),
                 settings
@@ -215,6 +217,7 @@ impl TenantContext {
                     .map_or(spin_sdk::sqlite::Value::Null, |u| {
                         spin_sdk::sqlite::Value::Text(u.as_ref().to_string())
                     }),
+                spin_sdk::sqlite::Value::Text(rules),
                 spin_sdk::sqlite::Value::Text(crate::clock::now_rfc3339()?),
                 spin_sdk::sqlite::Value::Text(self.tenant.id.to_string()),
             ],

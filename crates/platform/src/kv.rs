@@ -34,6 +34,8 @@ pub enum GlobalKey<'a> {
     TenantByPrefix(&'a TagPrefix),
     /// Systeme.io tag name → its id in the shared account.
     SystemeTag(&'a Tag),
+    /// A Systeme.io webhook message id already applied.
+    SystemeMessage(&'a str),
 }
 
 impl GlobalKey<'_> {
@@ -42,6 +44,7 @@ impl GlobalKey<'_> {
             Self::HealthProbe => "g:health".to_string(),
             Self::TenantByPrefix(prefix) => format!("g:prefix:{prefix}"),
             Self::SystemeTag(tag) => format!("g:systeme-tag:{tag}"),
+            Self::SystemeMessage(id) => format!("g:systeme-msg:{id}"),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod clock;
 pub mod directory;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod kv;
 pub mod leads;

@@ -1,11 +1,15 @@
 //! A SQLite connection with context on every step, so a logged failure reads like a story.
 
+use std::rc::Rc;
+
 use anyhow::{Context, Result, anyhow};
 use spin_sdk::sqlite::{Connection, QueryResult, Value};
 
-/// An open connection to the `default` database, with the schema brought up to date.
+/// An open connection to the `default` database, with the schema brought up to date. Clones
+/// share the connection, so statements of one transaction can go through several scoped views.
+#[derive(Clone)]
 pub struct Db {
-    conn: Connection,
+    conn: Rc<Connection>,
     schema_version: u32,
 }
 
@@ -17,7 +21,7 @@ impl Db {
             .context("opening the default SQLite database")?;
         let schema_version = crate::migrate::ensure_schema(&conn)?;
         Ok(Self {
-            conn,
+            conn: Rc::new(conn),
             schema_version,
         })
     }

@@ -7,7 +7,8 @@
 //! This module is the one place that isolation is enforced.
 
 use anyhow::{Context, Result, anyhow};
-use domain::settings::{CaptureSettings, ThankYouUrl};
+use domain::funnel::TagRules;
+use domain::settings::{Settings, ThankYouUrl};
 use domain::tenant::{Plan, TagPrefix, TenantId, TenantStatus};
 use serde::{Deserialize, Serialize};
 use spin_sdk::key_value::Store;
@@ -24,11 +25,9 @@ pub struct Tenant {
     pub plan: Plan,
     pub status: TenantStatus,
     pub capture_gen: i64,
-    /// What capture needs on every request (origins, thank-you URL); cached with the tenant so
-    /// it costs no extra storage call.
-    pub settings: CaptureSettings,
-    /// The tenant's tag-suffix rules as stored (JSON), if it overrides the defaults.
-    pub tag_rules: Option<String>,
+    /// Origins, thank-you URL and tag-rule overrides; cached with the tenant so capture and
+    /// callbacks read them at no extra storage call.
+    pub settings: Settings,
 }
 
 /// The key-value cache form of [`Tenant`], under `t:<id>:record`.
@@ -40,9 +39,7 @@ struct CachedTenant {
     status: TenantStatus,
     capture_gen: i64,
     #[serde(default)]
-    settings: CaptureSettings,
-    #[serde(default)]
-    tag_rules: Option<String>,
+    settings: Settings,
 }
 
 /// The `tenants` columns [`Tenant::from_row`] reads, in order.
@@ -59,7 +56,6 @@ impl Tenant {
             status: c.status,
             capture_gen: c.capture_gen,
             settings: c.settings,
-            tag_rules: c.tag_rules,
         })
     }
 
@@ -71,7 +67,6 @@ impl Tenant {
             status: self.status,
             capture_gen: self.capture_gen,
             settings: self.settings.clone(),
-            tag_rules: self.tag_rules.clone(),
         })?)
     }
 
@@ -90,11 +85,14 @@ impl Tenant {
             capture_gen: row
                 .get::<i64>(4)
                 .ok_or_else(|| anyhow!("tenants row: capture_gen"))?,
-            settings: CaptureSettings {
-                allowed_origins: CaptureSettings::origins_from_json(text(5)?)?,
+            settings: Settings {
+                allowed_origins: Settings::origins_from_json(text(5)?)?,
                 thank_you_url,
+                tag_rules: match row.get::<&str>(7) {
+                    Some(json) => serde_json::from_str(json).context("tenants row: tag_rules")?,
+                    None => TagRules::default(),
+                },
             },
-            tag_rules: row.get::<&str>(7).map(str::to_string),
         })
     }
 
@@ -240,10 +238,15 @@ pub struct TenantDb {
 
 impl TenantDb {
     pub(crate) fn new(tenant: TenantId) -> Result<Self> {
-        Ok(Self {
-            db: Db::open()?,
+        Ok(Self::on(&Db::open()?, tenant))
+    }
+
+    /// A view of an open connection (e.g. inside a transaction) scoped to `tenant`.
+    pub(crate) fn on(db: &Db, tenant: TenantId) -> Self {
+        Self {
+            db: db.clone(),
             tenant,
-        })
+        }
     }
 
     /// Runs `sql` with `?1` bound to this tenant and `params` as `?2`, `?3`, …
