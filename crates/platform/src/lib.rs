@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod clock;
+pub mod dashboard;
 pub mod directory;
 pub mod error;
 pub mod events;
