@@ -116,6 +116,64 @@ pub async fn assert_isolated(app: &TestApp, a: &mut TestTenant, b: &TestTenant) 
             "a tenant token is not a Systeme.io signature"
         );
     }
+    // The dashboard: B's lead id is a 404 for A on every lead route, and none of A's reads
+    // lists or counts it.
+    let b_lead_id = app
+        .lead_row(&b.id, &format!("shared-{}@example.com", b.id))
+        .expect("B's lead")
+        .id;
+    for (method, path) in crate::dashboard::dashboard_routes(&b_lead_id) {
+        if !path.contains(&b_lead_id) {
+            continue;
+        }
+        let resp = app
+            .client
+            .request(method, app.url(&path))
+            .bearer_auth(a.dashboard_token())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{path} with A's token");
+        assert_eq!(json_body(resp).await["code"], "lead_not_found");
+    }
+    for path in [
+        "/v1/dashboard/leads?limit=200".to_string(),
+        format!("/v1/dashboard/leads?q=shared-{}", b.id),
+        "/v1/dashboard/leads.csv".to_string(),
+    ] {
+        let body = app
+            .client
+            .get(app.url(&path))
+            .bearer_auth(a.dashboard_token())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!body.contains(&b_lead_id), "{path} shows B's lead to A");
+    }
+    let a_stats = json_body(
+        app.client
+            .get(app.url("/v1/dashboard/stats"))
+            .bearer_auth(a.dashboard_token())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let a_leads: i64 = app
+        .db()
+        .query_row(
+            "SELECT COUNT(*) FROM leads WHERE tenant_id = ?",
+            [&a.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        a_stats["leads"]["total"], a_leads,
+        "A's stats count A's leads only"
+    );
     // Nothing of A's makes the admin sync run.
     for token in [a.capture_token.clone(), a.dashboard_token()] {
         let sync = app

@@ -10,6 +10,7 @@
 )]
 
 mod conformance;
+mod dashboard;
 mod events;
 mod health;
 mod isolation;

@@ -1,0 +1,601 @@
+//! The tenant dashboard: stats after a scripted history, keyset pagination while leads arrive,
+//! search, timeline, erasure, CSV export, settings, and who may call it.
+
+use std::collections::BTreeSet;
+
+use api_tests::{
+    SYSTEME_WEBHOOK_SECRET, TestApp, TestTenant, admin_token, assert_problem, json_body, mint, now,
+    spawn_app, spawn_app_with,
+};
+use domain::token::{Claims, Scope};
+use serde_json::{Value, json};
+
+async fn get(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn get_json(app: &TestApp, path: &str, t: &TestTenant) -> Value {
+    let resp = get(app, path, &t.dashboard_token()).await;
+    assert_eq!(resp.status(), 200, "{path}");
+    json_body(resp).await
+}
+
+/// Posts a signed Systeme.io event built from parts.
+async fn event(app: &TestApp, id: &str, name: &str, body: Value) {
+    let body = body.to_string();
+    let secret = domain::secret::SystemeSecret::parse(SYSTEME_WEBHOOK_SECRET).unwrap();
+    let resp = app
+        .client
+        .post(app.url("/v1/systeme/events"))
+        .header("x-webhook-event", name)
+        .header("x-webhook-message-id", id)
+        .header(
+            "x-webhook-signature",
+            domain::signature::sign_systeme(&secret, body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(json_body(resp).await["status"], "applied", "{id}");
+}
+
+async fn tag(app: &TestApp, id: &str, t: &TestTenant, email: &str, suffix: &str) {
+    let name = format!("{}{suffix}", t.tag_prefix);
+    event(
+        app,
+        id,
+        "CONTACT_TAG_ADDED",
+        json!({"contact": {"email": email, "tags": [{"id": 1, "name": name}]}, "tag": {"id": 1, "name": name}}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn stats_after_a_scripted_history_are_exact() {
+    let app = spawn_app().await;
+    let a = app.create_tenant("Stats A").await;
+    let b = app.create_tenant("Stats B").await;
+    let leads = [
+        json!({"email": "l1@example.com", "ib_type": "forex-ib", "monthly_leads": "500+", "utm_source": "facebook"}),
+        json!({"email": "l2@example.com", "ib_type": "forex-ib", "monthly_leads": "100-500", "utm_source": "facebook"}),
+        json!({"email": "l3@example.com", "ib_type": "forex-ib", "monthly_leads": "0-100", "utm_source": "google"}),
+        json!({"email": "l4@example.com", "ib_type": "crypto-affiliate", "monthly_leads": "500+"}),
+        json!({"email": "l5@example.com"}),
+    ];
+    for lead in &leads {
+        assert_eq!(app.post_lead(&a.capture_token, lead).await.status(), 201);
+    }
+    app.post_lead(&a.capture_token, &json!({"email": "l1@example.com"}))
+        .await; // a repeat
+    app.post_form(
+        &a.capture_token,
+        &[("email", "bot@example.com"), ("_gotcha", "x")],
+    )
+    .await;
+    // B's activity must not show in A's numbers.
+    for i in 0..2 {
+        app.post_lead(
+            &b.capture_token,
+            &json!({"email": format!("b{i}@example.com"), "ib_type": "forex-ib"}),
+        )
+        .await;
+    }
+    tag(&app, "e1", &b, "b0@example.com", "converted").await;
+
+    for (i, (email, suffix)) in [
+        ("l1@example.com", "email-sent"),
+        ("l2@example.com", "email-sent"),
+        ("l3@example.com", "email-welcome"),
+        ("l1@example.com", "email-opened"),
+        ("l2@example.com", "engaged"),
+        ("l1@example.com", "email-clicked"),
+        ("l1@example.com", "converted"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        tag(&app, &format!("a{i}"), &a, email, suffix).await;
+    }
+    let sale = |id: i64| json!({"customer": {"email": "l1@example.com"}, "order": {"id": id, "totalPrice": 19_900}});
+    event(&app, "s1", "SALE_NEW", sale(1)).await;
+    event(&app, "s2", "SALE_NEW", sale(2)).await;
+    event(&app, "s3", "SALE_CANCELED", sale(2)).await;
+
+    let stats = get_json(&app, "/v1/dashboard/stats?days=7", &a).await;
+    assert_eq!(stats["window"]["days"], 7);
+    assert_eq!(
+        stats["leads"],
+        json!({"total": 5, "this_month": 5, "last_7_days": 5, "in_window": 5})
+    );
+    // l1 retained (two sales), l2 engaged, l3 nurturing, l4 and l5 new.
+    assert_eq!(
+        stats["stages"],
+        json!({"new": 2, "nurturing": 1, "engaged": 1, "converted": 0, "retained": 1})
+    );
+    assert_eq!(
+        stats["funnel"],
+        json!({"capture": 5, "nurture": 3, "convert": 1, "retain": 1})
+    );
+    assert_eq!(
+        stats["emails"],
+        json!({"sent": 3, "opened": 2, "clicked": 1, "open_rate": 0.6667, "click_rate": 0.3333})
+    );
+    assert_eq!(
+        stats["conversions"],
+        json!({"rate": 0.2, "converted_leads": 1, "in_window": 1})
+    );
+    assert_eq!(stats["revenue_cents"], 19_900);
+    assert_eq!(
+        stats["sync"],
+        json!({"synced": 5, "pending": 0, "failed": 0, "held": 0})
+    );
+    assert_eq!(stats["spam"], 1);
+    assert_eq!(
+        stats["breakdowns"]["ib_type"],
+        json!([{"value": "forex-ib", "leads": 3}, {"value": null, "leads": 1}, {"value": "crypto-affiliate", "leads": 1}])
+    );
+    assert_eq!(
+        stats["breakdowns"]["volume"],
+        json!([{"value": "high", "leads": 2}, {"value": null, "leads": 1}, {"value": "low", "leads": 1}, {"value": "medium", "leads": 1}])
+    );
+    assert_eq!(
+        stats["breakdowns"]["utm_source"],
+        json!([{"value": null, "leads": 2}, {"value": "facebook", "leads": 2}, {"value": "google", "leads": 1}])
+    );
+    let daily = stats["daily"].as_array().unwrap();
+    assert_eq!(daily.len(), 7, "zero-filled");
+    assert_eq!(
+        daily[..6]
+            .iter()
+            .map(|d| d["leads"].as_i64().unwrap())
+            .sum::<i64>(),
+        0
+    );
+    assert_eq!(daily[6]["day"], stats["window"]["to"]);
+    assert_eq!(
+        daily[6],
+        json!({"day": stats["window"]["to"], "leads": 5, "spam": 1, "emails_sent": 3, "emails_opened": 2,
+               "emails_clicked": 1, "conversions": 1, "revenue_cents": 19_900})
+    );
+    // Defaults and validation.
+    assert_eq!(
+        get_json(&app, "/v1/dashboard/stats", &a).await["daily"]
+            .as_array()
+            .unwrap()
+            .len(),
+        30
+    );
+    for bad in ["0", "366", "week"] {
+        let resp = get(
+            &app,
+            &format!("/v1/dashboard/stats?days={bad}"),
+            &a.dashboard_token(),
+        )
+        .await;
+        assert_problem(resp, 400, "invalid_query").await;
+    }
+    let b_stats = get_json(&app, "/v1/dashboard/stats?days=7", &b).await;
+    assert_eq!(b_stats["leads"]["total"], 2);
+    assert_eq!(b_stats["funnel"]["convert"], 1);
+}
+
+#[tokio::test]
+async fn pages_through_hundreds_of_leads_without_repeats_or_gaps_while_leads_arrive() {
+    let app = spawn_app_with(|spec| {
+        spec.with_env("SPIN_VARIABLE_SYSTEME_API_KEY", "")
+            .with_env("SPIN_VARIABLE_CAPTURE_RATE_LIMIT", "100000")
+    })
+    .await;
+    let t = app.create_tenant("Pages Ib").await;
+    let mut original = BTreeSet::new();
+    for chunk in (0..260).collect::<Vec<_>>().chunks(20) {
+        let bodies: Vec<Value> = chunk
+            .iter()
+            .map(|i| json!({"email": format!("p{i}@example.com")}))
+            .collect();
+        for resp in
+            futures::future::join_all(bodies.iter().map(|b| app.post_lead(&t.capture_token, b)))
+                .await
+        {
+            assert_eq!(resp.status(), 201);
+            original.insert(json_body(resp).await["id"].as_str().unwrap().to_string());
+        }
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/dashboard/leads?limit=37&cursor={c}"),
+            None => "/v1/dashboard/leads?limit=37".to_string(),
+        };
+        let page = get_json(&app, &path, &t).await;
+        let leads = page["leads"].as_array().unwrap();
+        assert!(leads.len() <= 37);
+        seen.extend(leads.iter().map(|l| l["id"].as_str().unwrap().to_string()));
+        // New leads keep arriving between pages.
+        app.post_lead(
+            &t.capture_token,
+            &json!({"email": format!("late{pages}@example.com")}),
+        )
+        .await;
+        pages += 1;
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 8, "260 leads in pages of 37");
+    let unique: BTreeSet<String> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "no lead twice");
+    assert_eq!(
+        unique, original,
+        "every lead, and only those that existed at the start"
+    );
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, sorted, "newest first");
+    for bad in ["limit=0", "limit=201", "cursor=bm9wZQ", "stage=vip"] {
+        let resp = get(
+            &app,
+            &format!("/v1/dashboard/leads?{bad}"),
+            &t.dashboard_token(),
+        )
+        .await;
+        assert_problem(resp, 400, "invalid_query").await;
+    }
+}
+
+#[tokio::test]
+async fn search_and_stage_filter_the_list() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Search Ib").await;
+    for (email, name) in [
+        ("ana.silva@example.com", "Ana Silva"),
+        ("bruno@example.com", "Bruno Costa"),
+        ("carla@silva.example", "Carla"),
+        ("100%@example.com", "Percent"),
+    ] {
+        app.post_lead(&t.capture_token, &json!({"email": email, "name": name}))
+            .await;
+    }
+    tag(&app, "e1", &t, "bruno@example.com", "email-opened").await;
+    let emails = |page: &Value| -> BTreeSet<String> {
+        page["leads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["email"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let page = get_json(&app, "/v1/dashboard/leads?q=SILVA", &t).await;
+    assert_eq!(
+        emails(&page),
+        BTreeSet::from(["ana.silva@example.com".into(), "carla@silva.example".into()])
+    );
+    let page = get_json(&app, "/v1/dashboard/leads?q=costa", &t).await;
+    assert_eq!(emails(&page), BTreeSet::from(["bruno@example.com".into()]));
+    let page = get_json(&app, "/v1/dashboard/leads?q=%25", &t).await;
+    assert_eq!(
+        emails(&page),
+        BTreeSet::from(["100%@example.com".into()]),
+        "% is literal"
+    );
+    let page = get_json(&app, "/v1/dashboard/leads?stage=engaged", &t).await;
+    assert_eq!(emails(&page), BTreeSet::from(["bruno@example.com".into()]));
+    let page = get_json(&app, "/v1/dashboard/leads?stage=engaged&q=ana", &t).await;
+    assert!(emails(&page).is_empty());
+}
+
+#[tokio::test]
+async fn a_lead_shows_its_timeline_and_erasing_it_removes_everything() {
+    let app = spawn_app().await;
+    let a = app.create_tenant("Erase A").await;
+    let b = app.create_tenant("Erase B").await;
+    let resp = app
+        .post_lead(
+            &a.capture_token,
+            &json!({"email": "gdpr@example.com", "name": "Gus"}),
+        )
+        .await;
+    let id = json_body(resp).await["id"].as_str().unwrap().to_string();
+    tag(&app, "e1", &a, "gdpr@example.com", "email-opened").await;
+    let lead = get_json(&app, &format!("/v1/dashboard/leads/{id}"), &a).await;
+    assert_eq!(
+        (
+            lead["email"].as_str(),
+            lead["stage"].as_str(),
+            lead["emails_opened"].as_i64()
+        ),
+        (Some("gdpr@example.com"), Some("engaged"), Some(1))
+    );
+    let kinds: Vec<&str> = lead["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["captured", "tag_added"]);
+    assert_eq!(
+        lead["timeline"][1]["detail"]["tag"],
+        format!("{}email-opened", a.tag_prefix)
+    );
+
+    // B cannot see or erase it: exactly like a missing id.
+    let path = format!("/v1/dashboard/leads/{id}");
+    assert_problem(
+        get(&app, &path, &b.dashboard_token()).await,
+        404,
+        "lead_not_found",
+    )
+    .await;
+    let resp = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(b.dashboard_token())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(resp, 404, "lead_not_found").await;
+    assert_problem(
+        get(&app, "/v1/dashboard/leads/not-a-lead", &a.dashboard_token()).await,
+        404,
+        "lead_not_found",
+    )
+    .await;
+
+    let resp = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(a.dashboard_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_problem(
+        get(&app, &path, &a.dashboard_token()).await,
+        404,
+        "lead_not_found",
+    )
+    .await;
+    let resp = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(a.dashboard_token())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(resp, 404, "lead_not_found").await;
+    let events: i64 = app
+        .db()
+        .query_row(
+            "SELECT COUNT(*) FROM lead_events WHERE lead_id = ?",
+            [&id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(events, 0, "the timeline is erased with the lead");
+    assert!(app.lead_row(&a.id, "gdpr@example.com").is_none());
+    let stats = get_json(&app, "/v1/dashboard/stats", &a).await;
+    assert_eq!(
+        (
+            stats["leads"]["total"].as_i64(),
+            stats["stages"]["engaged"].as_i64()
+        ),
+        (Some(0), Some(0))
+    );
+    assert_eq!(
+        app.admin_view(&a.id).await.unwrap()["usage"]["leads"],
+        0,
+        "the plan's place is freed"
+    );
+}
+
+#[tokio::test]
+async fn the_csv_export_is_tenant_scoped_quoted_and_formula_safe() {
+    let app = spawn_app().await;
+    let a = app.create_tenant("Csv A").await;
+    let b = app.create_tenant("Csv B").await;
+    app.post_lead(&a.capture_token, &json!({"email": "x1@example.com", "name": "=HYPERLINK(\"http://evil\",\"click\")", "phone": "+351 912 345 678"})).await;
+    app.post_lead(
+        &a.capture_token,
+        &json!({"email": "x2@example.com", "name": "Smith, \"Jo\"", "broker_network": "@SUM(A1)"}),
+    )
+    .await;
+    app.post_lead(&b.capture_token, &json!({"email": "b-only@example.com"}))
+        .await;
+    let resp = get(&app, "/v1/dashboard/leads.csv", &a.dashboard_token()).await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("leads.csv")
+    );
+    let body = resp.text().await.unwrap();
+    assert!(!body.contains("b-only@example.com"), "tenant-scoped");
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(&headers[1], "email");
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let x1 = rows
+        .iter()
+        .find(|r| &r[col("email")] == "x1@example.com")
+        .unwrap();
+    assert_eq!(&x1[col("name")], "'=HYPERLINK(\"http://evil\",\"click\")");
+    assert_eq!(&x1[col("phone")], "'+351 912 345 678");
+    let x2 = rows
+        .iter()
+        .find(|r| &r[col("email")] == "x2@example.com")
+        .unwrap();
+    assert_eq!(
+        &x2[col("name")],
+        "Smith, \"Jo\"",
+        "quoted by the CSV writer, read back intact"
+    );
+    assert_eq!(&x2[col("broker_network")], "'@SUM(A1)");
+    assert_eq!(&x2[col("tags")], format!("{}demo-request", a.tag_prefix));
+}
+
+#[tokio::test]
+async fn a_large_export_streams_every_lead_once() {
+    let app = spawn_app_with(|spec| {
+        spec.with_env("SPIN_VARIABLE_SYSTEME_API_KEY", "")
+            .with_env("SPIN_VARIABLE_CAPTURE_RATE_LIMIT", "100000")
+    })
+    .await;
+    let t = app.create_tenant("Export Ib").await;
+    for chunk in (0..450).collect::<Vec<_>>().chunks(25) {
+        let bodies: Vec<Value> = chunk
+            .iter()
+            .map(|i| json!({"email": format!("e{i}@example.com")}))
+            .collect();
+        futures::future::join_all(bodies.iter().map(|b| app.post_lead(&t.capture_token, b))).await;
+    }
+    let body = get(&app, "/v1/dashboard/leads.csv", &t.dashboard_token())
+        .await
+        .text()
+        .await
+        .unwrap();
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    let emails: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap()[1].to_string())
+        .collect();
+    assert_eq!(emails.len(), 450, "three pages of 200, streamed");
+    assert_eq!(emails.iter().collect::<BTreeSet<_>>().len(), 450);
+}
+
+#[tokio::test]
+async fn settings_round_trip_and_refuse_bad_values() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Settings Ib").await;
+    assert_eq!(
+        get_json(&app, "/v1/dashboard/settings", &t).await,
+        json!({"allowed_origins": [], "thank_you_url": null, "tag_rules": {}})
+    );
+    let wanted = json!({
+        "allowed_origins": ["https://lp.example.com", "http://localhost:8080"],
+        "thank_you_url": "https://lp.example.com/thanks",
+        "tag_rules": {"webinar-*": "email_clicked"}
+    });
+    let put = |body: String| {
+        app.client
+            .put(app.url("/v1/dashboard/settings"))
+            .bearer_auth(t.dashboard_token())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let resp = put(wanted.to_string()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(json_body(resp).await, wanted);
+    assert_eq!(get_json(&app, "/v1/dashboard/settings", &t).await, wanted);
+    for (body, status, code) in [
+        (
+            json!({"allowed_origins": ["lp.example.com"]}).to_string(),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"allowed_origins": ["https://x.example/path"]}).to_string(),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"thank_you_url": "http://lp.example.com"}).to_string(),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"tag_rules": {"x": "teleport"}}).to_string(),
+            422,
+            "invalid_field",
+        ),
+        (json!({"colour": "red"}).to_string(), 400, "invalid_json"),
+        ("{".to_string(), 400, "invalid_json"),
+    ] {
+        assert_problem(put(body.clone()).await.unwrap(), status, code).await;
+    }
+    assert_eq!(
+        get_json(&app, "/v1/dashboard/settings", &t).await,
+        wanted,
+        "refused PUTs change nothing"
+    );
+}
+
+/// Every dashboard route, with a method and a sample path.
+pub fn dashboard_routes(lead_id: &str) -> Vec<(reqwest::Method, String)> {
+    use reqwest::Method;
+    vec![
+        (Method::GET, "/v1/dashboard/stats".into()),
+        (Method::GET, "/v1/dashboard/leads".into()),
+        (Method::GET, format!("/v1/dashboard/leads/{lead_id}")),
+        (Method::DELETE, format!("/v1/dashboard/leads/{lead_id}")),
+        (Method::GET, "/v1/dashboard/leads.csv".into()),
+        (Method::GET, "/v1/dashboard/settings".into()),
+        (Method::PUT, "/v1/dashboard/settings".into()),
+        (Method::POST, "/v1/dashboard/capture-key".into()),
+    ]
+}
+
+#[tokio::test]
+async fn every_dashboard_route_wants_a_live_dashboard_token() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Guard Ib").await;
+    let resp = app
+        .post_lead(&t.capture_token, &json!({"email": "kept@example.com"}))
+        .await;
+    let id = json_body(resp).await["id"].as_str().unwrap().to_string();
+    let expired = mint(&Claims {
+        sub: Some(t.id.clone()),
+        scope: Scope::Dashboard,
+        exp: Some(now() - 10),
+        generation: None,
+    });
+    for (method, path) in dashboard_routes(&id) {
+        let send = |token: Option<String>| {
+            let mut req = app
+                .client
+                .request(method.clone(), app.url(&path))
+                .json(&json!({}));
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            req.send()
+        };
+        assert_problem(send(None).await.unwrap(), 401, "token_missing").await;
+        assert_problem(
+            send(Some(expired.clone())).await.unwrap(),
+            401,
+            "token_expired",
+        )
+        .await;
+        assert_problem(
+            send(Some(t.capture_token.clone())).await.unwrap(),
+            403,
+            "token_scope",
+        )
+        .await;
+        assert_problem(send(Some(admin_token())).await.unwrap(), 403, "token_scope").await;
+    }
+    assert!(
+        app.lead_row(&t.id, "kept@example.com").is_some(),
+        "no refused DELETE erased anything"
+    );
+}
