@@ -15,5 +15,6 @@ mod events;
 mod health;
 mod isolation;
 mod leads;
+mod openapi;
 mod sync;
 mod tenants;
