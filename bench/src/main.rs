@@ -1,0 +1,475 @@
+//! `cfe-bench`: throughput, latency and scaling of ClientFlow Edge against the ceilings of its
+//! host, measured in one run so the ratios hold on a noisy shared machine.
+//!
+//! It starts the apps on the local host (or on real Spin when `SPIN_BIN` is set) through the
+//! test harness, seeds data, and drives load from this process over loopback with its own
+//! closed-loop HTTP/1.1 client (`load`). See BENCHMARKS.md.
+
+// A benchmark driver, not a component: a panic here is a failed run with a message.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod fake_systeme;
+mod load;
+mod seed;
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use api_tests::{AppSpec, HostKind, TestApp, spawn, workspace_root};
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::Full;
+use load::{Load, MakeRequest, Outcome};
+use serde_json::json;
+
+#[derive(Parser, Debug)]
+#[command(about = "ClientFlow Edge benchmarks (see BENCHMARKS.md)")]
+struct Args {
+    /// Seconds of measured load per scenario.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Lead counts of the tenants whose stats are measured.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000, 100_000, 1_000_000])]
+    sizes: Vec<usize>,
+    /// Tenants in the database for the stats scenario (the big ones included).
+    #[arg(long, default_value_t = 1_000)]
+    tenants: usize,
+    /// A few seconds in all, small data: proves the harness works (CI).
+    #[arg(long)]
+    smoke: bool,
+    /// Also write the report to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+struct Row {
+    name: String,
+    outcome: Outcome,
+}
+
+fn addr(app: &TestApp) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], app.port))
+}
+
+fn request(
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> http::Request<Full<Bytes>> {
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "127.0.0.1");
+    for (k, v) in headers {
+        builder = builder.header(*k, v);
+    }
+    builder.body(Full::new(Bytes::from(body))).unwrap()
+}
+
+async fn measure(
+    rows: &mut Vec<Row>,
+    name: &str,
+    app: &TestApp,
+    load: Load,
+    expect: u16,
+    make: MakeRequest,
+) -> Result<Outcome> {
+    let outcome = load::run(addr(app), load, expect, make).await?;
+    eprintln!(
+        "{name}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms ({} unexpected)",
+        outcome.rps(),
+        outcome.ms(0.5),
+        outcome.ms(0.99),
+        outcome.unexpected
+    );
+    if let Some(first) = &outcome.first_unexpected {
+        eprintln!("  first unexpected answer: {first}");
+    }
+    anyhow::ensure!(
+        outcome.unexpected == 0,
+        "{name}: {} answers had an unexpected status (first: {:?})",
+        outcome.unexpected,
+        outcome.first_unexpected
+    );
+    rows.push(Row {
+        name: name.to_string(),
+        outcome: outcome.clone(),
+    });
+    Ok(outcome)
+}
+
+fn get(path: &'static str) -> MakeRequest {
+    Arc::new(move |_| request("GET", path, &[], Vec::new()))
+}
+
+async fn spawn_async(spec: AppSpec) -> TestApp {
+    tokio::task::spawn_blocking(move || spawn(&spec))
+        .await
+        .unwrap()
+}
+
+fn clientflow(systeme_base: &str, api_key: &str) -> AppSpec {
+    AppSpec::clientflow(systeme_base)
+        .with_env("SPIN_VARIABLE_SYSTEME_API_KEY", api_key)
+        .with_env("SPIN_VARIABLE_CAPTURE_RATE_LIMIT", "1000000000")
+}
+
+fn capture_requests(token: &str, run: &'static str) -> MakeRequest {
+    let auth = format!("Bearer {token}");
+    Arc::new(move |n| {
+        let body = json!({"email": format!("{run}{n}@bench.example.com"), "name": "Bench Lead", "ib_type": "forex-ib", "monthly_leads": "100-500", "utm_source": "bench"});
+        request(
+            "POST",
+            "/v1/leads",
+            &[
+                ("authorization", auth.clone()),
+                ("content-type", "application/json".into()),
+            ],
+            serde_json::to_vec(&body).unwrap(),
+        )
+    })
+}
+
+fn event_requests(prefix: &str, pool: u64) -> MakeRequest {
+    let secret = domain::secret::SystemeSecret::parse(api_tests::SYSTEME_WEBHOOK_SECRET).unwrap();
+    let tag = format!("{prefix}email-opened");
+    Arc::new(move |n| {
+        let body = json!({
+            "contact": {"id": 900_000 + n % pool, "email": format!("nosync{}@bench.example.com", n % pool), "tags": [{"id": 1, "name": tag}]},
+            "tag": {"id": 1, "name": tag}
+        })
+        .to_string();
+        let signature = domain::signature::sign_systeme(&secret, body.as_bytes());
+        request(
+            "POST",
+            "/v1/systeme/events",
+            &[
+                ("x-webhook-event", "CONTACT_TAG_ADDED".into()),
+                ("x-webhook-message-id", format!("bench-{n}")),
+                ("x-webhook-signature", signature),
+                ("content-type", "application/json".into()),
+            ],
+            body.into_bytes(),
+        )
+    })
+}
+
+fn wasm_sizes() -> Vec<(String, u64)> {
+    [
+        "dashboard",
+        "lead_capture",
+        "systeme_events",
+        "tenant_signup",
+    ]
+    .iter()
+    .map(|c| {
+        let path = workspace_root().join(format!("target/wasm32-wasip2/release/{c}.wasm"));
+        (
+            c.to_string(),
+            std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        )
+    })
+    .collect()
+}
+
+/// `cfe-host: component X ready in 123.4ms` lines from a cold start (empty compile cache).
+async fn cold_compile_times() -> Result<Vec<(String, String)>> {
+    let cache = tempfile::tempdir()?;
+    let spec = clientflow("http://127.0.0.1:9", "")
+        .with_env("CFE_HOST_CACHE_DIR", cache.path().to_str().unwrap());
+    let app = spawn_async(spec).await;
+    let times = app
+        .stderr()
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split("component ").nth(1)?;
+            let (id, time) = rest.split_once(" ready in ")?;
+            Some((id.to_string(), time.trim().to_string()))
+        })
+        .collect();
+    Ok(times)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let mut args = Args::parse();
+    if args.smoke {
+        args.duration = args.duration.min(1);
+        args.sizes = vec![100, 1_000];
+        args.tenants = 20;
+    }
+    let host = HostKind::from_env();
+    let load = Load {
+        connections: args.connections,
+        warmup: Duration::from_millis(if args.smoke { 200 } else { 1_000 }),
+        duration: Duration::from_secs(args.duration),
+    };
+    let single = Load {
+        connections: 1,
+        ..load
+    };
+    let started = Instant::now();
+    let mut rows = Vec::new();
+
+    // 1. The host's ceilings: the probe component.
+    eprintln!("== probe (ceilings)");
+    let probe = spawn_async(AppSpec::probe()).await;
+    let host_only = measure(
+        &mut rows,
+        "host health route, no component (1 conn)",
+        &probe,
+        single,
+        200,
+        get("/.well-known/spin/health"),
+    )
+    .await?;
+    let empty_one = measure(
+        &mut rows,
+        "probe empty handler (1 conn)",
+        &probe,
+        single,
+        200,
+        get("/probe/empty"),
+    )
+    .await?;
+    let empty = measure(
+        &mut rows,
+        "probe empty handler",
+        &probe,
+        load,
+        200,
+        get("/probe/empty"),
+    )
+    .await?;
+    probe.client.post(probe.url("/probe/setup")).send().await?;
+    let insert_delete = measure(
+        &mut rows,
+        "probe one INSERT (rollback journal)",
+        &probe,
+        load,
+        201,
+        Arc::new(|_| request("POST", "/probe/insert", &[], Vec::new())),
+    )
+    .await?;
+    let wal = probe
+        .client
+        .post(probe.url("/sqlite/default"))
+        .json(&json!({"statements": [{"sql": "PRAGMA journal_mode=WAL"}]}))
+        .send()
+        .await?
+        .text()
+        .await?;
+    anyhow::ensure!(
+        wal.contains("wal"),
+        "the probe database did not switch to WAL: {wal}"
+    );
+    let insert_wal = measure(
+        &mut rows,
+        "probe one INSERT (WAL)",
+        &probe,
+        load,
+        201,
+        Arc::new(|_| request("POST", "/probe/insert", &[], Vec::new())),
+    )
+    .await?;
+    drop(probe);
+
+    // 2. ClientFlow Edge with syncing off.
+    eprintln!("== clientflow, sync off");
+    let app = spawn_async(clientflow("http://127.0.0.1:9", "")).await;
+    let tenant = app.create_tenant("Bench Ib").await;
+    let capture = measure(
+        &mut rows,
+        "POST /v1/leads (sync off)",
+        &app,
+        load,
+        201,
+        capture_requests(&tenant.capture_token, "nosync"),
+    )
+    .await?;
+    let events = measure(
+        &mut rows,
+        "POST /v1/systeme/events (tag added)",
+        &app,
+        load,
+        200,
+        event_requests(&tenant.tag_prefix, 1_000),
+    )
+    .await?;
+
+    // 3. Stats against lead count, with many tenants in the database.
+    eprintln!(
+        "== stats scaling: seeding {} tenants and {:?} leads",
+        args.tenants, args.sizes
+    );
+    let db = app.database_path();
+    let big = seed::tenants(&db, 0, args.sizes.len())?;
+    seed::tenants(
+        &db,
+        args.sizes.len(),
+        args.tenants.saturating_sub(args.sizes.len() + 1),
+    )?;
+    let seeding = Instant::now();
+    for (i, (t, n)) in big.iter().zip(&args.sizes).enumerate() {
+        seed::leads(&db, t, i, *n)?;
+    }
+    eprintln!("   seeded in {:.1} s", seeding.elapsed().as_secs_f64());
+    let mut stats = Vec::new();
+    for (t, n) in big.iter().zip(&args.sizes) {
+        let auth = format!("Bearer {}", api_tests::dashboard_token(&t.id));
+        let make: MakeRequest = Arc::new(move |_| {
+            request(
+                "GET",
+                "/v1/dashboard/stats?days=30",
+                &[("authorization", auth.clone())],
+                Vec::new(),
+            )
+        });
+        let outcome = measure(
+            &mut rows,
+            &format!("GET /v1/dashboard/stats, {n} leads"),
+            &app,
+            load,
+            200,
+            make,
+        )
+        .await?;
+        stats.push((*n, outcome));
+    }
+    drop(app);
+
+    // 4. Capture with a fast fake Systeme.io (five outbound calls per new lead).
+    eprintln!("== clientflow, sync on (fast fake Systeme.io)");
+    let fake = fake_systeme::start().await?;
+    let app = spawn_async(clientflow(
+        &format!("http://{fake}"),
+        api_tests::SYSTEME_API_KEY,
+    ))
+    .await;
+    let tenant = app.create_tenant("Bench Sync").await;
+    let capture_sync = measure(
+        &mut rows,
+        "POST /v1/leads (sync on, fast fake)",
+        &app,
+        load,
+        201,
+        capture_requests(&tenant.capture_token, "sync"),
+    )
+    .await?;
+    let synced: i64 = app.db().query_row(
+        "SELECT COUNT(*) FROM leads WHERE sync_status = 'synced'",
+        [],
+        |r| r.get(0),
+    )?;
+    anyhow::ensure!(synced > 0, "no lead was synced against the fake");
+    drop(app);
+
+    // 5. Per-component facts.
+    let compile = match host {
+        HostKind::Local(_) => cold_compile_times().await?,
+        HostKind::Spin(_) => Vec::new(),
+    };
+
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "Host: {}. {} connections, {} s per scenario after warm-up. Total run {:.0} s.\n",
+        match &host {
+            HostKind::Local(_) => "local host (cfe-host)".to_string(),
+            HostKind::Spin(p) => format!("Spin ({})", p.display()),
+        },
+        args.connections,
+        args.duration,
+        started.elapsed().as_secs_f64()
+    );
+    let _ = writeln!(
+        report,
+        "| scenario | req/s | p50 ms | p99 ms | p99.9 ms |\n| --- | ---: | ---: | ---: | ---: |"
+    );
+    for row in &rows {
+        let o = &row.outcome;
+        let _ = writeln!(
+            report,
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            row.name,
+            o.rps(),
+            o.ms(0.5),
+            o.ms(0.99),
+            o.ms(0.999)
+        );
+    }
+    let _ = writeln!(report, "\n| ratio (same run) | value |\n| --- | ---: |");
+    let ratio = |a: &Outcome, b: &Outcome| a.rps() / b.rps();
+    let _ = writeln!(
+        report,
+        "| capture (sync off) / one INSERT (WAL) | {:.2} |",
+        ratio(&capture, &insert_wal)
+    );
+    let _ = writeln!(
+        report,
+        "| capture (sync off) / one INSERT (rollback journal) | {:.2} |",
+        ratio(&capture, &insert_delete)
+    );
+    let _ = writeln!(
+        report,
+        "| capture (sync on) / capture (sync off) | {:.2} |",
+        ratio(&capture_sync, &capture)
+    );
+    let _ = writeln!(
+        report,
+        "| events / one INSERT (WAL) | {:.2} |",
+        ratio(&events, &insert_wal)
+    );
+    let _ = writeln!(
+        report,
+        "| one INSERT (WAL) / empty handler | {:.2} |",
+        ratio(&insert_wal, &empty)
+    );
+    if let (Some((small_n, small)), Some((large_n, large))) = (stats.first(), stats.last()) {
+        let _ = writeln!(
+            report,
+            "| stats p50 latency, {large_n} / {small_n} leads | {:.2} |",
+            large.ms(0.5) / small.ms(0.5)
+        );
+        let _ = writeln!(
+            report,
+            "| stats req/s, {large_n} / {small_n} leads | {:.2} |",
+            ratio(large, small)
+        );
+    }
+    let _ = writeln!(
+        report,
+        "\nPer-request instantiation on this host (mean latency, 1 connection, empty handler minus the host's own health route): {:.3} ms.\n",
+        empty_one.mean_ms() - host_only.mean_ms()
+    );
+    let _ = writeln!(
+        report,
+        "| component | .wasm bytes | compile at start-up (cold cache) |\n| --- | ---: | ---: |"
+    );
+    for (name, bytes) in wasm_sizes() {
+        let id = name.replace('_', "-");
+        let time = compile
+            .iter()
+            .find(|(c, _)| *c == id)
+            .map_or("n/a", |(_, t)| t.as_str());
+        let _ = writeln!(report, "| {id} | {bytes} | {time} |");
+    }
+    println!("{report}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}
