@@ -1,8 +1,9 @@
 //! `POST /v1/leads`: a landing-page form post becomes a stored lead, then a Systeme.io contact.
 //!
-//! Order: size (413) → capture token (401/403) → origin (403) → rate limit (429) → content
-//! type (415) → idempotency replay → fields (400/422) → store (durable before any 2xx) →
-//! inline sync (its failure leaves the lead pending; never an error for the visitor).
+//! Order: size (413) → capture token (401/403) → origin (403) → content type (415) →
+//! idempotency replay → fields (400/422) → rate limit (429) and store in one transaction
+//! (durable before any 2xx) → inline sync (its failure leaves the lead pending; never an error
+//! for the visitor). Refused bodies count against the rate limit too.
 
 use domain::lead::{Submission, SyncStatus};
 use domain::token::Scope;
@@ -57,14 +58,23 @@ fn capture(req: &Request, allow_cors: &mut bool) -> Result<Response, ApiError> {
     let now = now_unix();
     let leads = ctx.leads()?;
     let limit = platform::secrets::capture_rate_limit()?;
-    if let Some(wait) = leads.rate_limit(&request::client_addr(req), limit, now)? {
-        return Err(ApiError::RateLimited {
-            code: "rate_limited",
-            detail: format!("too many submissions from this address; retry in {wait} s"),
-            retry_after_secs: wait,
-        });
-    }
-    let kind = request::body_kind(req)?;
+    let client = request::client_addr(req);
+    let limited = |wait: u64| ApiError::RateLimited {
+        code: "rate_limited",
+        detail: format!("too many submissions from this address; retry in {wait} s"),
+        retry_after_secs: wait,
+    };
+    // Every request that reaches the body counts against the limit; a valid lead is counted
+    // and stored in the same transaction.
+    let count_only = || -> Result<(), ApiError> {
+        match leads.rate_limit(&client, limit, now)? {
+            Some(wait) => Err(limited(wait)),
+            None => Ok(()),
+        }
+    };
+    let kind = request::body_kind(req).inspect_err(|_| {
+        let _ = count_only();
+    })?;
     let key = request::idempotency_key(req)?;
     let hash = key.as_ref().map(|_| request::request_hash(req));
     if let (Some(key), Some(hash)) = (&key, &hash)
@@ -74,20 +84,31 @@ fn capture(req: &Request, allow_cors: &mut bool) -> Result<Response, ApiError> {
         resp.set_header("idempotent-replayed", "true");
         return Ok(resp);
     }
-    let fields = request::fields(req, kind)?;
-    let submission = Submission::parse(&fields).map_err(|e| ApiError::Unprocessable {
-        code: "invalid_field",
-        detail: e.to_string(),
-    })?;
+    let submission = request::fields(req, kind).and_then(|fields| {
+        Submission::parse(&fields).map_err(|e| ApiError::Unprocessable {
+            code: "invalid_field",
+            detail: e.to_string(),
+        })
+    });
+    let submission = match submission {
+        Ok(s) => s,
+        Err(e) => {
+            count_only()?;
+            return Err(e);
+        }
+    };
     let answer = match submission {
         Submission::Spam => {
+            count_only()?;
             leads.count_spam(now)?;
             // Indistinguishable from a new lead, so a bot learns nothing.
             accepted(201, &new_id()?, "created")?
         }
         Submission::Lead(lead) => {
             let tags = lead.tags(&ctx.tenant().tag_prefix);
-            let captured = leads.capture(&lead, &tags, now)?;
+            let captured = leads
+                .capture_within_limit(&client, limit, &lead, &tags, now)?
+                .map_err(limited)?;
             if captured.sync_status == SyncStatus::Pending {
                 sync_inline(&captured.target, now);
             }

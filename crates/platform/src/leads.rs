@@ -2,9 +2,10 @@
 //! the per-client rate limit. Built only from a verified tenant ([`TenantContext::leads`]);
 //! every statement goes through [`TenantDb`], so it cannot reach another tenant's rows.
 //!
-//! Storage calls per capture, no sync: one rate-limit upsert and one lead upsert (whose
-//! trigger counts the lead for the plan and the day's rollup in the same statement), plus the
-//! schema check when the connection opens. `Idempotency-Key` adds one read and one write.
+//! Storage calls per capture, no sync: the schema check when the connection opens, then one
+//! write transaction holding the rate-limit upsert and the lead upsert (whose triggers count
+//! the lead for the plan, the day's rollup, the facet counts and the timeline in the same
+//! statement). `Idempotency-Key` adds one read and one write.
 
 use anyhow::{Context, Result, anyhow};
 use domain::lead::{LeadSubmission, SyncStatus};
@@ -144,6 +145,25 @@ impl LeadStore {
             id: stored_id,
             sync_status,
             target,
+        })
+    }
+
+    /// The hot path: counts the request against the client's rate limit and, if it is within
+    /// it, stores the lead, in one write transaction (one lock, one commit). `Err(seconds)` when
+    /// the client must wait; the count is kept either way.
+    pub fn capture_within_limit(
+        &self,
+        client: &str,
+        limit: u32,
+        lead: &LeadSubmission,
+        tags: &[Tag],
+        now: i64,
+    ) -> Result<Result<Captured, u64>> {
+        self.db.in_transaction(|_| {
+            if let Some(wait) = self.rate_limit(client, limit, now)? {
+                return Ok(Err(wait));
+            }
+            self.capture(lead, tags, now).map(Ok)
         })
     }
 
