@@ -3,9 +3,10 @@
 //! every statement goes through [`TenantDb`], so it cannot reach another tenant's rows.
 //!
 //! Storage calls per capture, no sync: the schema check when the connection opens, then one
-//! write transaction holding the rate-limit upsert and the lead upsert (whose triggers count
-//! the lead for the plan, the day's rollup, the facet counts and the timeline in the same
-//! statement). `Idempotency-Key` adds one read and one write.
+//! autocommit statement, the lead upsert. It proceeds only while the client's rate window is
+//! under the limit, and its triggers count the hit, the lead for the plan, the day's rollup,
+//! the facet counts and the timeline, all in that statement. `Idempotency-Key` adds one read
+//! and one write.
 
 use anyhow::{Context, Result, anyhow};
 use domain::lead::{LeadSubmission, SyncStatus};
@@ -69,19 +70,29 @@ impl LeadStore {
     /// Stores a submission: a new lead, or an update of the tenant's lead with that email
     /// (fields given now win, tags are merged, a synced lead is queued again). Over the plan's
     /// limit a new lead is `held`. Durable when this returns.
-    pub fn capture(&self, lead: &LeadSubmission, tags: &[Tag], now: i64) -> Result<Captured> {
+    /// `None` when the client's rate window is full: nothing was written.
+    fn capture(
+        &self,
+        client: &str,
+        limit: u32,
+        lead: &LeadSubmission,
+        tags: &[Tag],
+        now: i64,
+    ) -> Result<Option<Captured>> {
         let id = new_id()?;
         let stamp = now_rfc3339()?;
         let tags_json = serde_json::to_string(tags)?;
-        let limit = i64::try_from(self.tenant.plan.limits().leads).unwrap_or(i64::MAX);
+        let plan_limit = i64::try_from(self.tenant.plan.limits().leads).unwrap_or(i64::MAX);
         let result = self.db.execute(
             tenant_sql!(
                 "INSERT INTO leads (tenant_id, id, email, name, phone, ib_type, monthly_leads, volume,
                     broker_network, form, utm_source, utm_medium, utm_campaign, page_url, consent, tags,
-                    sync_status, next_sync_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                    sync_status, next_sync_at, created_at, updated_at, client)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
                     CASE WHEN (SELECT lead_count FROM tenants WHERE id = ?1) >= ?17 THEN 'held' ELSE 'pending' END,
-                    ?18, ?19, ?19)
+                    ?18, ?19, ?19, ?20
+                 WHERE COALESCE((SELECT hits FROM capture_rate WHERE tenant_id = ?1 AND client = ?20
+                    AND window_start = (CAST(strftime('%s', ?19) AS INTEGER) / 60) * 60), 0) < ?21
                  ON CONFLICT (tenant_id, email) DO UPDATE SET
                     name = COALESCE(excluded.name, leads.name),
                     phone = COALESCE(excluded.phone, leads.phone),
@@ -102,7 +113,8 @@ impl LeadStore {
                     sync_attempts = CASE WHEN leads.sync_status IN ('synced', 'failed') THEN 0 ELSE leads.sync_attempts END,
                     next_sync_at = CASE WHEN leads.sync_status = 'held' THEN leads.next_sync_at ELSE excluded.next_sync_at END,
                     revision = leads.revision + 1,
-                    updated_at = excluded.updated_at
+                    updated_at = excluded.updated_at,
+                    client = excluded.client
                  WHERE leads.tenant_id = ?1
                  RETURNING id, sync_status, revision, email, name, phone, tags, systeme_contact_id, sync_attempts"
             ),
@@ -122,15 +134,16 @@ impl LeadStore {
                 text(lead.page_url.as_deref()),
                 Value::Integer(i64::from(lead.consent)),
                 Value::Text(tags_json),
-                Value::Integer(limit),
+                Value::Integer(plan_limit),
                 Value::Integer(now + INLINE_LEASE_SECS),
                 Value::Text(stamp),
+                Value::Text(client.to_string()),
+                Value::Integer(i64::from(limit)),
             ],
         )?;
-        let row = result
-            .rows
-            .first()
-            .ok_or_else(|| anyhow!("the lead upsert returned no row"))?;
+        let Some(row) = result.rows.first() else {
+            return Ok(None);
+        };
         let stored_id = row
             .get::<&str>(0)
             .ok_or_else(|| anyhow!("lead row: id"))?
@@ -140,17 +153,17 @@ impl LeadStore {
             .and_then(SyncStatus::parse)
             .ok_or_else(|| anyhow!("lead row: sync_status"))?;
         let target = SyncTarget::from_row(&self.tenant, &stored_id, row, 2)?;
-        Ok(Captured {
+        Ok(Some(Captured {
             created: stored_id == id,
             id: stored_id,
             sync_status,
             target,
-        })
+        }))
     }
 
-    /// The hot path: counts the request against the client's rate limit and, if it is within
-    /// it, stores the lead, in one write transaction (one lock, one commit). `Err(seconds)` when
-    /// the client must wait; the count is kept either way.
+    /// The hot path: stores the lead if the client is within its rate limit, counting the hit,
+    /// in one statement (the limit check is part of the upsert; triggers count). `Err(seconds)`
+    /// when the client must wait; the refused hit is counted too.
     pub fn capture_within_limit(
         &self,
         client: &str,
@@ -159,12 +172,17 @@ impl LeadStore {
         tags: &[Tag],
         now: i64,
     ) -> Result<Result<Captured, u64>> {
-        self.db.in_transaction(|_| {
-            if let Some(wait) = self.rate_limit(client, limit, now)? {
-                return Ok(Err(wait));
-            }
-            self.capture(lead, tags, now).map(Ok)
-        })
+        if let Some(captured) = self.capture(client, limit, lead, tags, now)? {
+            return Ok(Ok(captured));
+        }
+        match self.rate_limit(client, limit, now)? {
+            Some(wait) => Ok(Err(wait)),
+            // The window turned over between the two statements: try once more.
+            None => match self.capture(client, limit, lead, tags, now)? {
+                Some(captured) => Ok(Ok(captured)),
+                None => Ok(Err(1)),
+            },
+        }
     }
 
     /// Counts a honeypot hit in today's rollup; nothing else is stored.

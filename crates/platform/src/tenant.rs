@@ -249,22 +249,6 @@ impl TenantDb {
         }
     }
 
-    /// Runs `f` inside `BEGIN IMMEDIATE` … `COMMIT` on this connection: one write lock and one
-    /// commit for several statements. An error rolls back.
-    pub fn in_transaction<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
-        self.db.execute("BEGIN IMMEDIATE", &[])?;
-        match f(self) {
-            Ok(value) => {
-                self.db.execute("COMMIT", &[])?;
-                Ok(value)
-            }
-            Err(e) => {
-                let _ = self.db.execute("ROLLBACK", &[]);
-                Err(e)
-            }
-        }
-    }
-
     /// Runs `sql` with `?1` bound to this tenant and `params` as `?2`, `?3`, …
     pub fn execute(&self, sql: TenantSql, params: &[Value]) -> Result<QueryResult> {
         let mut all = Vec::with_capacity(params.len() + 1);
