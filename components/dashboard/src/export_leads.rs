@@ -74,9 +74,9 @@ fn record(lead: &LeadView) -> [String; 23] {
     ]
 }
 
-fn csv_chunk<'a>(
+fn csv_chunk(
     rows: impl Iterator<Item = [String; 23]>,
-    header: Option<[&'a str; 23]>,
+    header: Option<[&str; 23]>,
 ) -> anyhow::Result<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     if let Some(h) = header {
@@ -85,7 +85,7 @@ fn csv_chunk<'a>(
     for row in rows {
         writer.write_record(row.iter().map(|c| spreadsheet_safe(c).into_owned()))?;
     }
-    Ok(writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)
+    writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Streams the export. Errors before the first byte are problem+json; a failure mid-stream

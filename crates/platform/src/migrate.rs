@@ -77,7 +77,11 @@ pub fn ensure_schema(conn: &Connection) -> Result<u32> {
 fn prefer_wal(conn: &Connection) {
     match conn.execute("PRAGMA journal_mode=WAL", &[]) {
         Ok(result) => {
-            let mode = result.rows.first().and_then(|r| r.get::<&str>(0)).unwrap_or("?");
+            let mode = result
+                .rows
+                .first()
+                .and_then(|r| r.get::<&str>(0))
+                .unwrap_or("?");
             if !mode.eq_ignore_ascii_case("wal") {
                 eprintln!("sqlite: journal_mode stays {mode:?} (WAL not available)");
             }
