@@ -49,9 +49,10 @@ const STAGES: [&str; 5] = ["new", "nurturing", "engaged", "converted", "retained
 const IB_TYPES: [&str; 4] = ["forex-ib", "crypto-affiliate", "cfd-partner", "stocks-ib"];
 const SOURCES: [&str; 5] = ["facebook", "google", "tiktok", "newsletter", "youtube"];
 
-/// `n` leads for `tenant`, spread over the last year, in transactions of 50,000.
+/// `n` leads for `tenant`, spread over the last 365 days, in transactions of 50,000.
 pub fn leads(db: &Path, tenant: &SeededTenant, tenant_no: usize, n: usize) -> Result<()> {
     let mut conn = open(db)?;
+    let today = time::OffsetDateTime::now_utc().date();
     let mut done = 0;
     while done < n {
         let batch = (n - done).min(50_000);
@@ -63,9 +64,7 @@ pub fn leads(db: &Path, tenant: &SeededTenant, tenant_no: usize, n: usize) -> Re
                  VALUES (?1, ?2, ?3, ?4, ?5, 'demo-request', ?6, '[]', ?7, 'synced', ?8, ?8)",
             )?;
             for i in done..done + batch {
-                let day = 364 - (i % 365);
-                let month = 1 + (day / 31).min(11);
-                let dom = 1 + day % 28;
+                let created = today - time::Duration::days(i64::try_from(i % 365)?);
                 insert.execute(params![
                     format!("019a0000-{tenant_no:04x}-7000-8000-{i:012x}"),
                     tenant.id,
@@ -74,7 +73,7 @@ pub fn leads(db: &Path, tenant: &SeededTenant, tenant_no: usize, n: usize) -> Re
                     ["high", "medium", "low"][i % 3],
                     SOURCES[i % SOURCES.len()],
                     STAGES[i % STAGES.len()],
-                    format!("2026-{month:02}-{dom:02}T12:00:00.000Z"),
+                    format!("{}T12:00:00.000Z", domain::dashboard::day_string(created)),
                 ])?;
             }
         }

@@ -19,6 +19,15 @@ async fn get(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
         .unwrap()
 }
 
+async fn delete(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
+    app.client
+        .delete(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn get_json(app: &TestApp, path: &str, t: &TestTenant) -> Value {
     let resp = get(app, path, &t.dashboard_token()).await;
     assert_eq!(resp.status(), 200, "{path}");
@@ -194,20 +203,15 @@ async fn pages_through_hundreds_of_leads_without_repeats_or_gaps_while_leads_arr
     })
     .await;
     let t = app.create_tenant("Pages Ib").await;
-    let mut original = BTreeSet::new();
-    for chunk in (0..260).collect::<Vec<_>>().chunks(20) {
-        let bodies: Vec<Value> = chunk
-            .iter()
-            .map(|i| json!({"email": format!("p{i}@example.com")}))
-            .collect();
-        for resp in
-            futures::future::join_all(bodies.iter().map(|b| app.post_lead(&t.capture_token, b)))
-                .await
-        {
-            assert_eq!(resp.status(), 201);
-            original.insert(json_body(resp).await["id"].as_str().unwrap().to_string());
-        }
-    }
+    let posts: Vec<(String, Value)> = (0..260)
+        .map(|i| {
+            (
+                t.capture_token.clone(),
+                json!({"email": format!("p{i}@example.com")}),
+            )
+        })
+        .collect();
+    let original: BTreeSet<String> = app.post_leads(&posts).await.into_iter().collect();
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     let mut pages = 0;
@@ -336,13 +340,7 @@ async fn a_lead_shows_its_timeline_and_erasing_it_removes_everything() {
         "lead_not_found",
     )
     .await;
-    let resp = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(b.dashboard_token())
-        .send()
-        .await
-        .unwrap();
+    let resp = delete(&app, &path, &b.dashboard_token()).await;
     assert_problem(resp, 404, "lead_not_found").await;
     assert_problem(
         get(&app, "/v1/dashboard/leads/not-a-lead", &a.dashboard_token()).await,
@@ -351,13 +349,7 @@ async fn a_lead_shows_its_timeline_and_erasing_it_removes_everything() {
     )
     .await;
 
-    let resp = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(a.dashboard_token())
-        .send()
-        .await
-        .unwrap();
+    let resp = delete(&app, &path, &a.dashboard_token()).await;
     assert_eq!(resp.status(), 204);
     assert_problem(
         get(&app, &path, &a.dashboard_token()).await,
@@ -365,13 +357,7 @@ async fn a_lead_shows_its_timeline_and_erasing_it_removes_everything() {
         "lead_not_found",
     )
     .await;
-    let resp = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(a.dashboard_token())
-        .send()
-        .await
-        .unwrap();
+    let resp = delete(&app, &path, &a.dashboard_token()).await;
     assert_problem(resp, 404, "lead_not_found").await;
     let events: i64 = app
         .db()
@@ -460,13 +446,15 @@ async fn a_large_export_streams_every_lead_once() {
     })
     .await;
     let t = app.create_tenant("Export Ib").await;
-    for chunk in (0..450).collect::<Vec<_>>().chunks(25) {
-        let bodies: Vec<Value> = chunk
-            .iter()
-            .map(|i| json!({"email": format!("e{i}@example.com")}))
-            .collect();
-        futures::future::join_all(bodies.iter().map(|b| app.post_lead(&t.capture_token, b))).await;
-    }
+    let posts: Vec<(String, Value)> = (0..450)
+        .map(|i| {
+            (
+                t.capture_token.clone(),
+                json!({"email": format!("e{i}@example.com")}),
+            )
+        })
+        .collect();
+    app.post_leads(&posts).await;
     let body = get(&app, "/v1/dashboard/leads.csv", &t.dashboard_token())
         .await
         .text()

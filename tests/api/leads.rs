@@ -22,6 +22,17 @@ async fn put_settings(
         .unwrap()
 }
 
+async fn post_from(app: &TestApp, token: &str, origin: &str, email: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/leads"))
+        .bearer_auth(token)
+        .header("origin", origin)
+        .json(&json!({ "email": email }))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_json_lead_is_stored_with_its_attribution_and_answers_201() {
     let app = spawn_app().await;
@@ -540,15 +551,13 @@ async fn cors_preflight_and_per_tenant_origins() {
             .unwrap()
             .contains("authorization")
     );
-    let post = app
-        .client
-        .post(app.url("/v1/leads"))
-        .bearer_auth(&t.capture_token)
-        .header("origin", "https://anywhere.example")
-        .json(&json!({"email": "o1@example.com"}))
-        .send()
-        .await
-        .unwrap();
+    let post = post_from(
+        &app,
+        &t.capture_token,
+        "https://anywhere.example",
+        "o1@example.com",
+    )
+    .await;
     assert_eq!(post.status(), 201);
     assert_eq!(
         post.headers()["access-control-allow-origin"],
@@ -563,29 +572,25 @@ async fn cors_preflight_and_per_tenant_origins() {
     )
     .await;
     assert_eq!(put.status(), 200);
-    let allowed = app
-        .client
-        .post(app.url("/v1/leads"))
-        .bearer_auth(&t.capture_token)
-        .header("origin", "https://lp.example.com")
-        .json(&json!({"email": "o2@example.com"}))
-        .send()
-        .await
-        .unwrap();
+    let allowed = post_from(
+        &app,
+        &t.capture_token,
+        "https://lp.example.com",
+        "o2@example.com",
+    )
+    .await;
     assert_eq!(allowed.status(), 201);
     assert_eq!(
         allowed.headers()["access-control-allow-origin"],
         "https://lp.example.com"
     );
-    let refused = app
-        .client
-        .post(app.url("/v1/leads"))
-        .bearer_auth(&t.capture_token)
-        .header("origin", "https://evil.example")
-        .json(&json!({"email": "o3@example.com"}))
-        .send()
-        .await
-        .unwrap();
+    let refused = post_from(
+        &app,
+        &t.capture_token,
+        "https://evil.example",
+        "o3@example.com",
+    )
+    .await;
     assert!(
         refused
             .headers()

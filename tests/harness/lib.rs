@@ -514,6 +514,22 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Posts many JSON leads, `(capture token, body)` each, 20 at a time, and asserts each one
+    /// is a new lead (`201`). Returns the new lead ids in order.
+    pub async fn post_leads(&self, posts: &[(String, serde_json::Value)]) -> Vec<String> {
+        let mut ids = Vec::with_capacity(posts.len());
+        for chunk in posts.chunks(20) {
+            let sends = chunk
+                .iter()
+                .map(|(token, body)| self.post_lead(token, body));
+            for resp in futures::future::join_all(sends).await {
+                assert_eq!(resp.status(), 201);
+                ids.push(json_body(resp).await["id"].as_str().unwrap().to_string());
+            }
+        }
+        ids
+    }
+
     /// Runs `POST /v1/admin/sync` with the given query and returns the report.
     pub async fn run_sync(&self, query: &str) -> serde_json::Value {
         let resp = self

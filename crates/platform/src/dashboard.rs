@@ -278,9 +278,9 @@ impl Dashboard {
         let rollups = self.db.execute(
             tenant_sql!(
                 "SELECT day, leads, spam, emails_sent, emails_opened, emails_clicked, conversions, revenue_cents
-                 FROM daily_rollups WHERE tenant_id = ?1 AND day >= ?2"
+                 FROM daily_rollups WHERE tenant_id = ?1 AND day >= ?2 AND day <= ?3"
             ),
-            &[Value::Text(day_string(earliest))],
+            &[Value::Text(day_string(earliest)), Value::Text(day_string(today))],
         )?;
         let rows = day_rows(&rollups)?;
         let window = sum_since(&rows, from);
