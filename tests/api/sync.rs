@@ -182,6 +182,34 @@ async fn a_hung_systeme_times_out_and_the_visitor_still_gets_an_answer() {
 }
 
 #[tokio::test]
+async fn a_response_that_is_not_json_leaves_the_lead_pending() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Garbage Ib").await;
+    app.systeme.set_mode(Mode::Garbage);
+    let resp = app
+        .post_lead(&t.capture_token, &json!({"email": "gar@example.com"}))
+        .await;
+    assert_eq!(resp.status(), 201);
+    let row = app.lead_row(&t.id, "gar@example.com").unwrap();
+    assert_eq!(
+        (row.sync_status.as_str(), row.sync_attempts),
+        ("pending", 1)
+    );
+    let error: String = app
+        .db()
+        .query_row(
+            "SELECT sync_error FROM leads WHERE id = ?",
+            [&row.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(error.starts_with("unexpected response"), "{error}");
+    app.systeme.set_mode(Mode::Normal);
+    let report = app.run_sync("?ignore_backoff=true").await;
+    assert_eq!(report["synced"], 1, "{report}");
+}
+
+#[tokio::test]
 async fn after_the_last_attempt_a_lead_is_failed_visible_and_retryable() {
     let app = spawn_app().await;
     let t = app.create_tenant("Fail Ib").await;

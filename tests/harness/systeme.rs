@@ -37,6 +37,8 @@ pub enum Mode {
     Hang(Duration),
     /// About one call in `n` answers 500, picked pseudo-randomly (deterministic per run).
     FailRandomly(u64),
+    /// Every call answers 200 with a body that is not JSON.
+    Garbage,
 }
 
 #[derive(Debug, Default)]
@@ -100,6 +102,9 @@ impl Respond for Responder {
                     .insert_header("retry-after", retry_after.to_string().as_str());
             }
             Mode::Hang(d) => return ResponseTemplate::new(503).set_delay(d),
+            Mode::Garbage => {
+                return ResponseTemplate::new(200).set_body_string("<html>maintenance</html>");
+            }
             Mode::FailRandomly(n) => {
                 // splitmix64 of the call number: spread out, reproducible.
                 let mut z = state.served.wrapping_add(0x9E37_79B9_7F4A_7C15);
