@@ -14,7 +14,9 @@ pub fn preflight_leads(req: &Request) -> Result<Response, ApiError> {
         resp.set_header("allow", "POST, OPTIONS");
         return Ok(resp);
     };
-    if !req.query().is_empty() && req.query().contains("key=") {
+    let names_tenant = url::form_urlencoded::parse(req.query().as_bytes())
+        .any(|(k, v)| k == "key" && !v.is_empty());
+    if names_tenant {
         let ctx = authenticate(req, Scope::Capture)?;
         if !ctx.tenant().settings.allows_origin(origin) {
             return Err(crate::capture_lead::origin_not_allowed());

@@ -73,7 +73,7 @@ pub fn verify(req: &Request) -> Result<VerifiedEvent, ApiError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// Applied to this many tenants' leads.
+    /// Applied to the lead of at least one tenant.
     Applied,
     /// This message id was applied before; nothing changed.
     Duplicate,
