@@ -161,7 +161,7 @@ impl TenantSql {
     /// without the tenant filter does not compile.
     pub const fn new(sql: &'static str) -> Self {
         let sql_bytes = sql.as_bytes();
-        let filters = contains(sql_bytes, b"tenant_id = ?1");
+        let filters = filters_on_tenant(sql_bytes);
         let inserts_own_row = starts_with(sql_bytes, b"INSERT INTO ")
             && contains(sql_bytes, b" (tenant_id, ")
             && contains(sql_bytes, b"VALUES (?1, ");
@@ -171,6 +171,53 @@ impl TenantSql {
         );
         Self(sql)
     }
+}
+
+const NEEDLE: &[u8] = b"tenant_id = ?1";
+
+const fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\n' | b'\r' | b'\t')
+}
+
+/// Whether `sql` has a `tenant_id = ?1` that is a real filter: not `?10`, and neither side of it
+/// joined by `OR` (`tenant_id = ?1 OR 1 = 1` would match every tenant).
+// Runs at compile time only (from `tenant_sql!`); every index is checked against the length.
+#[allow(clippy::indexing_slicing)]
+const fn filters_on_tenant(sql: &[u8]) -> bool {
+    let mut i = 0;
+    while i + NEEDLE.len() <= sql.len() {
+        let mut j = 0;
+        while j < NEEDLE.len() && sql[i + j] == NEEDLE[j] {
+            j += 1;
+        }
+        if j == NEEDLE.len() {
+            let after = i + NEEDLE.len();
+            let digit_follows = after < sql.len() && sql[after].is_ascii_digit();
+            // The next word.
+            let mut k = after;
+            while k < sql.len() && is_space(sql[k]) {
+                k += 1;
+            }
+            let or_after = k + 2 <= sql.len()
+                && (sql[k] == b'O' || sql[k] == b'o')
+                && (sql[k + 1] == b'R' || sql[k + 1] == b'r')
+                && (k + 2 == sql.len() || is_space(sql[k + 2]) || sql[k + 2] == b'(');
+            // The previous word.
+            let mut m = i;
+            while m > 0 && is_space(sql[m - 1]) {
+                m -= 1;
+            }
+            let or_before = m >= 2
+                && (sql[m - 2] == b'O' || sql[m - 2] == b'o')
+                && (sql[m - 1] == b'R' || sql[m - 1] == b'r')
+                && (m == 2 || is_space(sql[m - 3]) || sql[m - 3] == b')');
+            if !digit_follows && !or_after && !or_before {
+                return true;
+            }
+        }
+        i += 1;
+    }
+    false
 }
 
 // Runs at compile time only (from `tenant_sql!`); the loop bounds keep every index in range.
@@ -216,6 +263,20 @@ const fn starts_with(haystack: &[u8], needle: &[u8]) -> bool {
 ///
 /// ```compile_fail
 /// let _ = platform::tenant_sql!("SELECT id FROM leads");
+/// ```
+///
+/// Nor does a filter that `OR` widens to other tenants, or one on another parameter:
+///
+/// ```compile_fail
+/// let _ = platform::tenant_sql!("SELECT id FROM leads WHERE tenant_id = ?1 OR 1 = 1");
+/// ```
+///
+/// ```compile_fail
+/// let _ = platform::tenant_sql!("SELECT id FROM leads WHERE email = ?2 OR tenant_id = ?1");
+/// ```
+///
+/// ```compile_fail
+/// let _ = platform::tenant_sql!("SELECT id FROM leads WHERE tenant_id = ?10");
 /// ```
 ///
 /// Nor does an insert that takes its tenant from anywhere but `?1`:
@@ -310,6 +371,32 @@ mod tests {
         assert!(sql.0.starts_with("INSERT"));
         assert!(starts_with(b"INSERT INTO x", b"INSERT INTO "));
         assert!(!starts_with(b"SELECT", b"INSERT INTO "));
+    }
+
+    #[test]
+    fn the_tenant_filter_must_not_be_widened_by_or() {
+        assert!(filters_on_tenant(b"SELECT 1 FROM t WHERE tenant_id = ?1"));
+        assert!(filters_on_tenant(
+            b"SELECT 1 FROM t WHERE tenant_id = ?1 AND (a = ?2 OR b = ?3)"
+        ));
+        assert!(filters_on_tenant(
+            b"UPDATE t SET x = 1 WHERE tenant_id = ?1\n AND id = ?2"
+        ));
+        assert!(filters_on_tenant(
+            b"SELECT 1 FROM t WHERE (tenant_id = ?1) ORDER BY id"
+        ));
+        assert!(!filters_on_tenant(
+            b"SELECT 1 FROM t WHERE tenant_id = ?1 OR 1 = 1"
+        ));
+        assert!(!filters_on_tenant(
+            b"SELECT 1 FROM t WHERE tenant_id = ?1\n  or(1 = 1)"
+        ));
+        assert!(!filters_on_tenant(
+            b"SELECT 1 FROM t WHERE a = ?2 OR tenant_id = ?1"
+        ));
+        assert!(!filters_on_tenant(b"SELECT 1 FROM t WHERE tenant_id = ?12"));
+        // One real filter is enough, even if another mention is widened.
+        assert!(filters_on_tenant(b"SELECT 1 FROM t WHERE tenant_id = ?1 AND id IN (SELECT id FROM u WHERE x = 1 OR tenant_id = ?1)"));
     }
 
     #[test]
