@@ -98,6 +98,27 @@ pub async fn assert_isolated(app: &TestApp, a: &mut TestTenant, b: &TestTenant) 
         .await
         .unwrap();
     assert_eq!(put.status(), 200);
+    // A preflight that names A (its key) is judged by A's origins only.
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(
+                reqwest::Method::OPTIONS,
+                app.url(&format!("/v1/leads?key={}", a.capture_token)),
+            )
+            .header("origin", origin)
+            .send()
+    };
+    assert_eq!(
+        preflight("https://a-only.example").await.unwrap().status(),
+        204
+    );
+    assert_eq!(
+        preflight("https://elsewhere.example")
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
     // Tenant tokens carry no weight on the Systeme.io callback: only its signature does.
     for token in [a.capture_token.clone(), a.dashboard_token()] {
         let event = app
