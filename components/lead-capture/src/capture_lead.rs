@@ -10,7 +10,7 @@ use domain::token::Scope;
 use platform::ApiError;
 use platform::auth::{TenantContext, authenticate};
 use platform::clock::{new_id, now_unix};
-use platform::leads::StoredAnswer;
+use platform::leads::{LeadStore, StoredAnswer};
 use platform::request::{self, BodyKind};
 use platform::sync::Syncer;
 use serde::Serialize;
@@ -110,7 +110,7 @@ fn capture(req: &Request, allow_cors: &mut bool) -> Result<Response, ApiError> {
                 .capture_within_limit(&client, limit, &lead, &tags, now)?
                 .map_err(limited)?;
             if captured.sync_status == SyncStatus::Pending {
-                sync_inline(&captured.target, now);
+                sync_inline(&leads, &captured.target, now);
             }
             if captured.created {
                 accepted(201, &captured.id, "created")?
@@ -126,10 +126,10 @@ fn capture(req: &Request, allow_cors: &mut bool) -> Result<Response, ApiError> {
 }
 
 /// The lead is stored; a failed or impossible sync only leaves it pending for the batch.
-fn sync_inline(target: &platform::sync::SyncTarget, now: i64) {
+fn sync_inline(leads: &LeadStore, target: &platform::sync::SyncTarget, now: i64) {
     match Syncer::from_variables() {
         Ok(Some(mut syncer)) => {
-            if let Err(e) = syncer.sync(target, now) {
+            if let Err(e) = leads.sync(&mut syncer, target, now) {
                 eprintln!("recording an inline sync failed (the lead stays pending): {e:#}");
             }
         }

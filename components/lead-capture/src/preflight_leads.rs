@@ -4,7 +4,7 @@
 
 use domain::token::Scope;
 use platform::ApiError;
-use platform::auth::authenticate;
+use platform::auth::{authenticate, query_key};
 use platform::request::{origin, preflight};
 use spin_sdk::http::{Request, Response};
 
@@ -14,9 +14,7 @@ pub fn preflight_leads(req: &Request) -> Result<Response, ApiError> {
         resp.set_header("allow", "POST, OPTIONS");
         return Ok(resp);
     };
-    let names_tenant = url::form_urlencoded::parse(req.query().as_bytes())
-        .any(|(k, v)| k == "key" && !v.is_empty());
-    if names_tenant {
+    if query_key(req).is_some_and(|k| !k.is_empty()) {
         let ctx = authenticate(req, Scope::Capture)?;
         if !ctx.tenant().settings.allows_origin(origin) {
             return Err(crate::capture_lead::origin_not_allowed());

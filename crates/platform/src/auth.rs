@@ -8,6 +8,7 @@ use domain::signature::{SignatureError, verify_standard};
 use domain::tenant::{Signup, SignupError, TenantStatus};
 use domain::token::{Scope, TokenError, verify};
 use spin_sdk::http::Request;
+use spin_sdk::sqlite::Value;
 
 use crate::ApiError;
 use crate::clock::now_unix;
@@ -67,7 +68,8 @@ fn bearer(req: &Request) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
-fn query_key(req: &Request) -> Option<String> {
+/// The capture token in the `key` query parameter (plain HTML forms), if any.
+pub fn query_key(req: &Request) -> Option<String> {
     url::form_urlencoded::parse(req.query().as_bytes())
         .find(|(k, _)| k == "key")
         .map(|(_, v)| v.into_owned())
@@ -142,13 +144,8 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024;
 
 /// Verifies a signup webhook (signature before parsing) and validates its body.
 pub fn verify_signup(req: &Request) -> Result<VerifiedSignup, ApiError> {
+    crate::request::check_body_size(req)?;
     let body = req.body();
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge {
-            code: "body_too_large",
-            detail: format!("the body is over {MAX_BODY_BYTES} bytes"),
-        });
-    }
     let secret = crate::secrets::signup_secret()?;
     let header = |name: &str| req.header(name).and_then(|v| v.as_str());
     let id = header("webhook-id");
@@ -178,53 +175,50 @@ pub fn verify_signup(req: &Request) -> Result<VerifiedSignup, ApiError> {
 }
 
 impl TenantContext {
+    /// Runs one `UPDATE tenants … WHERE id = ?` (the tenant id is bound last), then reads the
+    /// row back and rewrites the gate's cache, so the next request sees the change.
+    fn update_own_row(&mut self, sql: &str, mut params: Vec<Value>) -> Result<(), ApiError> {
+        let db = crate::sql::Db::open()?;
+        params.push(Value::Text(self.tenant.id.to_string()));
+        db.execute(sql, &params)?;
+        self.tenant =
+            crate::tenant::refresh_tenant(&db, &crate::kv::open_store()?, &self.tenant.id)?
+                .ok_or_else(|| {
+                    anyhow::anyhow!("updating tenant {}: row vanished", self.tenant.id)
+                })?;
+        Ok(())
+    }
+
     /// Rotates the capture key: the generation goes up by one, so every older capture token
     /// stops working on the next request. Returns the new capture token.
     pub fn rotate_capture_key(&mut self) -> Result<String, ApiError> {
-        let db = crate::sql::Db::open()?;
-        db.execute(
+        self.update_own_row(
             "UPDATE tenants SET capture_gen = capture_gen + 1, updated_at = ? WHERE id = ?",
-            &[
-                spin_sdk::sqlite::Value::Text(crate::clock::now_rfc3339()?),
-                spin_sdk::sqlite::Value::Text(self.tenant.id.to_string()),
-            ],
+            vec![Value::Text(crate::clock::now_rfc3339()?)],
         )?;
-        self.tenant =
-            crate::tenant::refresh_tenant(&db, &crate::kv::open_store()?, &self.tenant.id)?
-                .ok_or_else(|| anyhow::anyhow!("rotating the capture key: tenant row vanished"))?;
         self.tenant.capture_token()
     }
-}
 
-impl TenantContext {
-    /// Replaces the tenant's settings; the next request sees them (cache refreshed).
+    /// Replaces the tenant's settings; the next request sees them.
     pub fn update_settings(
         &mut self,
         settings: &domain::settings::Settings,
     ) -> Result<(), ApiError> {
-        let db = crate::sql::Db::open()?;
         let origins = serde_json::to_string(&settings.allowed_origins)
             .map_err(|e| ApiError::Unexpected(e.into()))?;
         let rules = serde_json::to_string(&settings.tag_rules)
             .map_err(|e| ApiError::Unexpected(e.into()))?;
-        db.execute(
+        self.update_own_row(
             "UPDATE tenants SET allowed_origins = ?, thank_you_url = ?, tag_rules = ?, updated_at = ? WHERE id = ?",
-            &[
-                spin_sdk::sqlite::Value::Text(origins),
+            vec![
+                Value::Text(origins),
                 settings
                     .thank_you_url
                     .as_ref()
-                    .map_or(spin_sdk::sqlite::Value::Null, |u| {
-                        spin_sdk::sqlite::Value::Text(u.as_ref().to_string())
-                    }),
-                spin_sdk::sqlite::Value::Text(rules),
-                spin_sdk::sqlite::Value::Text(crate::clock::now_rfc3339()?),
-                spin_sdk::sqlite::Value::Text(self.tenant.id.to_string()),
+                    .map_or(Value::Null, |u| Value::Text(u.as_ref().to_string())),
+                Value::Text(rules),
+                Value::Text(crate::clock::now_rfc3339()?),
             ],
-        )?;
-        self.tenant =
-            crate::tenant::refresh_tenant(&db, &crate::kv::open_store()?, &self.tenant.id)?
-                .ok_or_else(|| anyhow::anyhow!("updating settings: tenant row vanished"))?;
-        Ok(())
+        )
     }
 }

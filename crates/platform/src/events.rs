@@ -402,11 +402,11 @@ impl Applying<'_> {
                 "INSERT INTO leads (tenant_id, id, email, name, phone, form, utm_source, utm_medium, utm_campaign,
                     page_url, tags, source, sync_status, systeme_contact_id, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'systeme', ?6, ?7, ?8, ?9, ?10, 'systeme', 'synced', ?11, ?12, ?12)
-                 ON CONFLICT (tenant_id, email) DO NOTHING"
+                 RETURNING id, stage, emails_sent, emails_opened, emails_clicked, converted, sales, revenue_cents, inactive, churned, tags, opted_in"
             ),
             &[
                 Value::Text(new_id()?),
-                Value::Text(email.clone()),
+                Value::Text(email),
                 contact.full_name().map_or(Value::Null, Value::Text),
                 contact.phone.clone().map_or(Value::Null, Value::Text),
                 source.1.map_or(Value::Null, Value::Text),
@@ -417,16 +417,10 @@ impl Applying<'_> {
                 contact.id.map_or(Value::Null, Value::Integer),
                 Value::Text(self.stamp.to_string()),
             ],
-        );
-        created?;
-        let again = self.tdb.execute(
-            tenant_sql!(
-                "SELECT id, stage, emails_sent, emails_opened, emails_clicked, converted, sales, revenue_cents, inactive, churned, tags, opted_in
-                 FROM leads WHERE tenant_id = ?1 AND email = ?2"
-            ),
-            &[Value::Text(email)],
         )?;
-        again.rows.first().map(LeadRecord::read).transpose()
+        // The transaction's write lock is held, so the SELECT above cannot have been raced:
+        // the insert reads the new row back itself.
+        created.rows.first().map(LeadRecord::read).transpose()
     }
 
     fn lead_by_id(&self, id: &str) -> Result<Option<LeadRecord>> {

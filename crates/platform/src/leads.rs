@@ -185,6 +185,17 @@ impl LeadStore {
         }
     }
 
+    /// Pushes a lead just captured to Systeme.io on this store's connection and records the
+    /// outcome on the lead. A failure leaves the lead pending for the batch.
+    pub fn sync(
+        &self,
+        syncer: &mut crate::sync::Syncer,
+        target: &SyncTarget,
+        now: i64,
+    ) -> Result<crate::sync::Attempt> {
+        syncer.sync(&self.db, target, now)
+    }
+
     /// Counts a honeypot hit in today's rollup; nothing else is stored.
     pub fn count_spam(&self, now: i64) -> Result<()> {
         self.db.execute(
@@ -199,25 +210,27 @@ impl LeadStore {
 
     /// Counts one request from `client` in the current one-minute window. `Some(seconds)` to
     /// wait when the window already holds `limit` requests. One atomic statement, so
-    /// concurrent requests cannot both slip under the limit.
+    /// concurrent requests cannot both slip under the limit. The window rule, `(unix / 60) * 60`,
+    /// is the one migration 0006's triggers apply when a lead write counts its hit.
     pub fn rate_limit(&self, client: &str, limit: u32, now: i64) -> Result<Option<u64>> {
-        let window = now - now.rem_euclid(60);
         let result = self.db.execute(
             tenant_sql!(
-                "INSERT INTO capture_rate (tenant_id, client, window_start, hits) VALUES (?1, ?2, ?3, 1)
+                "INSERT INTO capture_rate (tenant_id, client, window_start, hits) VALUES (?1, ?2, (?3 / 60) * 60, 1)
                  ON CONFLICT (tenant_id, client) DO UPDATE SET
                     hits = CASE WHEN capture_rate.window_start = excluded.window_start
                                 THEN capture_rate.hits + 1 ELSE 1 END,
                     window_start = excluded.window_start
-                 RETURNING hits"
+                 RETURNING hits, window_start"
             ),
-            &[Value::Text(client.to_string()), Value::Integer(window)],
+            &[Value::Text(client.to_string()), Value::Integer(now)],
         )?;
-        let hits = result
+        let row = result
             .rows
             .first()
-            .and_then(|r| r.get::<i64>(0))
             .ok_or_else(|| anyhow!("rate-limit upsert returned no count"))?;
+        let (Some(hits), Some(window)) = (row.get::<i64>(0), row.get::<i64>(1)) else {
+            return Err(anyhow!("rate-limit upsert returned no count"));
+        };
         if hits > i64::from(limit) {
             let wait = u64::try_from(window + 60 - now).unwrap_or(1).max(1);
             return Ok(Some(wait));

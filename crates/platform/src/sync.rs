@@ -44,10 +44,6 @@ pub struct SyncTarget {
     attempts: u32,
 }
 
-/// The columns [`SyncTarget::read`] expects, in order, from `start`.
-const TARGET_COLUMNS: &str =
-    "revision, email, name, phone, tags, systeme_contact_id, sync_attempts";
-
 impl SyncTarget {
     pub(crate) fn from_row(
         tenant: &Tenant,
@@ -58,6 +54,8 @@ impl SyncTarget {
         Self::read(&tenant.id, &tenant.tag_prefix, lead_id, row, start)
     }
 
+    /// Reads, from column `start` on: `revision, email, name, phone, tags,
+    /// systeme_contact_id, sync_attempts`.
     fn read(
         tenant_id: &TenantId,
         tag_prefix: &TagPrefix,
@@ -124,11 +122,16 @@ impl Syncer {
         }))
     }
 
-    /// Pushes one lead and records the result on its row.
-    pub fn sync(&mut self, target: &SyncTarget, now: i64) -> Result<Attempt> {
+    /// Pushes one lead and records the result on its row, through `db` (the caller's open
+    /// connection, scoped to the lead's tenant).
+    pub(crate) fn sync(&mut self, db: &TenantDb, target: &SyncTarget, now: i64) -> Result<Attempt> {
+        anyhow::ensure!(
+            db.tenant() == &target.tenant_id,
+            "syncing a lead of tenant {} through another tenant's view",
+            target.tenant_id
+        );
         let mut contact_id = target.contact_id;
         let pushed = self.push(target, &mut contact_id);
-        let db = TenantDb::new(target.tenant_id.clone())?;
         match pushed {
             Ok(()) => {
                 db.execute(
@@ -334,17 +337,11 @@ pub fn run_due(_admin: &AdminContext, options: BatchOptions) -> Result<BatchRepo
     };
     report.sync_enabled = true;
     let due = db.execute(
-        &format!(
-            "SELECT l.id, l.tenant_id, t.tag_prefix, {}
-             FROM leads l JOIN tenants t ON t.id = l.tenant_id
-             WHERE l.sync_status = 'pending' AND l.next_sync_at <= ?
-             ORDER BY l.next_sync_at LIMIT ?",
-            TARGET_COLUMNS
-                .split(", ")
-                .map(|c| format!("l.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        "SELECT l.id, l.tenant_id, t.tag_prefix, l.revision, l.email, l.name, l.phone, l.tags,
+            l.systeme_contact_id, l.sync_attempts
+         FROM leads l JOIN tenants t ON t.id = l.tenant_id
+         WHERE l.sync_status = 'pending' AND l.next_sync_at <= ?
+         ORDER BY l.next_sync_at LIMIT ?",
         &[
             Value::Integer(due_by(started)),
             Value::Integer(i64::from(limit)),
@@ -375,7 +372,7 @@ pub fn run_due(_admin: &AdminContext, options: BatchOptions) -> Result<BatchRepo
             continue;
         }
         report.attempted += 1;
-        let attempt = syncer.sync(&target, now)?;
+        let attempt = syncer.sync(&TenantDb::on(&db, tenant_id.clone()), &target, now)?;
         match attempt.outcome {
             AttemptOutcome::Synced => report.synced += 1,
             AttemptOutcome::Retrying => report.retrying += 1,

@@ -310,6 +310,11 @@ impl TenantDb {
         }
     }
 
+    /// The tenant every statement is scoped to.
+    pub(crate) fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
     /// Runs `sql` with `?1` bound to this tenant and `params` as `?2`, `?3`, …
     pub fn execute(&self, sql: TenantSql, params: &[Value]) -> Result<QueryResult> {
         let mut all = Vec::with_capacity(params.len() + 1);
