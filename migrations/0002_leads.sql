@@ -1,4 +1,4 @@
--- Lead capture (SPEC §4.2): leads, their Systeme.io sync state, daily rollups, idempotency
+-- Lead capture (docs/contract.md): leads, their Systeme.io sync state, daily rollups, idempotency
 -- keys, rate-limit windows, and the tenant settings capture reads on every request.
 
 -- Tenant settings (dashboard `PUT /v1/dashboard/settings`). They travel in the tenant's cache

@@ -1,5 +1,5 @@
--- Systeme.io callbacks (SPEC §4.3): each lead's funnel counters and flags, its event timeline,
--- and the message ids already applied.
+-- Systeme.io callbacks (docs/contract.md): each lead's funnel counters and flags, its event
+-- timeline, and the message ids already applied.
 
 ALTER TABLE leads ADD COLUMN emails_sent INTEGER NOT NULL DEFAULT 0;
 

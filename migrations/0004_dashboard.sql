@@ -1,4 +1,4 @@
--- The tenant dashboard (SPEC §4.4): per-tenant counts by stage, sync status, ib_type, volume
+-- The tenant dashboard (see README.md): per-tenant counts by stage, sync status, ib_type, volume
 -- and utm_source, kept up to date by triggers so stats never scan leads; keyset indexes for the
 -- lead list; erasing a lead frees its place in the plan.
 

@@ -1,10 +1,9 @@
-//! `POST /v1/systeme/events`: every fixture in `../shared/fixtures/systeme/`, signed with the
+//! `POST /v1/systeme/events`: every fixture in `tests/fixtures/systeme/`, signed with the
 //! test secret, with the stage and counter changes each one makes; redeliveries, signatures,
 //! the `\/` raw-body case, unknown events and prefixes, and tenants sharing a contact.
 
 use api_tests::{
     SYSTEME_WEBHOOK_SECRET, TestApp, TestTenant, assert_problem, json_body, spawn_app_with,
-    workspace_root,
 };
 use serde_json::{Value, json};
 
@@ -15,8 +14,8 @@ const FIXTURE_B: &str = "ib-b9z5n4p8-";
 /// A fixture's raw bytes with the fixture prefixes swapped for the test tenants' (the `\/`
 /// escapes and everything else stay byte for byte).
 fn fixture(name: &str, a: &TestTenant, b: &TestTenant) -> String {
-    let path = workspace_root()
-        .join("../shared/fixtures/systeme")
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/systeme")
         .join(name);
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))

@@ -1,9 +1,17 @@
 //! `GET /v1/health` and the migration runner behind it.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
 use api_tests::{assert_problem, json_body, spawn_app};
+use domain::schema::Migration;
+
+fn migrations_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations")
+}
 
 fn migration_count() -> i64 {
-    std::fs::read_dir(api_tests::workspace_root().join("migrations"))
+    std::fs::read_dir(migrations_dir())
         .unwrap()
         .filter(|e| {
             e.as_ref()
@@ -13,6 +21,25 @@ fn migration_count() -> i64 {
                 .ends_with(".sql")
         })
         .count() as i64
+}
+
+/// Every `migrations/*.sql`, in version order, parsed and split the way the app does it.
+fn migration_files() -> Vec<Migration> {
+    let mut names: Vec<String> = std::fs::read_dir(migrations_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".sql"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|name| {
+            let sql = std::fs::read_to_string(migrations_dir().join(name)).unwrap();
+            // The app embeds its migrations as `&'static str`; a test can afford the leak.
+            Migration::parse(name, Box::leak(sql.into_boxed_str()))
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect()
 }
 
 fn applied(db: &std::path::Path) -> Vec<(i64, String, String)> {
@@ -88,26 +115,267 @@ async fn migrations_are_not_applied_again_after_a_restart() {
 #[tokio::test]
 async fn every_migration_statement_was_applied() {
     let app = spawn_app().await;
-    app.client.get(app.url("/v1/health")).send().await.unwrap();
-    let conn = rusqlite::Connection::open(app.database_path()).unwrap();
-    // 0001 has several statements; Spin runs only the first of a string, so each must have
-    // been executed on its own.
-    let indexes: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN ('tenants_email', 'tenants_tag_prefix')",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(indexes, 2);
-    let signup: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'signup_requests'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(signup, 1);
+    let resp = app.client.get(app.url("/v1/health")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let conn = app.db();
+    let migrations = migration_files();
+    // One `schema_migrations` row per file, with the file's version and name.
+    let recorded: Vec<(i64, String)> = applied(&app.database_path())
+        .into_iter()
+        .map(|(version, name, _)| (version, name))
+        .collect();
+    let files: Vec<(i64, String)> = migrations
+        .iter()
+        .map(|m| (i64::from(m.version()), m.name().to_string()))
+        .collect();
+    assert_eq!(
+        recorded, files,
+        "schema_migrations against migrations/*.sql"
+    );
+    // Spin runs only the first statement of a string, so each statement must have been executed
+    // on its own: replay what the files' schema statements say, in order, and check the result.
+    let mut objects: BTreeMap<(&str, String), (bool, Option<String>, &str)> = BTreeMap::new();
+    let mut columns: BTreeMap<(String, String), (bool, &str)> = BTreeMap::new();
+    let statements: Vec<&str> = migrations.iter().flat_map(|m| m.statements()).collect();
+    for stmt in &statements {
+        match schema_change(stmt) {
+            SchemaChange::Create { kind, name, table } => {
+                objects.insert((kind, name), (true, table, stmt));
+            }
+            SchemaChange::Drop { kind, name } => {
+                if kind == "table" {
+                    // SQLite drops the table's indexes, triggers and columns with it.
+                    for (present, on_table, _) in objects.values_mut() {
+                        if on_table.as_deref() == Some(name.as_str()) {
+                            *present = false;
+                        }
+                    }
+                    columns.retain(|(table, _), _| *table != name);
+                }
+                objects.insert((kind, name), (false, None, stmt));
+            }
+            SchemaChange::AddColumn { table, column } => {
+                columns.insert((table, column), (true, stmt));
+            }
+            SchemaChange::DropColumn { table, column } => {
+                columns.insert((table, column), (false, stmt));
+            }
+            SchemaChange::Data => {}
+        }
+    }
+    assert!(
+        objects.values().filter(|(present, _, _)| *present).count() > 0,
+        "no schema objects found in {} statements",
+        statements.len()
+    );
+    for ((kind, name), (present, _, stmt)) in &objects {
+        let found: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = ?1 AND name = ?2 COLLATE NOCASE",
+                [*kind, name.as_str()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            found,
+            i64::from(*present),
+            "{kind} {name} should {}exist after:\n{stmt}",
+            if *present { "" } else { "not " }
+        );
+    }
+    for ((table, column), (present, stmt)) in &columns {
+        let found: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2 COLLATE NOCASE",
+                [table.as_str(), column.as_str()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            found,
+            i64::from(*present),
+            "column {table}.{column} should {}exist after:\n{stmt}",
+            if *present { "" } else { "not " }
+        );
+    }
+}
+
+/// What one migration statement does to the schema.
+#[derive(Debug, PartialEq)]
+enum SchemaChange {
+    /// `CREATE TABLE | INDEX | TRIGGER | VIEW`; `table` is what an index or trigger is on.
+    Create {
+        kind: &'static str,
+        name: String,
+        table: Option<String>,
+    },
+    Drop {
+        kind: &'static str,
+        name: String,
+    },
+    AddColumn {
+        table: String,
+        column: String,
+    },
+    DropColumn {
+        table: String,
+        column: String,
+    },
+    /// `INSERT`, `UPDATE` and the like: nothing in `sqlite_master` to check.
+    Data,
+}
+
+/// Reads the kind and names a schema statement acts on from its first words.
+fn schema_change(stmt: &str) -> SchemaChange {
+    let words = leading_words(stmt, 16);
+    let word = |i: usize| words.get(i).map(String::as_str).unwrap_or_default();
+    let is = |i: usize, keyword: &str| word(i).eq_ignore_ascii_case(keyword);
+    let object_kind = |i: usize| -> &'static str {
+        match word(i).to_ascii_uppercase().as_str() {
+            "TABLE" => "table",
+            "INDEX" => "index",
+            "TRIGGER" => "trigger",
+            "VIEW" => "view",
+            _ => panic!("unknown schema object in migration statement (teach this test):\n{stmt}"),
+        }
+    };
+    if is(0, "CREATE") {
+        let mut i = 1;
+        while ["TEMP", "TEMPORARY", "UNIQUE", "VIRTUAL"]
+            .iter()
+            .any(|k| is(i, k))
+        {
+            i += 1;
+        }
+        let kind = object_kind(i);
+        i += 1;
+        if is(i, "IF") && is(i + 1, "NOT") && is(i + 2, "EXISTS") {
+            i += 3;
+        }
+        let name = word(i).to_ascii_lowercase();
+        let table = match kind {
+            "index" | "trigger" => {
+                let on = (i + 1..words.len())
+                    .find(|&j| is(j, "ON"))
+                    .unwrap_or_else(|| panic!("no ON <table> in:\n{stmt}"));
+                Some(word(on + 1).to_ascii_lowercase())
+            }
+            _ => None,
+        };
+        SchemaChange::Create { kind, name, table }
+    } else if is(0, "DROP") {
+        let kind = object_kind(1);
+        let i = if is(2, "IF") && is(3, "EXISTS") { 4 } else { 2 };
+        SchemaChange::Drop {
+            kind,
+            name: word(i).to_ascii_lowercase(),
+        }
+    } else if is(0, "ALTER") && is(1, "TABLE") {
+        let table = word(2).to_ascii_lowercase();
+        let column_at = if is(4, "COLUMN") { 5 } else { 4 };
+        let column = word(column_at).to_ascii_lowercase();
+        if is(3, "ADD") {
+            SchemaChange::AddColumn { table, column }
+        } else if is(3, "DROP") {
+            SchemaChange::DropColumn { table, column }
+        } else {
+            panic!("ALTER TABLE other than ADD/DROP COLUMN (teach this test):\n{stmt}")
+        }
+    } else {
+        SchemaChange::Data
+    }
+}
+
+/// Up to `n` leading words of a statement: comments skipped, identifiers unquoted, a
+/// `schema.name` reduced to `name`, and `(` `)` `,` `;` as separators.
+fn leading_words(stmt: &str, n: usize) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut rest = stmt;
+    while words.len() < n {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || "(),;".contains(c));
+        if rest.is_empty() {
+            break;
+        }
+        if let Some(comment) = rest.strip_prefix("--") {
+            rest = comment.split_once('\n').map_or("", |(_, after)| after);
+            continue;
+        }
+        if let Some(comment) = rest.strip_prefix("/*") {
+            rest = comment.split_once("*/").map_or("", |(_, after)| after);
+            continue;
+        }
+        let first = rest.chars().next().unwrap_or_default();
+        let close = match first {
+            '"' => Some('"'),
+            '`' => Some('`'),
+            '[' => Some(']'),
+            _ => None,
+        };
+        let (word, after) = match close {
+            Some(close) => {
+                let inner = rest.get(1..).unwrap_or_default();
+                let end = inner.find(close).unwrap_or(inner.len());
+                (
+                    inner.get(..end).unwrap_or_default(),
+                    inner.get(end + 1..).unwrap_or_default(),
+                )
+            }
+            None => {
+                let end = rest
+                    .find(|c: char| c.is_whitespace() || "(),;".contains(c))
+                    .unwrap_or(rest.len());
+                let word = rest.get(..end).unwrap_or_default();
+                let word = word.rsplit_once('.').map_or(word, |(_, name)| name);
+                (word, rest.get(end..).unwrap_or_default())
+            }
+        };
+        words.push(word.to_string());
+        rest = after;
+    }
+    words
+}
+
+#[test]
+fn schema_statements_name_what_they_change() {
+    let create = |kind, name: &str, table: Option<&str>| SchemaChange::Create {
+        kind,
+        name: name.into(),
+        table: table.map(Into::into),
+    };
+    assert_eq!(
+        schema_change("-- a comment\nCREATE TABLE IF NOT EXISTS \"Leads\" (id TEXT)"),
+        create("table", "leads", None)
+    );
+    assert_eq!(
+        schema_change("CREATE UNIQUE INDEX main.t_e ON t (e)"),
+        create("index", "t_e", Some("t"))
+    );
+    assert_eq!(
+        schema_change("CREATE TRIGGER x AFTER UPDATE OF a, b ON [t] WHEN 1 BEGIN SELECT 1; END"),
+        create("trigger", "x", Some("t"))
+    );
+    assert_eq!(
+        schema_change("/* why */ DROP INDEX IF EXISTS old"),
+        SchemaChange::Drop {
+            kind: "index",
+            name: "old".into()
+        }
+    );
+    assert_eq!(
+        schema_change("ALTER TABLE t ADD COLUMN c TEXT"),
+        SchemaChange::AddColumn {
+            table: "t".into(),
+            column: "c".into()
+        }
+    );
+    assert_eq!(
+        schema_change("ALTER TABLE t ADD c TEXT"),
+        SchemaChange::AddColumn {
+            table: "t".into(),
+            column: "c".into()
+        }
+    );
+    assert_eq!(schema_change("INSERT INTO t SELECT 1"), SchemaChange::Data);
 }
 
 #[tokio::test]

@@ -26,15 +26,16 @@ async fn snapshot(
             |r| r.get(0),
         )
         .unwrap();
-    let settings = json_body(
-        app.client
-            .get(app.url("/v1/dashboard/settings"))
-            .bearer_auth(b.dashboard_token())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let settings = app
+        .client
+        .get(app.url("/v1/dashboard/settings"))
+        .bearer_auth(b.dashboard_token())
+        .send()
+        .await
+        .unwrap();
+    // A refused read would make two snapshots equal whatever happened to B.
+    assert_eq!(settings.status(), 200, "B's own settings");
+    let settings = json_body(settings).await;
     (view, spam, leads, settings)
 }
 
@@ -157,32 +158,70 @@ pub async fn assert_isolated(app: &TestApp, a: &mut TestTenant, b: &TestTenant) 
         assert_eq!(resp.status(), 404, "{path} with A's token");
         assert_eq!(json_body(resp).await["code"], "lead_not_found");
     }
+    // Each read succeeds and lists A's own lead with B's email (the search matches it too), so
+    // the absence of B's lead is not just a refused or failed request.
     for path in [
         "/v1/dashboard/leads?limit=200".to_string(),
         format!("/v1/dashboard/leads?q=shared-{}", b.id),
-        "/v1/dashboard/leads.csv".to_string(),
     ] {
-        let body = app
+        let resp = app
             .client
             .get(app.url(&path))
             .bearer_auth(a.dashboard_token())
             .send()
             .await
-            .unwrap()
-            .text()
-            .await
             .unwrap();
-        assert!(!body.contains(&b_lead_id), "{path} shows B's lead to A");
+        assert_eq!(resp.status(), 200, "{path} with A's token");
+        let body = json_body(resp).await;
+        let ids: Vec<&str> = body["leads"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path}: no leads array in {body}"))
+            .iter()
+            .map(|l| l["id"].as_str().unwrap())
+            .collect();
+        assert!(
+            ids.contains(&a_row.id.as_str()),
+            "{path} lacks A's lead: {body}"
+        );
+        assert!(
+            !body.to_string().contains(&b_lead_id),
+            "{path} shows B's lead to A"
+        );
     }
-    let a_stats = json_body(
-        app.client
-            .get(app.url("/v1/dashboard/stats"))
-            .bearer_auth(a.dashboard_token())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let csv = app
+        .client
+        .get(app.url("/v1/dashboard/leads.csv"))
+        .bearer_auth(a.dashboard_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200, "the CSV export with A's token");
+    let body = csv.text().await.unwrap();
+    assert!(!body.contains(&b_lead_id), "the CSV shows B's lead to A");
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    let id_column = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "id")
+        .unwrap_or_else(|| panic!("no id column in the CSV: {body}"));
+    let csv_ids: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap()[id_column].to_string())
+        .collect();
+    assert!(
+        csv_ids.contains(&a_row.id),
+        "the CSV lacks A's lead: {body}"
+    );
+    let a_stats = app
+        .client
+        .get(app.url("/v1/dashboard/stats"))
+        .bearer_auth(a.dashboard_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a_stats.status(), 200, "A's stats");
+    let a_stats = json_body(a_stats).await;
     let a_leads: i64 = app
         .db()
         .query_row(
@@ -236,16 +275,17 @@ pub async fn assert_isolated(app: &TestApp, a: &mut TestTenant, b: &TestTenant) 
             .unwrap();
         assert_eq!(signup.status(), 401, "tenant token on signup");
         // Health carries no tenant data at all.
-        let health = json_body(
-            app.client
-                .get(app.url("/v1/health"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let health = app
+            .client
+            .get(app.url("/v1/health"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200, "health with a tenant token");
+        let health = json_body(health).await;
         assert_eq!(health.as_object().unwrap().len(), 2, "{health}");
+        assert_eq!(health["status"], "ok", "{health}");
     }
     // A rotates its own capture key: only A's generation moves.
     let rotate = app

@@ -9,7 +9,6 @@
     clippy::indexing_slicing
 )]
 
-mod conformance;
 mod dashboard;
 mod events;
 mod health;

@@ -6,84 +6,103 @@ use domain::dashboard::{Cursor, LeadQuery, MAX_PAGE, spreadsheet_safe};
 use domain::token::Scope;
 use futures::SinkExt;
 use platform::auth::authenticate;
-use platform::dashboard::LeadView;
+use serde::{Serialize, Serializer};
 use spin_sdk::http::{Fields, OutgoingResponse, Request, Response, ResponseOutparam};
 
-const HEADER: [&str; 23] = [
-    "id",
-    "email",
-    "name",
-    "phone",
-    "ib_type",
-    "monthly_leads",
-    "volume",
-    "broker_network",
-    "form",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "page_url",
-    "consent",
-    "tags",
-    "source",
-    "stage",
-    "sync_status",
-    "emails_sent",
-    "emails_opened",
-    "emails_clicked",
-    "revenue_cents",
-    "created_at",
-];
+use crate::store::{Dashboard, LeadView};
 
-fn record(lead: &LeadView) -> [String; 23] {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    let tags = lead
-        .tags
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .filter_map(|v| v.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default();
-    [
-        lead.id.clone(),
-        lead.email.clone(),
-        opt(&lead.name),
-        opt(&lead.phone),
-        opt(&lead.ib_type),
-        opt(&lead.monthly_leads),
-        opt(&lead.volume),
-        opt(&lead.broker_network),
-        lead.form.clone(),
-        opt(&lead.utm_source),
-        opt(&lead.utm_medium),
-        opt(&lead.utm_campaign),
-        opt(&lead.page_url),
-        lead.consent.to_string(),
-        tags,
-        lead.source.clone(),
-        lead.stage.clone(),
-        lead.sync_status.clone(),
-        lead.emails_sent.to_string(),
-        lead.emails_opened.to_string(),
-        lead.emails_clicked.to_string(),
-        lead.revenue_cents.to_string(),
-        lead.created_at.clone(),
-    ]
+/// Text a spreadsheet would run as a formula is neutralised.
+fn safe<S: Serializer>(cell: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&spreadsheet_safe(cell))
 }
 
-fn csv_chunk(
-    rows: impl Iterator<Item = [String; 23]>,
-    header: Option<[&str; 23]>,
-) -> anyhow::Result<Vec<u8>> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    if let Some(h) = header {
-        writer.write_record(h)?;
+fn safe_opt<S: Serializer>(cell: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    safe(cell.as_deref().unwrap_or_default(), s)
+}
+
+/// One CSV row; the field names are the header.
+#[derive(Serialize)]
+struct CsvLead<'a> {
+    id: &'a str,
+    #[serde(serialize_with = "safe")]
+    email: &'a str,
+    #[serde(serialize_with = "safe_opt")]
+    name: &'a Option<String>,
+    #[serde(serialize_with = "safe_opt")]
+    phone: &'a Option<String>,
+    #[serde(serialize_with = "safe_opt")]
+    ib_type: &'a Option<String>,
+    #[serde(serialize_with = "safe_opt")]
+    monthly_leads: &'a Option<String>,
+    #[serde(serialize_with = "safe_opt")]
+    volume: &'a Option<String>,
+    #[serde(serialize_with = "safe_opt")]
+    broker_network: &'a Option<String>,
+    #[serde(serialize_with = "safe")]
+    form: &'a str,
+    #[serde(serialize_with = "safe_opt")]
+    utm_source: &'a Option<String>,
+    #[serde(serialize_with = "safe_opt")]
+    utm_medium: &'a Option<String>,
+    #[serde(serialize_with = "safe_opt")]
+    utm_campaign: &'a Option<String>,
+    #[serde(serialize_with = "safe_opt")]
+    page_url: &'a Option<String>,
+    consent: bool,
+    /// Space-separated.
+    tags: String,
+    source: &'a str,
+    stage: &'static str,
+    sync_status: &'static str,
+    emails_sent: i64,
+    emails_opened: i64,
+    emails_clicked: i64,
+    revenue_cents: i64,
+    created_at: &'a str,
+}
+
+impl<'a> From<&'a LeadView> for CsvLead<'a> {
+    fn from(lead: &'a LeadView) -> Self {
+        Self {
+            id: lead.id.as_ref(),
+            email: &lead.email,
+            name: &lead.name,
+            phone: &lead.phone,
+            ib_type: &lead.ib_type,
+            monthly_leads: &lead.monthly_leads,
+            volume: &lead.volume,
+            broker_network: &lead.broker_network,
+            form: &lead.form,
+            utm_source: &lead.utm_source,
+            utm_medium: &lead.utm_medium,
+            utm_campaign: &lead.utm_campaign,
+            page_url: &lead.page_url,
+            consent: lead.consent,
+            tags: lead
+                .tags
+                .iter()
+                .map(AsRef::as_ref)
+                .collect::<Vec<&str>>()
+                .join(" "),
+            source: &lead.source,
+            stage: lead.stage.as_str(),
+            sync_status: lead.sync_status.as_str(),
+            emails_sent: lead.emails_sent,
+            emails_opened: lead.emails_opened,
+            emails_clicked: lead.emails_clicked,
+            revenue_cents: lead.revenue_cents,
+            created_at: &lead.created_at,
+        }
     }
-    for row in rows {
-        writer.write_record(row.iter().map(|c| spreadsheet_safe(c).into_owned()))?;
+}
+
+/// One page of leads as CSV, with the header row when `header` is set.
+fn csv_chunk(leads: &[LeadView], header: bool) -> anyhow::Result<Vec<u8>> {
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(header)
+        .from_writer(Vec::new());
+    for lead in leads {
+        writer.serialize(CsvLead::from(lead))?;
     }
     writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -95,7 +114,7 @@ pub async fn export_leads(req: &Request, out: ResponseOutparam) {
         Ok(ctx) => ctx,
         Err(e) => return send(out, e.into_response()).await,
     };
-    let dashboard = match ctx.dashboard() {
+    let dashboard = match Dashboard::new(&ctx) {
         Ok(d) => d,
         Err(e) => return send(out, e.into_response()).await,
     };
@@ -130,9 +149,9 @@ pub async fn export_leads(req: &Request, out: ResponseOutparam) {
     let mut body = response.take_body();
     out.set(response);
     let mut page = first;
-    let mut header = Some(HEADER);
+    let mut header = true;
     loop {
-        let chunk = match csv_chunk(page.leads.iter().map(record), header.take()) {
+        let chunk = match csv_chunk(&page.leads, std::mem::take(&mut header)) {
             Ok(chunk) => chunk,
             Err(e) => {
                 eprintln!("writing CSV: {e:#}");

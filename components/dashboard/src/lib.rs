@@ -1,8 +1,10 @@
 //! `dashboard` component: `GET /v1/health` and the tenant dashboard under `/v1/dashboard/...`
-//! (`dashboard` token). This file holds the entry point and the route table only.
+//! (`dashboard` token). The route table is below; each handler has a file, and the
+//! dashboard's storage reads are [`store`].
 //!
 //! The entry point takes the streaming form (`IncomingRequest` + `ResponseOutparam`) so the CSV
-//! export can stream; every other route is an ordinary request → response handler.
+//! export can stream; every other route goes through spin-sdk's `Router` as an ordinary
+//! request → response handler.
 
 // `#[http_component]` expands to the component's exported ABI glue, which is `unsafe`.
 #![allow(unsafe_code)]
@@ -13,13 +15,13 @@ mod get_health;
 mod get_lead;
 mod get_stats;
 mod list_leads;
-mod query;
 mod rotate_capture_key;
 mod settings;
+mod store;
 
 use platform::ApiError;
 use spin_sdk::http::conversions::TryFromIncomingRequest;
-use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
+use spin_sdk::http::{IncomingRequest, Method, Params, Request, ResponseOutparam, Router};
 use spin_sdk::http_component;
 
 #[http_component]
@@ -39,39 +41,61 @@ async fn handle_dashboard(incoming: IncomingRequest, out: ResponseOutparam) {
         export_leads::export_leads(&req, out).await;
         return;
     }
-    export_leads::send(out, platform::response::respond(route(&req))).await;
+    export_leads::send(out, router().handle(req)).await;
 }
 
-fn route(req: &Request) -> Result<Response, ApiError> {
-    let path = req.path();
-    let lead_id = path
-        .strip_prefix("/v1/dashboard/leads/")
-        .filter(|id| !id.is_empty() && !id.contains('/'));
-    match (req.method(), path, lead_id) {
-        (Method::Get, "/v1/health", _) => get_health::get_health(),
-        (_, "/v1/health", _) => Err(ApiError::MethodNotAllowed { allowed: &["GET"] }),
-        (Method::Get, "/v1/dashboard/stats", _) => get_stats::get_stats(req),
-        (_, "/v1/dashboard/stats", _) => Err(ApiError::MethodNotAllowed { allowed: &["GET"] }),
-        (Method::Get, "/v1/dashboard/leads", _) => list_leads::list_leads(req),
-        (_, "/v1/dashboard/leads" | "/v1/dashboard/leads.csv", _) => {
-            Err(ApiError::MethodNotAllowed { allowed: &["GET"] })
-        }
-        (Method::Get, _, Some(id)) => get_lead::get_lead(req, id),
-        (Method::Delete, _, Some(id)) => erase_lead::erase_lead(req, id),
-        (_, _, Some(_)) => Err(ApiError::MethodNotAllowed {
-            allowed: &["GET", "DELETE"],
-        }),
-        (Method::Post, "/v1/dashboard/capture-key", _) => {
-            rotate_capture_key::rotate_capture_key(req)
-        }
-        (_, "/v1/dashboard/capture-key", _) => {
-            Err(ApiError::MethodNotAllowed { allowed: &["POST"] })
-        }
-        (Method::Get, "/v1/dashboard/settings", _) => settings::get_settings(req),
-        (Method::Put, "/v1/dashboard/settings", _) => settings::put_settings(req),
-        (_, "/v1/dashboard/settings", _) => Err(ApiError::MethodNotAllowed {
-            allowed: &["GET", "PUT"],
-        }),
-        _ => Err(ApiError::route_not_found(path)),
+/// A handler that answers `405` naming the methods the path allows.
+fn not_allowed(allowed: &'static [&'static str]) -> impl Fn(Request, Params) -> ApiError {
+    move |_, _| ApiError::MethodNotAllowed { allowed }
+}
+
+/// Every buffered route. A path that matches with another method is `405`, anything else
+/// under `/v1/dashboard/...` is a problem+json `404`.
+fn router() -> Router {
+    let mut router = Router::new();
+    router.get("/v1/health", |_: Request, _: Params| {
+        get_health::get_health()
+    });
+    router.any("/v1/health", not_allowed(&["GET"]));
+    router.get("/v1/dashboard/stats", |req: Request, _: Params| {
+        get_stats::get_stats(&req)
+    });
+    router.any("/v1/dashboard/stats", not_allowed(&["GET"]));
+    router.get("/v1/dashboard/leads", |req: Request, _: Params| {
+        list_leads::list_leads(&req)
+    });
+    router.any("/v1/dashboard/leads", not_allowed(&["GET"]));
+    // GET is streamed by the entry point above.
+    router.any("/v1/dashboard/leads.csv", not_allowed(&["GET"]));
+    router.get("/v1/dashboard/leads/:id", |req: Request, params: Params| {
+        get_lead::get_lead(&req, params.get("id").unwrap_or_default())
+    });
+    router.delete("/v1/dashboard/leads/:id", |req: Request, params: Params| {
+        erase_lead::erase_lead(&req, params.get("id").unwrap_or_default())
+    });
+    router.any("/v1/dashboard/leads/:id", not_allowed(&["GET", "DELETE"]));
+    router.post("/v1/dashboard/capture-key", |req: Request, _: Params| {
+        rotate_capture_key::rotate_capture_key(&req)
+    });
+    router.any("/v1/dashboard/capture-key", not_allowed(&["POST"]));
+    router.get("/v1/dashboard/settings", |req: Request, _: Params| {
+        settings::get_settings(&req)
+    });
+    router.put("/v1/dashboard/settings", |req: Request, _: Params| {
+        settings::put_settings(&req)
+    });
+    router.any("/v1/dashboard/settings", not_allowed(&["GET", "PUT"]));
+    router.any("/*", |req: Request, _: Params| {
+        ApiError::route_not_found(req.path())
+    });
+    router
+}
+
+/// The `404` for a lead that is not this tenant's: missing, malformed and foreign ids answer
+/// alike, so ids cannot be probed.
+fn lead_not_found() -> ApiError {
+    ApiError::NotFound {
+        code: "lead_not_found",
+        detail: "no such lead".into(),
     }
 }

@@ -7,13 +7,11 @@ use platform::ApiError;
 use platform::auth::authenticate;
 use spin_sdk::http::{Request, Response};
 
-use crate::query::{invalid, pairs};
+use crate::store::Dashboard;
 
 pub fn list_leads(req: &Request) -> Result<Response, ApiError> {
     let ctx = authenticate(req, Scope::Dashboard)?;
-    let pairs = pairs(req);
-    let query = LeadQuery::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .map_err(|e| invalid(&e))?;
-    let page = ctx.dashboard()?.leads(&query)?;
+    let query: LeadQuery = platform::request::query(req)?;
+    let page = Dashboard::new(&ctx)?.leads(&query)?;
     platform::response::json(200, &page)
 }

@@ -8,13 +8,15 @@
 use domain::lead::{Submission, SyncStatus};
 use domain::token::Scope;
 use platform::ApiError;
-use platform::auth::{TenantContext, authenticate};
+use platform::auth::authenticate;
 use platform::clock::{new_id, now_unix};
-use platform::leads::{LeadStore, StoredAnswer};
 use platform::request::{self, BodyKind};
-use platform::sync::Syncer;
+use platform::tenant::TenantContext;
 use serde::Serialize;
 use spin_sdk::http::{Request, Response};
+
+use crate::store::{LeadStore, StoredAnswer};
+use crate::sync::{SyncTarget, Syncer};
 
 #[derive(Serialize)]
 struct Accepted<'a> {
@@ -56,8 +58,8 @@ fn capture(req: &Request, allow_cors: &mut bool) -> Result<Response, ApiError> {
         return Err(origin_not_allowed());
     }
     let now = now_unix();
-    let leads = ctx.leads()?;
-    let limit = platform::secrets::capture_rate_limit()?;
+    let leads = LeadStore::new(&ctx)?;
+    let limit = platform::config::capture_rate_limit()?;
     let client = request::client_addr(req);
     let limited = |wait: u64| ApiError::RateLimited {
         code: "rate_limited",
@@ -113,9 +115,9 @@ fn capture(req: &Request, allow_cors: &mut bool) -> Result<Response, ApiError> {
                 sync_inline(&leads, &captured.target, now);
             }
             if captured.created {
-                accepted(201, &captured.id, "created")?
+                accepted(201, captured.id.as_ref(), "created")?
             } else {
-                accepted(200, &captured.id, "updated")?
+                accepted(200, captured.id.as_ref(), "updated")?
             }
         }
     };
@@ -126,7 +128,7 @@ fn capture(req: &Request, allow_cors: &mut bool) -> Result<Response, ApiError> {
 }
 
 /// The lead is stored; a failed or impossible sync only leaves it pending for the batch.
-fn sync_inline(leads: &LeadStore, target: &platform::sync::SyncTarget, now: i64) {
+fn sync_inline(leads: &LeadStore, target: &SyncTarget, now: i64) {
     match Syncer::from_variables() {
         Ok(Some(mut syncer)) => {
             if let Err(e) = leads.sync(&mut syncer, target, now) {

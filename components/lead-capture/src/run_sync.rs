@@ -4,45 +4,65 @@
 
 use platform::ApiError;
 use platform::auth::authenticate_admin;
-use platform::sync::BatchOptions;
+use serde::Deserialize;
 use spin_sdk::http::{Request, Response};
+
+use crate::sync::{BatchOptions, run_due};
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
 
-fn bad_query(detail: &str) -> ApiError {
-    ApiError::BadRequest {
-        code: "invalid_query",
-        detail: detail.into(),
+/// The query string; unknown parameters are ignored.
+#[derive(Deserialize)]
+struct SyncQuery {
+    limit: Option<BatchLimit>,
+    retry_failed: Option<Flag>,
+    ignore_backoff: Option<Flag>,
+}
+
+/// Leads per batch. Invariant: 1..=500.
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+struct BatchLimit(u32);
+
+impl TryFrom<String> for BatchLimit {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .map(Self)
+            .ok_or_else(|| format!("limit must be a whole number from 1 to {MAX_LIMIT}"))
+    }
+}
+
+/// `true`/`1` or `false`/`0`.
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+struct Flag(bool);
+
+impl TryFrom<String> for Flag {
+    type Error = &'static str;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "true" | "1" => Ok(Self(true)),
+            "false" | "0" => Ok(Self(false)),
+            _ => Err("retry_failed and ignore_backoff must be true or false"),
+        }
     }
 }
 
 pub fn run_sync(req: &Request) -> Result<Response, ApiError> {
     let admin = authenticate_admin(req)?;
-    let mut options = BatchOptions {
-        limit: DEFAULT_LIMIT,
-        retry_failed: false,
-        ignore_backoff: false,
+    let query: SyncQuery = platform::request::query(req)?;
+    let options = BatchOptions {
+        limit: query.limit.map_or(DEFAULT_LIMIT, |l| l.0),
+        retry_failed: query.retry_failed.is_some_and(|f| f.0),
+        ignore_backoff: query.ignore_backoff.is_some_and(|f| f.0),
     };
-    let flag = |value: &str, name: &str| match value {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(bad_query(&format!("{name} must be true or false"))),
-    };
-    for (key, value) in url::form_urlencoded::parse(req.query().as_bytes()) {
-        match key.as_ref() {
-            "limit" => {
-                options.limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|l| (1..=MAX_LIMIT).contains(l))
-                    .ok_or_else(|| bad_query("limit must be a whole number from 1 to 500"))?;
-            }
-            "retry_failed" => options.retry_failed = flag(&value, "retry_failed")?,
-            "ignore_backoff" => options.ignore_backoff = flag(&value, "ignore_backoff")?,
-            _ => {}
-        }
-    }
-    let report = platform::sync::run_due(&admin, options)?;
+    let report = run_due(&admin, options)?;
     platform::response::json(200, &report)
 }

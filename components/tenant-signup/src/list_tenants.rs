@@ -3,9 +3,10 @@
 use domain::tenant::TenantId;
 use platform::ApiError;
 use platform::auth::authenticate_admin;
-use platform::directory::{AdminDirectory, TenantView};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use spin_sdk::http::{Request, Response};
+
+use crate::directory::{AdminDirectory, TenantView};
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 500;
@@ -18,35 +19,51 @@ struct Page {
     next_cursor: Option<String>,
 }
 
-fn invalid(detail: &str) -> ApiError {
-    ApiError::BadRequest {
-        code: "invalid_query",
-        detail: detail.to_string(),
+/// The query string; unknown parameters are ignored, a malformed value is `400`.
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<PageLimit>,
+    cursor: Option<TenantCursor>,
+}
+
+/// Tenants per page. Invariant: 1..=500.
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+struct PageLimit(u32);
+
+impl TryFrom<String> for PageLimit {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .map(Self)
+            .ok_or_else(|| format!("limit must be an integer from 1 to {MAX_LIMIT}"))
+    }
+}
+
+/// The id of the last tenant of the previous page.
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+struct TenantCursor(TenantId);
+
+impl TryFrom<String> for TenantCursor {
+    type Error = &'static str;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        TenantId::parse(&value)
+            .map(Self)
+            .map_err(|_| "cursor is not one this API returned")
     }
 }
 
 pub fn list_tenants(req: &Request) -> Result<Response, ApiError> {
     let admin = authenticate_admin(req)?;
-    let mut limit = DEFAULT_LIMIT;
-    let mut cursor = None;
-    for (key, value) in url_pairs(req.query()) {
-        match key.as_str() {
-            "limit" => {
-                limit = value
-                    .parse()
-                    .ok()
-                    .filter(|l| (1..=MAX_LIMIT).contains(l))
-                    .ok_or_else(|| invalid("limit must be an integer from 1 to 500"))?;
-            }
-            "cursor" => {
-                cursor = Some(
-                    TenantId::parse(&value)
-                        .map_err(|_| invalid("cursor is not one this API returned"))?,
-                );
-            }
-            _ => {}
-        }
-    }
+    let query: ListQuery = platform::request::query(req)?;
+    let limit = query.limit.map_or(DEFAULT_LIMIT, |l| l.0);
+    let cursor = query.cursor.map(|c| c.0);
     let directory = AdminDirectory::open(&admin)?;
     let tenants = directory.list(cursor.as_ref(), limit)?;
     let next_cursor = (tenants.len() == limit as usize)
@@ -59,8 +76,4 @@ pub fn list_tenants(req: &Request) -> Result<Response, ApiError> {
             next_cursor,
         },
     )
-}
-
-fn url_pairs(query: &str) -> Vec<(String, String)> {
-    serde_urlencoded::from_str(query).unwrap_or_default()
 }

@@ -1,8 +1,9 @@
-//! `POST /v1/tenants`: creates a tenant from a Standard Webhooks-signed body (SPEC §4.1).
+//! `POST /v1/tenants`: creates a tenant from a Standard Webhooks-signed body
+//! (docs/contract.md, "Signup").
 
+use crate::directory::{SignupOutcome, TenantView, sign_up};
 use platform::ApiError;
 use platform::auth::verify_signup;
-use platform::directory::{SignupOutcome, TenantView, sign_up};
 use serde::Serialize;
 use spin_sdk::http::{Request, Response};
 

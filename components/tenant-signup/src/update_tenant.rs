@@ -1,10 +1,10 @@
 //! `PATCH /v1/admin/tenants/:id`: changes a tenant's plan and/or status (admin token). A
 //! suspended tenant's tokens stop working on the next request, everywhere.
 
+use crate::directory::{AdminDirectory, TenantPatch};
 use domain::tenant::{Plan, TenantId, TenantStatus};
 use platform::ApiError;
 use platform::auth::authenticate_admin;
-use platform::directory::{AdminDirectory, TenantPatch};
 use serde::Deserialize;
 use spin_sdk::http::{Request, Response};
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::{Date, Duration};
 
@@ -27,11 +27,31 @@ fn bad(param: &'static str, reason: impl Into<String>) -> QueryError {
 }
 
 /// The stats window in days. Invariant: 1..=365.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Days(u16);
+
+impl TryFrom<String> for Days {
+    type Error = QueryError;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(Some(&value))
+    }
+}
+
+/// `GET /v1/dashboard/stats`'s query: `days`, default [`Days::DEFAULT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct StatsQuery {
+    #[serde(default = "Days::default_window")]
+    pub days: Days,
+}
 
 impl Days {
     pub const DEFAULT: Self = Self(30);
+
+    fn default_window() -> Self {
+        Self::DEFAULT
+    }
 
     pub fn parse(value: Option<&str>) -> Result<Self, QueryError> {
         match value {
@@ -65,12 +85,7 @@ impl Cursor {
         let invalid = || bad("cursor", "is not a cursor this API returned");
         let bytes = URL_SAFE_NO_PAD.decode(value).map_err(|_| invalid())?;
         let id = String::from_utf8(bytes).map_err(|_| invalid())?;
-        let canonical = id.len() == 36
-            && id.bytes().enumerate().all(|(i, b)| match i {
-                8 | 13 | 18 | 23 => b == b'-',
-                _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
-            });
-        if canonical {
+        if crate::id::is_canonical_uuid(&id) {
             Ok(Self(id))
         } else {
             Err(invalid())
@@ -91,14 +106,43 @@ impl Cursor {
 /// Most leads one page may hold.
 pub const MAX_PAGE: u32 = 200;
 
-/// A validated `GET /v1/dashboard/leads` query.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A validated `GET /v1/dashboard/leads` query; deserialises from the query string's
+/// `stage`, `q`, `limit` and `cursor` (unknown parameters are ignored).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawLeadQuery")]
 pub struct LeadQuery {
     pub stage: Option<Stage>,
     /// Lowercased search text matched against email and name.
     pub q: Option<String>,
     pub limit: u32,
     pub cursor: Option<Cursor>,
+}
+
+/// The lead-list query as sent, before validation.
+#[derive(Deserialize)]
+struct RawLeadQuery {
+    stage: Option<String>,
+    q: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl TryFrom<RawLeadQuery> for LeadQuery {
+    type Error = QueryError;
+
+    fn try_from(raw: RawLeadQuery) -> Result<Self, Self::Error> {
+        let pairs = [
+            ("stage", raw.stage),
+            ("q", raw.q),
+            ("limit", raw.limit),
+            ("cursor", raw.cursor),
+        ];
+        Self::parse(
+            pairs
+                .iter()
+                .filter_map(|(k, v)| v.as_deref().map(|v| (*k, v))),
+        )
+    }
 }
 
 impl LeadQuery {

@@ -2,7 +2,7 @@
 //!
 //! The event type travels in `x-webhook-event`. Contact events carry `contact` (sometimes
 //! nested twice: `contact.contact`), tag events also `tag`; sales carry `customer`, `order` and
-//! `pricePlan`. Examples: `../shared/fixtures/systeme/`. The signature is checked on the raw
+//! `pricePlan`. Examples: `tests/fixtures/systeme/`. The signature is checked on the raw
 //! bytes before this module sees them.
 
 use serde_json::Value;

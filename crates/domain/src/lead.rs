@@ -1,6 +1,6 @@
 //! Leads: what a landing-page form submits, validated; the tags it earns; the sync policy.
 //!
-//! SPEC §4.2. A body (JSON object or urlencoded form) becomes [`RawFields`], then a
+//! See docs/contract.md. A body (JSON object or urlencoded form) becomes [`RawFields`], then a
 //! [`Submission`]: either a valid [`LeadSubmission`] or spam (the `_gotcha` honeypot).
 
 use std::collections::BTreeMap;

@@ -6,6 +6,7 @@
 pub mod dashboard;
 pub mod events;
 pub mod funnel;
+pub mod id;
 pub mod lead;
 pub mod schema;
 pub mod secret;

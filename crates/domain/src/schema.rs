@@ -1,7 +1,7 @@
 //! Versioned SQL migrations: file names and statement splitting.
 //!
-//! Spin's SQLite runs only the first statement of a string (see SPIN-NOTES), so a migration file
-//! is split into single statements before it is executed.
+//! Spin's SQLite runs only the first statement of a string (see docs/spin-behaviour.md), so a
+//! migration file is split into single statements before it is executed.
 
 use thiserror::Error;
 

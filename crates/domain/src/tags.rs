@@ -1,6 +1,6 @@
 //! Systeme.io tags: every tag this system writes starts with its owning tenant's prefix.
 //!
-//! SPEC §1.2 and §4.2: `{prefix}{form}`, `{prefix}{ib_type}` (slugged), a volume tag, and
+//! See docs/contract.md: `{prefix}{form}`, `{prefix}{ib_type}` (slugged), a volume tag, and
 //! client-supplied tags re-prefixed; a tag that carries another tenant's prefix is never written.
 
 use serde::{Deserialize, Serialize};

@@ -26,12 +26,7 @@ pub struct TenantId(String);
 
 impl TenantId {
     pub fn parse(value: &str) -> Result<Self, FieldError> {
-        let canonical = value.len() == 36
-            && value.bytes().enumerate().all(|(i, b)| match i {
-                8 | 13 | 18 | 23 => b == b'-',
-                _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
-            });
-        if !canonical {
+        if !crate::id::is_canonical_uuid(value) {
             return Err(FieldError::new(
                 "tenant_id",
                 "must be a lowercase hyphenated UUID",

@@ -1,4 +1,4 @@
-//! Tenant tokens: JWT (RFC 7519) signed HS256 with `token_secret` (SPEC §3).
+//! Tenant tokens: JWT (RFC 7519) signed HS256 with `token_secret` (see docs/contract.md).
 //!
 //! Verification order: size, shape, header (`alg` must be exactly `HS256`), signature (checked
 //! in constant time by `hmac`), then claims. Nothing from the payload is trusted before the

@@ -8,6 +8,27 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// Checks a variable name as Spin does: lowercase letters, digits and `_`, starting with a
+/// letter, ending with a letter or digit, and without `__`. Used for the manifest's own names
+/// and, at run time, for the names a component asks the `variables` interface for.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let starts = name.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+    let ends = name
+        .chars()
+        .last()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    if !(ok_chars && starts && ends && !name.contains("__")) {
+        bail!(
+            "invalid variable name {name:?}: must be lowercase letters, digits and '_', start with \
+             a letter, end with a letter or digit, and not contain '__'"
+        );
+    }
+    Ok(())
+}
+
 /// A parsed `spin.toml`, with paths resolved against the manifest's directory.
 #[derive(Debug, Deserialize)]
 pub struct Manifest {
@@ -75,8 +96,7 @@ impl Manifest {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
         for (name, var) in &manifest.variables {
-            crate::variables::check_name(name)
-                .with_context(|| format!("application variable {name:?}"))?;
+            check_name(name).with_context(|| format!("application variable {name:?}"))?;
             if var.required == var.default.is_some() {
                 bail!("variable {name:?} must have exactly one of `required = true` or `default`");
             }
@@ -97,5 +117,19 @@ impl Manifest {
     /// The component's `.wasm`, relative to the manifest's directory.
     pub fn source_path(&self, spec: &ComponentSpec) -> PathBuf {
         self.dir.join(&spec.source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_spin_rules() {
+        assert!(check_name("token_secret").is_ok());
+        assert!(check_name("a1").is_ok());
+        for bad in ["Bad-Name", "1abc", "abc_", "a__b", "", "_a", "aB"] {
+            assert!(check_name(bad).is_err(), "{bad} should be refused");
+        }
     }
 }

@@ -219,7 +219,7 @@ impl sqlite::HostConnection for HostState {
 
 impl variables::Host for HostState {
     fn get(&mut self, name: String) -> Result<String, variables::Error> {
-        if let Err(e) = crate::variables::check_name(&name) {
+        if let Err(e) = crate::manifest::check_name(&name) {
             return Err(variables::Error::InvalidName(e.to_string()));
         }
         self.access.variables.get(&name).cloned().ok_or_else(|| {

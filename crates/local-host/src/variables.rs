@@ -6,27 +6,7 @@
 use anyhow::{Result, anyhow, bail};
 use std::collections::{BTreeMap, HashMap};
 
-use crate::manifest::Manifest;
-
-/// Checks a variable name as Spin does: lowercase letters, digits and `_`, starting with a
-/// letter, ending with a letter or digit, and without `__`.
-pub fn check_name(name: &str) -> Result<()> {
-    let ok_chars = name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    let starts = name.chars().next().is_some_and(|c| c.is_ascii_lowercase());
-    let ends = name
-        .chars()
-        .last()
-        .is_some_and(|c| c.is_ascii_alphanumeric());
-    if !(ok_chars && starts && ends && !name.contains("__")) {
-        bail!(
-            "invalid variable name {name:?}: must be lowercase letters, digits and '_', start with \
-             a letter, end with a letter or digit, and not contain '__'"
-        );
-    }
-    Ok(())
-}
+use crate::manifest::{Manifest, check_name};
 
 /// Application variables with their resolved values. Required variables without a value are a
 /// start-up error, so a missing secret never turns into a silent default.
@@ -112,15 +92,6 @@ impl AppVariables {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_follow_spin_rules() {
-        assert!(check_name("token_secret").is_ok());
-        assert!(check_name("a1").is_ok());
-        for bad in ["Bad-Name", "1abc", "abc_", "a__b", "", "_a", "aB"] {
-            assert!(check_name(bad).is_err(), "{bad} should be refused");
-        }
-    }
 
     fn manifest(vars: &str) -> Manifest {
         let text = format!("spin_manifest_version = 2\n[variables]\n{vars}");

@@ -1,46 +1,42 @@
-//! The tenant gate: one function turns a request and a required scope into a verified context.
+//! The gate: each kind of caller is verified here, and each proof hands out only the storage
+//! that caller may use.
 //!
-//! Token from `Authorization: Bearer`, or, for capture only, the `key` query parameter (plain
-//! HTML forms cannot send headers). Checks: signature, scope, expiry (domain), then the tenant's
-//! existence, status and, for capture tokens, the key generation. Cost: one key-value read.
+//! - A tenant ([`authenticate`]): a token from `Authorization: Bearer`, or for capture only the
+//!   `key` query parameter (plain HTML forms cannot send headers). Checks: signature, scope,
+//!   expiry (domain), then the tenant's existence, status and, for capture tokens, the key
+//!   generation. Cost: one key-value read. The proof is a [`TenantContext`], whose storage is
+//!   scoped to the tenant.
+//! - The operator ([`authenticate_admin`]): an `admin` token; [`AdminContext`] hands out the
+//!   whole database.
+//! - The SaaS back end's signup webhook ([`verify_signup`]): a Standard Webhooks signature;
+//!   [`VerifiedSignup`] hands out the database to create the tenant.
+//! - Systeme.io's callback ([`verify_systeme_callback`]): an HMAC of the raw body;
+//!   [`SystemeCallback`] hands out the database and the global key-value entries, so the
+//!   callback can find the tenants it belongs to and then scope itself to each.
 
-use domain::signature::{SignatureError, verify_standard};
+use domain::signature::{SignatureError, verify_standard, verify_systeme};
 use domain::tenant::{Signup, SignupError, TenantStatus};
 use domain::token::{Scope, TokenError, verify};
 use spin_sdk::http::Request;
-use spin_sdk::sqlite::Value;
 
 use crate::ApiError;
 use crate::clock::now_unix;
-use crate::tenant::{Tenant, TenantDb, TenantKv, load_tenant};
-
-/// A request's verified tenant. Only [`authenticate`] builds one, and only it can build the
-/// tenant's storage types.
-#[derive(Debug)]
-pub struct TenantContext {
-    tenant: Tenant,
-}
-
-impl TenantContext {
-    pub fn tenant(&self) -> &Tenant {
-        &self.tenant
-    }
-
-    /// The database, scoped to this tenant.
-    pub fn db(&self) -> Result<TenantDb, ApiError> {
-        Ok(TenantDb::new(self.tenant.id.clone())?)
-    }
-
-    /// The key-value store, scoped to this tenant.
-    pub fn kv(&self) -> Result<TenantKv, ApiError> {
-        Ok(TenantKv::new(self.tenant.id.clone())?)
-    }
-}
+use crate::db::Db;
+use crate::kv::GlobalKv;
+use crate::request::check_body_size;
+use crate::tenant::{TenantContext, load_tenant};
 
 /// Proof that the request carried a valid `admin` token.
 #[derive(Debug)]
 pub struct AdminContext {
     _private: (),
+}
+
+impl AdminContext {
+    /// The whole database: the operator's batch and directory span every tenant.
+    pub fn db(&self) -> Result<Db, ApiError> {
+        Ok(Db::open()?)
+    }
 }
 
 fn unauthorized(code: &'static str, detail: impl Into<String>) -> ApiError {
@@ -60,9 +56,12 @@ fn token_error(e: &TokenError) -> ApiError {
     }
 }
 
+fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.header(name).and_then(|v| v.as_str())
+}
+
 fn bearer(req: &Request) -> Option<String> {
-    let value = req.header("authorization")?.as_str()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
+    let (scheme, token) = header(req, "authorization")?.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim().to_string())
@@ -93,13 +92,13 @@ fn token(req: &Request, scope: Scope) -> Result<String, ApiError> {
 
 /// Verifies the request's token for `scope` (capture or dashboard) and loads its tenant.
 pub fn authenticate(req: &Request, scope: Scope) -> Result<TenantContext, ApiError> {
-    let secret = crate::secrets::token_secret()?;
+    let secret = crate::config::token_secret()?;
     let verified =
         verify(&secret, &token(req, scope)?, scope, now_unix()).map_err(|e| token_error(&e))?;
     let Some(id) = verified.tenant else {
         return Err(token_error(&TokenError::InvalidClaims("sub")));
     };
-    let tenant = load_tenant(&id)?
+    let tenant = load_tenant(&id, None)?
         .ok_or_else(|| unauthorized("tenant_unknown", "the token's tenant does not exist"))?;
     if tenant.status == TenantStatus::Suspended {
         return Err(ApiError::Forbidden {
@@ -115,12 +114,12 @@ pub fn authenticate(req: &Request, scope: Scope) -> Result<TenantContext, ApiErr
             "this capture key has been rotated; use the current one",
         ));
     }
-    Ok(TenantContext { tenant })
+    Ok(TenantContext::new(tenant))
 }
 
 /// Verifies the request's `admin` token.
 pub fn authenticate_admin(req: &Request) -> Result<AdminContext, ApiError> {
-    let secret = crate::secrets::token_secret()?;
+    let secret = crate::config::token_secret()?;
     verify(
         &secret,
         &token(req, Scope::Admin)?,
@@ -139,21 +138,24 @@ pub struct VerifiedSignup {
     pub signup: Signup,
 }
 
-/// Bodies larger than this are refused with 413 before any work.
-pub const MAX_BODY_BYTES: usize = 32 * 1024;
+impl VerifiedSignup {
+    /// The database, to create the tenant and record the webhook id.
+    pub fn db(&self) -> Result<Db, ApiError> {
+        Ok(Db::open()?)
+    }
+}
 
 /// Verifies a signup webhook (signature before parsing) and validates its body.
 pub fn verify_signup(req: &Request) -> Result<VerifiedSignup, ApiError> {
-    crate::request::check_body_size(req)?;
+    check_body_size(req)?;
     let body = req.body();
-    let secret = crate::secrets::signup_secret()?;
-    let header = |name: &str| req.header(name).and_then(|v| v.as_str());
-    let id = header("webhook-id");
+    let secret = crate::config::signup_secret()?;
+    let id = header(req, "webhook-id");
     verify_standard(
         &secret,
         id,
-        header("webhook-timestamp"),
-        header("webhook-signature"),
+        header(req, "webhook-timestamp"),
+        header(req, "webhook-signature"),
         body,
         now_unix(),
     )
@@ -174,51 +176,53 @@ pub fn verify_signup(req: &Request) -> Result<VerifiedSignup, ApiError> {
     })
 }
 
-impl TenantContext {
-    /// Runs one `UPDATE tenants … WHERE id = ?` (the tenant id is bound last), then reads the
-    /// row back and rewrites the gate's cache, so the next request sees the change.
-    fn update_own_row(&mut self, sql: &str, mut params: Vec<Value>) -> Result<(), ApiError> {
-        let db = crate::sql::Db::open()?;
-        params.push(Value::Text(self.tenant.id.to_string()));
-        db.execute(sql, &params)?;
-        self.tenant =
-            crate::tenant::refresh_tenant(&db, &crate::kv::open_store()?, &self.tenant.id)?
-                .ok_or_else(|| {
-                    anyhow::anyhow!("updating tenant {}: row vanished", self.tenant.id)
-                })?;
-        Ok(())
+/// A Systeme.io callback whose HMAC over the raw body verified, with its message id. Only
+/// [`verify_systeme_callback`] builds one. Its body is still unparsed: parsing is the
+/// callback feature's business.
+#[derive(Debug)]
+pub struct SystemeCallback<'a> {
+    pub message_id: String,
+    /// `x-webhook-event`, empty when absent.
+    pub event: &'a str,
+    /// The raw body the signature covers.
+    pub body: &'a [u8],
+}
+
+impl SystemeCallback<'_> {
+    /// The database: a callback finds its tenants by tag prefix or buyer, then scopes itself
+    /// to each with [`crate::scope::TenantDb::on`].
+    pub fn db(&self) -> Result<Db, ApiError> {
+        Ok(Db::open()?)
     }
 
-    /// Rotates the capture key: the generation goes up by one, so every older capture token
-    /// stops working on the next request. Returns the new capture token.
-    pub fn rotate_capture_key(&mut self) -> Result<String, ApiError> {
-        self.update_own_row(
-            "UPDATE tenants SET capture_gen = capture_gen + 1, updated_at = ? WHERE id = ?",
-            vec![Value::Text(crate::clock::now_rfc3339()?)],
-        )?;
-        self.tenant.capture_token()
+    /// The global key-value entries (prefix map, applied message ids).
+    pub fn kv(&self) -> Result<GlobalKv, ApiError> {
+        Ok(GlobalKv::open()?)
     }
+}
 
-    /// Replaces the tenant's settings; the next request sees them.
-    pub fn update_settings(
-        &mut self,
-        settings: &domain::settings::Settings,
-    ) -> Result<(), ApiError> {
-        let origins = serde_json::to_string(&settings.allowed_origins)
-            .map_err(|e| ApiError::Unexpected(e.into()))?;
-        let rules = serde_json::to_string(&settings.tag_rules)
-            .map_err(|e| ApiError::Unexpected(e.into()))?;
-        self.update_own_row(
-            "UPDATE tenants SET allowed_origins = ?, thank_you_url = ?, tag_rules = ?, updated_at = ? WHERE id = ?",
-            vec![
-                Value::Text(origins),
-                settings
-                    .thank_you_url
-                    .as_ref()
-                    .map_or(Value::Null, |u| Value::Text(u.as_ref().to_string())),
-                Value::Text(rules),
-                Value::Text(crate::clock::now_rfc3339()?),
-            ],
-        )
-    }
+/// Checks size, then the signature over the raw body (Systeme.io escapes `/` as `\/`, so
+/// nothing is re-serialised), then the message id.
+pub fn verify_systeme_callback(req: &Request) -> Result<SystemeCallback<'_>, ApiError> {
+    check_body_size(req)?;
+    let secret = crate::config::systeme_webhook_secret()?;
+    verify_systeme(&secret, header(req, "x-webhook-signature"), req.body()).map_err(|e| {
+        ApiError::Unauthorized {
+            code: e.code(),
+            detail: e.to_string(),
+        }
+    })?;
+    let message_id = header(req, "x-webhook-message-id")
+        .map(str::trim)
+        .filter(|m| !m.is_empty() && m.len() <= 200)
+        .ok_or_else(|| ApiError::BadRequest {
+            code: "message_id_missing",
+            detail: "x-webhook-message-id is required (1 to 200 characters)".into(),
+        })?
+        .to_string();
+    Ok(SystemeCallback {
+        message_id,
+        event: header(req, "x-webhook-event").unwrap_or_default(),
+        body: req.body(),
+    })
 }

@@ -152,3 +152,10 @@ impl ApiError {
         builder.body(body).build()
     }
 }
+
+/// Lets a handler registered on spin-sdk's `Router` return `Result<Response, ApiError>`.
+impl spin_sdk::http::IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        ApiError::into_response(self)
+    }
+}

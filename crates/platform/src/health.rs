@@ -2,8 +2,8 @@
 
 use anyhow::{Context, Result};
 
+use crate::db::Db;
 use crate::kv::{GlobalKey, GlobalKv};
-use crate::sql::Db;
 
 /// Checks both stores and returns the schema version.
 pub fn check() -> Result<u32> {

@@ -1,9 +1,9 @@
 //! Key-value access with explicit namespaces.
 //!
-//! Redis and other shared backends put every store label in one key space (SPIN-NOTES), so
+//! Redis and other shared backends put every store label in one key space (docs/spin-behaviour.md), so
 //! namespacing lives in the keys: global entries start with `g:`, a tenant's with `t:<id>:`.
 //! Handlers never build raw keys: they get [`GlobalKv`] with typed [`GlobalKey`]s, or a
-//! [`crate::tenant::TenantKv`] from a verified tenant.
+//! [`crate::scope::TenantKv`] from a verified tenant.
 
 use anyhow::{Result, anyhow};
 use domain::tags::Tag;
@@ -50,6 +50,8 @@ impl GlobalKey<'_> {
 }
 
 impl GlobalKv {
+    /// Opens the default store. Global entries hold no tenant's data: prefix → tenant id,
+    /// Systeme.io tag ids, and applied message ids.
     pub fn open() -> Result<Self> {
         Ok(Self {
             store: open_store()?,

@@ -1,29 +1,27 @@
-//! ClientFlow Edge Spin adapters: the only crate that talks to spin-sdk on behalf of handlers.
+//! ClientFlow Edge's thin Spin adapters, shared by every component: the database and
+//! key-value store, configuration, the tenant gate, HTTP helpers, outbound HTTP and the clock.
 //!
-//! It owns the mapping of errors to problem+json, the migration runner, the tenant gate and the
-//! storage types handlers are given: [`tenant::TenantDb`] and [`tenant::TenantKv`] from a
-//! verified tenant, [`directory`] from a verified signup or admin token, [`kv::GlobalKv`] for
-//! global entries. Handlers never get a raw connection.
+//! Features live in their components; this crate owns only what every component needs and
+//! the one place isolation is enforced: [`auth`] verifies callers, and the proofs it returns
+//! hand out storage scoped to what the caller may touch ([`scope::TenantDb`],
+//! [`scope::TenantKv`] from a [`tenant::TenantContext`]; the whole [`db::Db`] only to the
+//! operator and to verified webhooks). Errors become problem+json in one place ([`error`]).
 
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod clock;
-pub mod dashboard;
-pub mod directory;
+pub mod config;
+mod connection;
+pub mod db;
 pub mod error;
-pub mod events;
 pub mod health;
 pub mod kv;
-pub mod leads;
 pub mod migrate;
 pub mod outbound;
 pub mod request;
 pub mod response;
-pub mod secrets;
-pub(crate) mod sql;
-pub mod sync;
-pub mod systeme;
+pub mod scope;
 pub mod tenant;
 
 pub use error::ApiError;

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, anyhow};
 use domain::schema::Migration;
 use spin_sdk::sqlite::{Connection, Value};
 
-use crate::sql::execute;
+use crate::connection::execute;
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
@@ -71,7 +71,7 @@ pub fn ensure_schema(conn: &Connection) -> Result<u32> {
 
 /// Switches a local database file to write-ahead logging, once, when it is first migrated: Spin
 /// leaves SQLite in rollback-journal mode, where every write transaction costs several fsyncs
-/// and readers wait for writers (about 0.5k against 4.5k inserts/s under Spin, SPIN-NOTES). The
+/// and readers wait for writers (about 0.5k against 4.5k inserts/s under Spin, docs/spin-behaviour.md). The
 /// mode persists in the file. A backend without journal modes (libSQL over HTTP) refuses the
 /// pragma; that is fine and only logged.
 fn prefer_wal(conn: &Connection) {

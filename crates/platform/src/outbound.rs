@@ -1,7 +1,7 @@
 //! Outbound HTTP over `wasi:http/outgoing-handler` with explicit timeouts.
 //!
 //! spin-sdk's `send` offers no request options, and Spin's default connect and first-byte
-//! timeouts are 600 s (SPIN-NOTES), far too long for a visitor waiting on a form post. This
+//! timeouts are 600 s (docs/spin-behaviour.md), far too long for a visitor waiting on a form post. This
 //! module sets connect, first-byte and between-bytes timeouts through `wasi:http` request
 //! options, which both Spin and the local host honour, and blocks on the host's pollables: a
 //! component instance serves one request, so there is nothing else to run meanwhile.

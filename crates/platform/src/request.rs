@@ -6,7 +6,9 @@ use sha2::{Digest, Sha256};
 use spin_sdk::http::{Request, Response};
 
 use crate::ApiError;
-use crate::auth::MAX_BODY_BYTES;
+
+/// Bodies larger than this are refused with 413 before any work.
+pub const MAX_BODY_BYTES: usize = 32 * 1024;
 
 fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.header(name).and_then(|v| v.as_str())
@@ -15,7 +17,7 @@ fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 /// The client's address as the host saw the connection (`spin-client-addr`), without the port.
 ///
 /// A client may send its own `spin-client-addr`; Spin appends its value after the client's and
-/// spin-sdk keeps the last one, so this is the host's (SPIN-NOTES). `X-Forwarded-For` is never
+/// spin-sdk keeps the last one, so this is the host's (docs/spin-behaviour.md). `X-Forwarded-For` is never
 /// trusted: any client can forge it.
 pub fn client_addr(req: &Request) -> String {
     let raw = header(req, "spin-client-addr").unwrap_or("unknown");
@@ -34,6 +36,15 @@ pub fn check_body_size(req: &Request) -> Result<(), ApiError> {
         });
     }
     Ok(())
+}
+
+/// The query string decoded into `T` (unknown parameters are ignored); `400 invalid_query`
+/// naming the parameter when a value does not parse.
+pub fn query<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(req.query()).map_err(|e| ApiError::BadRequest {
+        code: "invalid_query",
+        detail: e.to_string(),
+    })
 }
 
 /// How a form body is encoded.

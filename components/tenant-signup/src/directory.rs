@@ -3,15 +3,14 @@
 
 use anyhow::{Context, Result, anyhow};
 use domain::tenant::{Limits, Plan, TagPrefix, TenantId, TenantStatus};
+use platform::ApiError;
+use platform::auth::{AdminContext, VerifiedSignup};
+use platform::clock::{now_rfc3339, random};
+use platform::db::{Db, FromRow, Row};
+use platform::kv::{GlobalKey, GlobalKv};
+use platform::tenant::{capture_token, refresh_tenant};
 use serde::Serialize;
-use spin_sdk::sqlite::{RowResult, Value};
-
-use crate::ApiError;
-use crate::auth::{AdminContext, VerifiedSignup};
-use crate::clock::{now_rfc3339, random};
-use crate::kv::{GlobalKey, GlobalKv, open_store};
-use crate::sql::Db;
-use crate::tenant::{capture_token, refresh_tenant};
+use spin_sdk::sqlite::Value;
 
 /// A tenant row as the operator and the signup answer see it.
 #[derive(Debug, Clone, Serialize)]
@@ -40,36 +39,29 @@ pub struct Usage {
 const COLUMNS: &str =
     "id, name, email, tag_prefix, plan, status, capture_gen, lead_count, created_at, updated_at";
 
-impl TenantView {
-    fn from_row(row: &RowResult) -> Result<Self> {
-        let text = |i: usize| -> Result<String> {
-            row.get::<&str>(i)
-                .map(str::to_string)
-                .ok_or_else(|| anyhow!("tenants row: column {i}"))
-        };
-        let int = |i: usize| {
-            row.get::<i64>(i)
-                .ok_or_else(|| anyhow!("tenants row: column {i}"))
-        };
-        let plan = Plan::parse(&text(4)?)?;
+impl FromRow for TenantView {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        let plan = row.parsed("plan", Plan::parse)?;
         Ok(Self {
-            id: TenantId::parse(&text(0)?)?.to_string(),
-            name: text(1)?,
-            email: text(2)?,
-            tag_prefix: TagPrefix::parse(&text(3)?)?.to_string(),
+            id: row.parsed("id", TenantId::parse)?.to_string(),
+            name: row.text("name")?.to_string(),
+            email: row.text("email")?.to_string(),
+            tag_prefix: row.parsed("tag_prefix", TagPrefix::parse)?.to_string(),
             plan,
             limits: plan.limits(),
-            status: TenantStatus::parse(&text(5)?)?,
-            capture_gen: int(6)?,
+            status: row.parsed("status", TenantStatus::parse)?,
+            capture_gen: row.int("capture_gen")?,
             usage: Usage {
-                leads: int(7)?,
+                leads: row.int("lead_count")?,
                 lead_limit: plan.limits().leads,
             },
-            created_at: text(8)?,
-            updated_at: text(9)?,
+            created_at: row.text("created_at")?.to_string(),
+            updated_at: row.text("updated_at")?.to_string(),
         })
     }
+}
 
+impl TenantView {
     /// The tenant's current capture token (publishable; no expiry; revoked by rotation).
     pub fn capture_token(&self) -> Result<String, ApiError> {
         capture_token(
@@ -81,8 +73,7 @@ impl TenantView {
 
 fn find(db: &Db, where_clause: &str, param: Value) -> Result<Option<TenantView>> {
     let sql = format!("SELECT {COLUMNS} FROM tenants WHERE {where_clause}");
-    let result = db.execute(&sql, &[param])?;
-    result.rows.first().map(TenantView::from_row).transpose()
+    Ok(db.query::<TenantView>(&sql, &[param])?.into_iter().next())
 }
 
 /// What signup did.
@@ -96,7 +87,7 @@ const MAX_PREFIX_ATTEMPTS: usize = 8;
 
 /// Creates the tenant for a verified signup, exactly once per `webhook-id`.
 pub fn sign_up(signup: &VerifiedSignup) -> Result<SignupOutcome, ApiError> {
-    let db = Db::open()?;
+    let db = signup.db()?;
     let by_webhook = "id = (SELECT tenant_id FROM signup_requests WHERE webhook_id = ?)";
     let webhook = || Value::Text(signup.webhook_id.clone());
     if let Some(existing) = find(&db, by_webhook, webhook())? {
@@ -116,7 +107,7 @@ pub fn sign_up(signup: &VerifiedSignup) -> Result<SignupOutcome, ApiError> {
     if let SignupOutcome::Created(view) = &outcome {
         // SQLite is the source of truth; these caches make the hot path one read.
         let id = TenantId::parse(&view.id).map_err(anyhow::Error::from)?;
-        refresh_tenant(&db, &open_store()?, &id)?;
+        refresh_tenant(&db, &id)?;
         GlobalKv::open()?.set(
             &GlobalKey::TenantByPrefix(
                 &TagPrefix::parse(&view.tag_prefix).map_err(anyhow::Error::from)?,
@@ -201,23 +192,18 @@ pub struct TenantPatch {
 }
 
 impl AdminDirectory {
-    pub fn open(_admin: &AdminContext) -> Result<Self, ApiError> {
-        Ok(Self { db: Db::open()? })
+    pub fn open(admin: &AdminContext) -> Result<Self, ApiError> {
+        Ok(Self { db: admin.db()? })
     }
 
     /// Tenants ordered by id, after the keyset cursor `after`, at most `limit`.
     pub fn list(&self, after: Option<&TenantId>, limit: u32) -> Result<Vec<TenantView>, ApiError> {
         let sql = format!("SELECT {COLUMNS} FROM tenants WHERE id > ? ORDER BY id LIMIT ?");
         let after = after.map(ToString::to_string).unwrap_or_default();
-        let result = self.db.execute(
+        Ok(self.db.query::<TenantView>(
             &sql,
             &[Value::Text(after), Value::Integer(i64::from(limit))],
-        )?;
-        Ok(result
-            .rows
-            .iter()
-            .map(TenantView::from_row)
-            .collect::<Result<Vec<_>>>()?)
+        )?)
     }
 
     /// Applies `patch`; `None` if no such tenant. The gate's cache is updated before returning,
@@ -240,7 +226,7 @@ impl AdminDirectory {
         let Some(view) = find(&self.db, "id = ?", Value::Text(id.to_string()))? else {
             return Ok(None);
         };
-        refresh_tenant(&self.db, &open_store()?, id)?;
+        refresh_tenant(&self.db, id)?;
         Ok(Some(view))
     }
 }

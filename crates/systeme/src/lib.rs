@@ -1,10 +1,13 @@
-//! The Systeme.io public API client (`X-API-Key`), over [`crate::outbound`].
+//! The Systeme.io public API client (`X-API-Key`), over [`platform::outbound`] (wasi:http with
+//! explicit timeouts). Configured from the `systeme_api_key` and `systeme_api_base` variables.
 //!
 //! Calls used: `GET /api/contacts?email=` (find), `POST /api/contacts` (create),
 //! `GET /api/tags?query=` and `POST /api/tags` (make sure a tag exists),
 //! `POST /api/contacts/{id}/tags` (assign by id). Every failure is classified so the sync can
 //! decide: rate limited (honour `Retry-After` / `X-RateLimit-Refill`), unavailable (5xx),
 //! rejected (other 4xx), transport (timeouts, refused connections) or a bad response body.
+
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 
@@ -13,8 +16,9 @@ use domain::secret::SystemeApiKey;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::ApiError;
-use crate::outbound::{HttpResponse, Timeouts, TransportError, send};
+use platform::ApiError;
+use platform::config::variable;
+use platform::outbound::{HttpResponse, Timeouts, TransportError, send};
 
 /// Why a Systeme.io call failed.
 #[derive(Debug, thiserror::Error)]
@@ -91,10 +95,11 @@ impl SystemeClient {
     /// From the `systeme_api_key` and `systeme_api_base` variables; `None` when the key is
     /// empty (syncing is off and leads stay pending).
     pub fn from_variables() -> Result<Option<Self>, ApiError> {
-        let Some(key) = crate::secrets::systeme_api_key()? else {
+        let value = variable("systeme_api_key")?;
+        let Some(key) = SystemeApiKey::parse(&value).context("variable systeme_api_key")? else {
             return Ok(None);
         };
-        let base = crate::secrets::systeme_api_base()?;
+        let base = parse_base(&variable("systeme_api_base")?)?;
         Ok(Some(Self { base, key }))
     }
 
@@ -222,7 +227,7 @@ impl SystemeClient {
 }
 
 /// `systeme_api_base` as a URL, checked once.
-pub(crate) fn parse_base(value: &str) -> anyhow::Result<url::Url> {
+fn parse_base(value: &str) -> anyhow::Result<url::Url> {
     let url = url::Url::parse(value.trim()).context("variable systeme_api_base is not a URL")?;
     anyhow::ensure!(
         matches!(url.scheme(), "http" | "https"),

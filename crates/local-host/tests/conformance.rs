@@ -1,5 +1,14 @@
 //! Host conformance: what a component can observe must match real Spin (SPIN-NOTES.md).
-//! Every test here runs the probe component and passes unchanged under `SPIN_BIN`.
+//! Every test here runs the probe component (`tests/probe`) through the black-box harness and
+//! passes unchanged under `SPIN_BIN`. They test the local host, not the product, so they live
+//! with it and run with `cargo test -p local-host`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use api_tests::{AppSpec, TestApp, json_body, spawn_expecting_failure, spawn_spec};
 use serde_json::{Value, json};
@@ -182,18 +191,36 @@ async fn a_handler_error_is_a_500_whose_body_is_the_error_text() {
 #[tokio::test]
 async fn component_output_reaches_the_host_log_with_its_id() {
     let app = probe().await;
-    let _ = app
+    let resp = app
         .client
         .get(app.url("/probe/error"))
         .send()
         .await
         .unwrap();
+    assert_eq!(resp.status(), 500);
+    // The SDK writes a handler's error to the component's stderr. Both hosts copy component
+    // output to their own stderr (`spin up` follows every component unless `--quiet`).
+    let line = host_log_line_containing(&app, "probe error text").await;
     if !app.host.is_real_spin() {
+        // The local host names the component on every line; Spin names it in the log file.
+        assert!(line.starts_with("[probe] "), "log line: {line}");
+    }
+}
+
+/// The first line of the host's stderr that contains `needle`, polled for until it appears:
+/// the host may copy component output after the response has gone out.
+async fn host_log_line_containing(app: &TestApp, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let stderr = app.stderr();
+        if let Some(line) = stderr.lines().find(|l| l.contains(needle)) {
+            return line.to_string();
+        }
         assert!(
-            app.stderr().contains("[probe] "),
-            "stderr: {}",
-            app.stderr()
+            std::time::Instant::now() < deadline,
+            "{needle:?} never reached the host's stderr: {stderr}"
         );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
 }
 

@@ -1,6 +1,6 @@
 //! A tenant's dashboard reads: stats, the lead list, one lead with its timeline, erasure, and
-//! the CSV export's pages. Built only from a verified tenant ([`TenantContext::dashboard`]);
-//! every statement goes through [`TenantDb`].
+//! the CSV export's pages. Built only from a verified tenant ([`Dashboard::new`]); every
+//! statement goes through [`TenantDb`].
 
 use std::collections::BTreeMap;
 
@@ -10,24 +10,38 @@ use domain::dashboard::{
     sum_since, window_start,
 };
 use domain::funnel::Stage;
+use domain::id::LeadId;
+use domain::lead::SyncStatus;
+use domain::tags::Tag;
+use platform::ApiError;
+use platform::db::{FromRow, Row};
+use platform::scope::TenantDb;
+use platform::tenant::TenantContext;
+use platform::tenant_sql;
 use serde::Serialize;
 use serde_json::Value as Json;
-use spin_sdk::sqlite::{QueryResult, RowResult, Value};
-
-use crate::ApiError;
-use crate::auth::TenantContext;
-use crate::tenant::TenantDb;
-use crate::tenant_sql;
+use spin_sdk::sqlite::Value;
 
 /// The tenant's dashboard.
 pub struct Dashboard {
     db: TenantDb,
 }
 
-impl TenantContext {
-    pub fn dashboard(&self) -> Result<Dashboard, ApiError> {
-        Ok(Dashboard { db: self.db()? })
+impl Dashboard {
+    /// The verified tenant's dashboard.
+    pub fn new(ctx: &TenantContext) -> Result<Self, ApiError> {
+        Ok(Self { db: ctx.db()? })
     }
+}
+
+/// The columns [`LeadView`] reads, for every statement that returns leads.
+macro_rules! lead_view_columns {
+    () => {
+        "id, email, name, phone, ib_type, monthly_leads, volume, broker_network, form,
+        utm_source, utm_medium, utm_campaign, page_url, consent, tags, source, stage,
+        sync_status, sync_attempts, emails_sent, emails_opened, emails_clicked, sales,
+        revenue_cents, opted_in, inactive, churned, created_at, updated_at"
+    };
 }
 
 #[derive(Debug, Serialize)]
@@ -114,10 +128,10 @@ pub struct Stats {
 /// Most buckets listed per breakdown (largest first).
 const MAX_BUCKETS: usize = 20;
 
-/// One lead as the dashboard shows it.
+/// One lead as the dashboard shows it, read by column name ([`lead_view_columns!`]).
 #[derive(Debug, Serialize)]
 pub struct LeadView {
-    pub id: String,
+    pub id: LeadId,
     pub email: String,
     pub name: Option<String>,
     pub phone: Option<String>,
@@ -131,10 +145,10 @@ pub struct LeadView {
     pub utm_campaign: Option<String>,
     pub page_url: Option<String>,
     pub consent: bool,
-    pub tags: Json,
+    pub tags: Vec<Tag>,
     pub source: String,
-    pub stage: String,
-    pub sync_status: String,
+    pub stage: Stage,
+    pub sync_status: SyncStatus,
     pub sync_attempts: i64,
     pub emails_sent: i64,
     pub emails_opened: i64,
@@ -148,58 +162,100 @@ pub struct LeadView {
     pub updated_at: String,
 }
 
-impl LeadView {
-    pub(crate) fn read(row: &RowResult) -> Result<Self> {
-        let text = |i: usize| {
-            row.get::<&str>(i)
-                .map(str::to_string)
-                .ok_or_else(|| anyhow!("lead row: column {i}"))
-        };
-        let opt = |i: usize| row.get::<&str>(i).map(str::to_string);
-        let int = |i: usize| {
-            row.get::<i64>(i)
-                .ok_or_else(|| anyhow!("lead row: column {i}"))
-        };
+impl FromRow for LeadView {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
         Ok(Self {
-            id: text(0)?,
-            email: text(1)?,
-            name: opt(2),
-            phone: opt(3),
-            ib_type: opt(4),
-            monthly_leads: opt(5),
-            volume: opt(6),
-            broker_network: opt(7),
-            form: text(8)?,
-            utm_source: opt(9),
-            utm_medium: opt(10),
-            utm_campaign: opt(11),
-            page_url: opt(12),
-            consent: int(13)? != 0,
-            tags: serde_json::from_str(&text(14)?)?,
-            source: text(15)?,
-            stage: text(16)?,
-            sync_status: text(17)?,
-            sync_attempts: int(18)?,
-            emails_sent: int(19)?,
-            emails_opened: int(20)?,
-            emails_clicked: int(21)?,
-            sales: int(22)?,
-            revenue_cents: int(23)?,
-            opted_in: int(24)? != 0,
-            inactive: int(25)? != 0,
-            churned: int(26)? != 0,
-            created_at: text(27)?,
-            updated_at: text(28)?,
+            id: row.parsed("id", LeadId::parse)?,
+            email: row.text("email")?.to_string(),
+            name: row.opt_text("name"),
+            phone: row.opt_text("phone"),
+            ib_type: row.opt_text("ib_type"),
+            monthly_leads: row.opt_text("monthly_leads"),
+            volume: row.opt_text("volume"),
+            broker_network: row.opt_text("broker_network"),
+            form: row.text("form")?.to_string(),
+            utm_source: row.opt_text("utm_source"),
+            utm_medium: row.opt_text("utm_medium"),
+            utm_campaign: row.opt_text("utm_campaign"),
+            page_url: row.opt_text("page_url"),
+            consent: row.flag("consent")?,
+            tags: row.json("tags")?,
+            source: row.text("source")?.to_string(),
+            stage: row.parsed("stage", |s| Stage::parse(s).ok_or("unknown stage"))?,
+            sync_status: row.parsed("sync_status", |s| {
+                SyncStatus::parse(s).ok_or("unknown sync status")
+            })?,
+            sync_attempts: row.int("sync_attempts")?,
+            emails_sent: row.int("emails_sent")?,
+            emails_opened: row.int("emails_opened")?,
+            emails_clicked: row.int("emails_clicked")?,
+            sales: row.int("sales")?,
+            revenue_cents: row.int("revenue_cents")?,
+            opted_in: row.flag("opted_in")?,
+            inactive: row.flag("inactive")?,
+            churned: row.flag("churned")?,
+            created_at: row.text("created_at")?.to_string(),
+            updated_at: row.text("updated_at")?.to_string(),
         })
     }
 }
 
-/// One timeline entry.
+/// One timeline entry, read from `kind, detail, created_at`.
 #[derive(Debug, Serialize)]
 pub struct TimelineEntry {
     pub kind: String,
     pub detail: Json,
     pub at: String,
+}
+
+impl FromRow for TimelineEntry {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok(Self {
+            kind: row.text("kind")?.to_string(),
+            detail: row.json("detail")?,
+            at: row.text("created_at")?.to_string(),
+        })
+    }
+}
+
+/// One facet count: `facet, value, n`.
+struct FacetCount {
+    facet: String,
+    value: String,
+    n: i64,
+}
+
+impl FromRow for FacetCount {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok(Self {
+            facet: row.text("facet")?.to_string(),
+            value: row.opt_text("value").unwrap_or_default(),
+            n: row.int("n")?,
+        })
+    }
+}
+
+/// One day's rollup row.
+struct RollupRow {
+    day: String,
+    counts: DayCounts,
+}
+
+impl FromRow for RollupRow {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok(Self {
+            day: row.text("day")?.to_string(),
+            counts: DayCounts {
+                leads: row.int("leads")?,
+                spam: row.int("spam")?,
+                emails_sent: row.int("emails_sent")?,
+                emails_opened: row.int("emails_opened")?,
+                emails_clicked: row.int("emails_clicked")?,
+                conversions: row.int("conversions")?,
+                revenue_cents: row.int("revenue_cents")?,
+            },
+        })
+    }
 }
 
 /// A lead with its timeline (oldest first).
@@ -234,7 +290,7 @@ impl Dashboard {
         let month = month_start(today);
         let earliest = from.min(week).min(month);
 
-        let facets = self.db.execute(
+        let facets = self.db.query::<FacetCount>(
             tenant_sql!("SELECT facet, value, n FROM lead_facets WHERE tenant_id = ?1 AND n > 0"),
             &[],
         )?;
@@ -242,11 +298,9 @@ impl Dashboard {
             Stage::ALL.iter().map(|s| (s.as_str(), 0)).collect();
         let mut sync = SyncHealth::default();
         let mut buckets: BTreeMap<String, Vec<Bucket>> = BTreeMap::new();
-        for row in &facets.rows {
-            let facet = row.get::<&str>(0).unwrap_or_default();
-            let value = row.get::<&str>(1).unwrap_or_default();
-            let n = row.get::<i64>(2).unwrap_or_default();
-            match facet {
+        for FacetCount { facet, value, n } in facets {
+            let value = value.as_str();
+            match facet.as_str() {
                 "stage" => {
                     if let Some(stage) = Stage::parse(value) {
                         stages.insert(stage.as_str(), n);
@@ -275,14 +329,15 @@ impl Dashboard {
         let total = at_least(Stage::New);
         let converted_leads = at_least(Stage::Converted);
 
-        let rollups = self.db.execute(
+        let rollups = self.db.query::<RollupRow>(
             tenant_sql!(
                 "SELECT day, leads, spam, emails_sent, emails_opened, emails_clicked, conversions, revenue_cents
                  FROM daily_rollups WHERE tenant_id = ?1 AND day >= ?2 AND day <= ?3"
             ),
             &[Value::Text(day_string(earliest)), Value::Text(day_string(today))],
         )?;
-        let rows = day_rows(&rollups)?;
+        let rows: BTreeMap<String, DayCounts> =
+            rollups.into_iter().map(|r| (r.day, r.counts)).collect();
         let window = sum_since(&rows, from);
         let mut take = |facet: &str| {
             let mut list = buckets.remove(facet).unwrap_or_default();
@@ -342,41 +397,24 @@ impl Dashboard {
             .map_or(Value::Null, |c| Value::Text(c.id().to_string()));
         let like = query.like_pattern().map_or(Value::Null, Value::Text);
         let limit = Value::Integer(i64::from(query.limit) + 1);
-        let result = match query.stage {
-            Some(stage) => self.db.execute(
-                tenant_sql!(
-                    "SELECT id, email, name, phone, ib_type, monthly_leads, volume, broker_network, form,
-                        utm_source, utm_medium, utm_campaign, page_url, consent, tags, source, stage,
-                        sync_status, sync_attempts, emails_sent, emails_opened, emails_clicked, sales,
-                        revenue_cents, opted_in, inactive, churned, created_at, updated_at
-                     FROM leads WHERE tenant_id = ?1 AND stage = ?2 AND (?3 IS NULL OR id < ?3)
-                        AND (?4 IS NULL OR email LIKE ?4 ESCAPE '\\' OR lower(name) LIKE ?4 ESCAPE '\\')
-                     ORDER BY id DESC LIMIT ?5"
-                ),
-                &[Value::Text(stage.as_str().into()), cursor, like, limit],
-            )?,
-            None => self.db.execute(
-                tenant_sql!(
-                    "SELECT id, email, name, phone, ib_type, monthly_leads, volume, broker_network, form,
-                        utm_source, utm_medium, utm_campaign, page_url, consent, tags, source, stage,
-                        sync_status, sync_attempts, emails_sent, emails_opened, emails_clicked, sales,
-                        revenue_cents, opted_in, inactive, churned, created_at, updated_at
-                     FROM leads WHERE tenant_id = ?1 AND (?2 IS NULL OR id < ?2)
-                        AND (?3 IS NULL OR email LIKE ?3 ESCAPE '\\' OR lower(name) LIKE ?3 ESCAPE '\\')
-                     ORDER BY id DESC LIMIT ?4"
-                ),
-                &[cursor, like, limit],
-            )?,
-        };
-        let mut leads = result
-            .rows
-            .iter()
-            .map(LeadView::read)
-            .collect::<Result<Vec<_>>>()?;
+        let stage = query
+            .stage
+            .map_or(Value::Null, |s| Value::Text(s.as_str().into()));
+        let mut leads = self.db.query::<LeadView>(
+            tenant_sql!(
+                "SELECT ",
+                lead_view_columns!(),
+                " FROM leads WHERE tenant_id = ?1 AND (?2 IS NULL OR stage = ?2)
+                    AND (?3 IS NULL OR id < ?3)
+                    AND (?4 IS NULL OR email LIKE ?4 ESCAPE '\\' OR lower(name) LIKE ?4 ESCAPE '\\')
+                 ORDER BY id DESC LIMIT ?5"
+            ),
+            &[stage, cursor, like, limit],
+        )?;
         let more = leads.len() > usize::try_from(query.limit).unwrap_or(usize::MAX);
         leads.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
         let next_cursor = if more {
-            leads.last().map(|l| Cursor::after(&l.id).encode())
+            leads.last().map(|l| Cursor::after(l.id.as_ref()).encode())
         } else {
             None
         };
@@ -385,22 +423,19 @@ impl Dashboard {
 
     /// One lead of this tenant with its timeline; `None` for a missing id and for another
     /// tenant's id alike.
-    pub fn lead(&self, id: &str) -> Result<Option<LeadDetail>> {
-        let found = self.db.execute(
+    pub fn lead(&self, id: &LeadId) -> Result<Option<LeadDetail>> {
+        let found = self.db.query_one::<LeadView>(
             tenant_sql!(
-                "SELECT id, email, name, phone, ib_type, monthly_leads, volume, broker_network, form,
-                    utm_source, utm_medium, utm_campaign, page_url, consent, tags, source, stage,
-                    sync_status, sync_attempts, emails_sent, emails_opened, emails_clicked, sales,
-                    revenue_cents, opted_in, inactive, churned, created_at, updated_at
-                 FROM leads WHERE tenant_id = ?1 AND id = ?2"
+                "SELECT ",
+                lead_view_columns!(),
+                " FROM leads WHERE tenant_id = ?1 AND id = ?2"
             ),
             &[Value::Text(id.to_string())],
         )?;
-        let Some(row) = found.rows.first() else {
+        let Some(lead) = found else {
             return Ok(None);
         };
-        let lead = LeadView::read(row)?;
-        let events = self.db.execute(
+        let timeline = self.db.query::<TimelineEntry>(
             tenant_sql!(
                 "SELECT kind, detail, created_at FROM (
                     SELECT id, kind, detail, created_at FROM lead_events
@@ -409,56 +444,15 @@ impl Dashboard {
             ),
             &[Value::Text(id.to_string()), Value::Integer(MAX_TIMELINE)],
         )?;
-        let timeline = events
-            .rows
-            .iter()
-            .map(|r| {
-                Ok(TimelineEntry {
-                    kind: r
-                        .get::<&str>(0)
-                        .ok_or_else(|| anyhow!("event: kind"))?
-                        .to_string(),
-                    detail: serde_json::from_str(r.get::<&str>(1).unwrap_or("{}"))?,
-                    at: r
-                        .get::<&str>(2)
-                        .ok_or_else(|| anyhow!("event: time"))?
-                        .to_string(),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
         Ok(Some(LeadDetail { lead, timeline }))
     }
 
     /// Erases a lead and its timeline (GDPR); `false` when the tenant has no such lead.
-    pub fn erase(&self, id: &str) -> Result<bool> {
+    pub fn erase(&self, id: &LeadId) -> Result<bool> {
         let deleted = self.db.execute(
             tenant_sql!("DELETE FROM leads WHERE tenant_id = ?1 AND id = ?2 RETURNING id"),
             &[Value::Text(id.to_string())],
         )?;
         Ok(!deleted.rows.is_empty())
     }
-}
-
-fn day_rows(result: &QueryResult) -> Result<BTreeMap<String, DayCounts>> {
-    result
-        .rows
-        .iter()
-        .map(|r| {
-            let int = |i: usize| r.get::<i64>(i).unwrap_or_default();
-            Ok((
-                r.get::<&str>(0)
-                    .ok_or_else(|| anyhow!("rollup: day"))?
-                    .to_string(),
-                DayCounts {
-                    leads: int(1),
-                    spam: int(2),
-                    emails_sent: int(3),
-                    emails_opened: int(4),
-                    emails_clicked: int(5),
-                    conversions: int(6),
-                    revenue_cents: int(7),
-                },
-            ))
-        })
-        .collect()
 }

@@ -13,28 +13,27 @@
 use std::collections::HashMap;
 
 use anyhow::{Result, anyhow};
+use domain::id::LeadId;
 use domain::lead::{MAX_SYNC_ATTEMPTS, SyncStatus, after_failed_attempt, split_name};
 use domain::tags::Tag;
 use domain::tenant::{TagPrefix, TenantId};
+use platform::ApiError;
+use platform::auth::AdminContext;
+use platform::clock::now_unix;
+use platform::db::{Db, FromRow, Row};
+use platform::kv::{GlobalKey, GlobalKv};
+use platform::scope::TenantDb;
+use platform::tenant::Tenant;
+use platform::tenant_sql;
 use serde::Serialize;
-use spin_sdk::sqlite::{RowResult, Value};
+use spin_sdk::sqlite::Value;
+use systeme::{NewContact, SystemeClient, SystemeError};
 
-use crate::ApiError;
-use crate::auth::AdminContext;
-use crate::clock::now_unix;
-use crate::kv::{GlobalKey, GlobalKv};
-use crate::leads::tags_column;
-use crate::sql::Db;
-use crate::systeme::{NewContact, SystemeClient, SystemeError};
-use crate::tenant::{Tenant, TenantDb};
-use crate::tenant_sql;
-
-/// What a sync needs of one lead, read from its row.
+/// What a sync needs of one lead, read by column name: `id, revision, email, name, phone,
+/// tags, systeme_contact_id, sync_attempts`.
 #[derive(Debug, Clone)]
-pub struct SyncTarget {
-    tenant_id: TenantId,
-    tag_prefix: TagPrefix,
-    lead_id: String,
+pub struct LeadSync {
+    pub id: LeadId,
     revision: i64,
     email: String,
     name: Option<String>,
@@ -44,42 +43,55 @@ pub struct SyncTarget {
     attempts: u32,
 }
 
-impl SyncTarget {
-    pub(crate) fn from_row(
-        tenant: &Tenant,
-        lead_id: &str,
-        row: &RowResult,
-        start: usize,
-    ) -> Result<Self> {
-        Self::read(&tenant.id, &tenant.tag_prefix, lead_id, row, start)
-    }
-
-    /// Reads, from column `start` on: `revision, email, name, phone, tags,
-    /// systeme_contact_id, sync_attempts`.
-    fn read(
-        tenant_id: &TenantId,
-        tag_prefix: &TagPrefix,
-        lead_id: &str,
-        row: &RowResult,
-        start: usize,
-    ) -> Result<Self> {
-        let opt = |i: usize| row.get::<&str>(start + i).map(str::to_string);
+impl FromRow for LeadSync {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
         Ok(Self {
-            tenant_id: tenant_id.clone(),
-            tag_prefix: tag_prefix.clone(),
-            lead_id: lead_id.to_string(),
-            revision: row
-                .get::<i64>(start)
-                .ok_or_else(|| anyhow!("lead row: revision"))?,
-            email: opt(1).ok_or_else(|| anyhow!("lead row: email"))?,
-            name: opt(2),
-            phone: opt(3),
-            tags: tags_column(row, start + 4)?,
-            contact_id: row.get::<i64>(start + 5),
-            attempts: row
-                .get::<i64>(start + 6)
-                .and_then(|a| u32::try_from(a).ok())
-                .unwrap_or(MAX_SYNC_ATTEMPTS),
+            id: row.parsed("id", LeadId::parse)?,
+            revision: row.int("revision")?,
+            email: row.text("email")?.to_string(),
+            name: row.opt_text("name"),
+            phone: row.opt_text("phone"),
+            tags: row.json("tags")?,
+            contact_id: row.opt_int("systeme_contact_id"),
+            attempts: u32::try_from(row.int("sync_attempts")?).unwrap_or(MAX_SYNC_ATTEMPTS),
+        })
+    }
+}
+
+/// A lead to push, with the tenant it belongs to.
+#[derive(Debug, Clone)]
+pub struct SyncTarget {
+    tenant_id: TenantId,
+    tag_prefix: TagPrefix,
+    lead: LeadSync,
+}
+
+impl SyncTarget {
+    pub fn new(tenant: &Tenant, lead: LeadSync) -> Self {
+        Self {
+            tenant_id: tenant.id.clone(),
+            tag_prefix: tenant.tag_prefix.clone(),
+            lead,
+        }
+    }
+}
+
+/// A due lead as the batch reads it: the lead and its tenant's id and prefix.
+struct DueLead {
+    tenant_id: TenantId,
+    target: SyncTarget,
+}
+
+impl FromRow for DueLead {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        let tenant_id = row.parsed("tenant_id", TenantId::parse)?;
+        Ok(Self {
+            target: SyncTarget {
+                tenant_id: tenant_id.clone(),
+                tag_prefix: row.parsed("tag_prefix", TagPrefix::parse)?,
+                lead: LeadSync::from_row(row)?,
+            },
+            tenant_id,
         })
     }
 }
@@ -124,13 +136,13 @@ impl Syncer {
 
     /// Pushes one lead and records the result on its row, through `db` (the caller's open
     /// connection, scoped to the lead's tenant).
-    pub(crate) fn sync(&mut self, db: &TenantDb, target: &SyncTarget, now: i64) -> Result<Attempt> {
+    pub fn sync(&mut self, db: &TenantDb, target: &SyncTarget, now: i64) -> Result<Attempt> {
         anyhow::ensure!(
             db.tenant() == &target.tenant_id,
             "syncing a lead of tenant {} through another tenant's view",
             target.tenant_id
         );
-        let mut contact_id = target.contact_id;
+        let mut contact_id = target.lead.contact_id;
         let pushed = self.push(target, &mut contact_id);
         match pushed {
             Ok(()) => {
@@ -142,8 +154,8 @@ impl Syncer {
                          WHERE tenant_id = ?1 AND id = ?2 AND sync_status = 'pending'"
                     ),
                     &[
-                        Value::Text(target.lead_id.clone()),
-                        Value::Integer(target.revision),
+                        Value::Text(target.lead.id.to_string()),
+                        Value::Integer(target.lead.revision),
                         contact_id.map_or(Value::Null, Value::Integer),
                     ],
                 )?;
@@ -153,11 +165,11 @@ impl Syncer {
                 })
             }
             Err(error) => {
-                let attempts = target.attempts.saturating_add(1);
+                let attempts = target.lead.attempts.saturating_add(1);
                 let (status, next) = after_failed_attempt(attempts, now, error.retry_after());
                 eprintln!(
                     "systeme sync of lead {} (tenant {}) failed, attempt {attempts}: {error}",
-                    target.lead_id, target.tenant_id
+                    target.lead.id, target.tenant_id
                 );
                 db.execute(
                     tenant_sql!(
@@ -166,7 +178,7 @@ impl Syncer {
                          WHERE tenant_id = ?1 AND id = ?2 AND sync_status = 'pending'"
                     ),
                     &[
-                        Value::Text(target.lead_id.clone()),
+                        Value::Text(target.lead.id.to_string()),
                         Value::Text(status.as_str().into()),
                         Value::Integer(i64::from(attempts)),
                         Value::Integer(next),
@@ -199,7 +211,7 @@ impl Syncer {
                 id
             }
         };
-        for tag in &target.tags {
+        for tag in &target.lead.tags {
             if !tag.is_owned_by(&target.tag_prefix) {
                 eprintln!(
                     "refusing to write tag {tag} for tenant {}: not its prefix",
@@ -214,15 +226,16 @@ impl Syncer {
     }
 
     fn find_or_create_contact(&self, target: &SyncTarget) -> Result<i64, SystemeError> {
-        if let Some(id) = self.client.find_contact(&target.email)? {
+        let lead = &target.lead;
+        if let Some(id) = self.client.find_contact(&lead.email)? {
             return Ok(id);
         }
-        let (first_name, surname) = split_name(target.name.as_deref());
+        let (first_name, surname) = split_name(lead.name.as_deref());
         let created = self.client.create_contact(&NewContact {
-            email: &target.email,
+            email: &lead.email,
             first_name,
             surname,
-            phone_number: target.phone.as_deref(),
+            phone_number: lead.phone.as_deref(),
             tenant_id: target.tenant_id.as_ref(),
             tag_prefix: target.tag_prefix.as_ref(),
         });
@@ -230,7 +243,7 @@ impl Syncer {
             // Created meanwhile by a concurrent sync (Systeme.io refuses a duplicate email).
             Err(SystemeError::Rejected {
                 status: 409 | 422, ..
-            }) => self.client.find_contact(&target.email)?.ok_or_else(|| {
+            }) => self.client.find_contact(&lead.email)?.ok_or_else(|| {
                 SystemeError::BadResponse("contact neither found nor created".into())
             }),
             other => other,
@@ -311,7 +324,7 @@ pub struct BatchOptions {
 
 /// Runs up to `limit` due syncs (oldest due first). Also drops idempotency keys older than a
 /// day and stale rate-limit windows.
-pub fn run_due(_admin: &AdminContext, options: BatchOptions) -> Result<BatchReport, ApiError> {
+pub fn run_due(admin: &AdminContext, options: BatchOptions) -> Result<BatchReport, ApiError> {
     let BatchOptions {
         limit,
         retry_failed,
@@ -319,7 +332,7 @@ pub fn run_due(_admin: &AdminContext, options: BatchOptions) -> Result<BatchRepo
     } = options;
     // Due means `next_sync_at <= due_by`.
     let due_by = |now: i64| if ignore_backoff { i64::MAX } else { now };
-    let db = Db::open()?;
+    let db = admin.db()?;
     let started = now_unix();
     let mut report = BatchReport::default();
     if retry_failed {
@@ -336,7 +349,7 @@ pub fn run_due(_admin: &AdminContext, options: BatchOptions) -> Result<BatchRepo
         return Ok(report);
     };
     report.sync_enabled = true;
-    let due = db.execute(
+    let due = db.query::<DueLead>(
         "SELECT l.id, l.tenant_id, t.tag_prefix, l.revision, l.email, l.name, l.phone, l.tags,
             l.systeme_contact_id, l.sync_attempts
          FROM leads l JOIN tenants t ON t.id = l.tenant_id
@@ -347,24 +360,16 @@ pub fn run_due(_admin: &AdminContext, options: BatchOptions) -> Result<BatchRepo
             Value::Integer(i64::from(limit)),
         ],
     )?;
-    for row in &due.rows {
+    for DueLead { tenant_id, target } in due {
         let now = now_unix();
         if now - started >= BATCH_BUDGET_SECS {
             break;
         }
-        let text = |i: usize| {
-            row.get::<&str>(i)
-                .ok_or_else(|| anyhow!("due row: column {i}"))
-        };
-        let lead_id = text(0)?;
-        let tenant_id = TenantId::parse(text(1)?).map_err(anyhow::Error::from)?;
-        let prefix = TagPrefix::parse(text(2)?).map_err(anyhow::Error::from)?;
-        let target = SyncTarget::read(&tenant_id, &prefix, lead_id, row, 3)?;
         let claimed = db.execute(
             "UPDATE leads SET next_sync_at = ? WHERE id = ? AND sync_status = 'pending' AND next_sync_at <= ? RETURNING id",
             &[
                 Value::Integer(now + BATCH_LEASE_SECS),
-                Value::Text(lead_id.to_string()),
+                Value::Text(target.lead.id.to_string()),
                 Value::Integer(due_by(now)),
             ],
         )?;
@@ -372,7 +377,7 @@ pub fn run_due(_admin: &AdminContext, options: BatchOptions) -> Result<BatchRepo
             continue;
         }
         report.attempted += 1;
-        let attempt = syncer.sync(&TenantDb::on(&db, tenant_id.clone()), &target, now)?;
+        let attempt = syncer.sync(&TenantDb::on(&db, tenant_id), &target, now)?;
         match attempt.outcome {
             AttemptOutcome::Synced => report.synced += 1,
             AttemptOutcome::Retrying => report.retrying += 1,
@@ -387,20 +392,25 @@ pub fn run_due(_admin: &AdminContext, options: BatchOptions) -> Result<BatchRepo
     Ok(report)
 }
 
+/// A `SELECT COUNT(*) AS n`.
+struct Count(i64);
+
+impl FromRow for Count {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        row.int("n").map(Self)
+    }
+}
+
 fn remaining_due(db: &Db, now: i64) -> Result<i64> {
-    let result = db.execute(
-        "SELECT COUNT(*) FROM leads WHERE sync_status = 'pending' AND next_sync_at <= ?",
+    let counted = db.query::<Count>(
+        "SELECT COUNT(*) AS n FROM leads WHERE sync_status = 'pending' AND next_sync_at <= ?",
         &[Value::Integer(now)],
     )?;
-    Ok(result
-        .rows
-        .first()
-        .and_then(|r| r.get::<i64>(0))
-        .unwrap_or(0))
+    Ok(counted.first().map_or(0, |c| c.0))
 }
 
 fn housekeeping(db: &Db, now: i64) -> Result<()> {
-    let day_ago = crate::clock::timestamp(
+    let day_ago = platform::clock::timestamp(
         time::OffsetDateTime::from_unix_timestamp(now - 86_400)
             .map_err(|e| anyhow!("clock out of range: {e}"))?,
     );

@@ -1,7 +1,7 @@
-//! Systeme.io callbacks: verify, deduplicate, resolve tenants by tag prefix, apply.
+//! Applying a verified Systeme.io callback: deduplicate, resolve tenants by tag prefix, apply.
 //!
-//! 1. [`verify`]: the HMAC of the **raw** body (Systeme.io escapes `/` as `\/`, so nothing is
-//!    re-serialised) before any parsing; then the message id and the body.
+//! 1. The signature was checked on the raw body by [`platform::auth::verify_systeme_callback`]
+//!    before anything here runs; the body is parsed by the handler.
 //! 2. [`receive`]: a message id already applied is acknowledged and changes nothing (a global
 //!    key-value entry answers redeliveries fast; the `systeme_messages` row, written in the same
 //!    transaction as the changes, is the truth).
@@ -10,64 +10,22 @@
 //!    linked to the buyer. Unknown prefixes are ignored.
 //! 4. Each tenant's lead is changed through [`TenantDb`] with only that tenant's tags and data.
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use domain::events::{Contact, Sale, SystemeEvent, TagRef, utm_from_url};
 use domain::funnel::{Delta, Effect, LeadState, Stage, StageOrNew, TagRules};
-use domain::signature::verify_systeme;
+use domain::id::LeadId;
 use domain::tags::Tag;
 use domain::tenant::{TagPrefix, TenantId};
+use platform::ApiError;
+use platform::auth::SystemeCallback;
+use platform::clock::{new_id, now_rfc3339};
+use platform::db::{Db, FromRow, Row};
+use platform::kv::{GlobalKey, GlobalKv};
+use platform::scope::TenantDb;
+use platform::tenant::{Tenant, load_tenant};
+use platform::tenant_sql;
 use serde_json::json;
-use spin_sdk::http::Request;
-use spin_sdk::sqlite::{RowResult, Value};
-
-use crate::ApiError;
-use crate::clock::{new_id, now_rfc3339};
-use crate::kv::{GlobalKey, GlobalKv};
-use crate::leads::tags_column;
-use crate::sql::Db;
-use crate::tenant::{Tenant, TenantDb, load_tenant};
-use crate::tenant_sql;
-
-/// A callback whose signature verified, with its message id and parsed body. Only [`verify`]
-/// builds one.
-#[derive(Debug)]
-pub struct VerifiedEvent {
-    message_id: String,
-    event: SystemeEvent,
-}
-
-impl VerifiedEvent {
-    pub fn event(&self) -> &SystemeEvent {
-        &self.event
-    }
-}
-
-/// Checks size, signature (raw body), message id, then parses.
-pub fn verify(req: &Request) -> Result<VerifiedEvent, ApiError> {
-    crate::request::check_body_size(req)?;
-    let header = |name: &str| req.header(name).and_then(|v| v.as_str());
-    let secret = crate::secrets::systeme_webhook_secret()?;
-    verify_systeme(&secret, header("x-webhook-signature"), req.body()).map_err(|e| {
-        ApiError::Unauthorized {
-            code: e.code(),
-            detail: e.to_string(),
-        }
-    })?;
-    let message_id = header("x-webhook-message-id")
-        .map(str::trim)
-        .filter(|m| !m.is_empty() && m.len() <= 200)
-        .ok_or_else(|| ApiError::BadRequest {
-            code: "message_id_missing",
-            detail: "x-webhook-message-id is required (1 to 200 characters)".into(),
-        })?
-        .to_string();
-    let name = header("x-webhook-event").unwrap_or_default();
-    let event = SystemeEvent::parse(name, req.body()).map_err(|e| ApiError::BadRequest {
-        code: "invalid_event",
-        detail: e.to_string(),
-    })?;
-    Ok(VerifiedEvent { message_id, event })
-}
+use spin_sdk::sqlite::Value;
 
 /// What happened to a callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -85,36 +43,36 @@ pub enum Outcome {
 struct Share {
     tenant: Tenant,
     /// For sales: the tenant's lead already matched.
-    lead_id: Option<String>,
+    lead_id: Option<LeadId>,
 }
 
-/// Applies a verified callback exactly once.
-pub fn receive(verified: &VerifiedEvent) -> Result<Outcome, ApiError> {
-    let kv = GlobalKv::open()?;
-    let seen = GlobalKey::SystemeMessage(&verified.message_id);
+/// Applies a verified callback's parsed `event` exactly once.
+pub fn receive(callback: &SystemeCallback<'_>, event: &SystemeEvent) -> Result<Outcome, ApiError> {
+    let kv = callback.kv()?;
+    let seen = GlobalKey::SystemeMessage(&callback.message_id);
     if kv.get(&seen)?.is_some() {
         return Ok(Outcome::Duplicate);
     }
-    if let SystemeEvent::Unknown(name) = &verified.event {
+    if let SystemeEvent::Unknown(name) = event {
         eprintln!(
             "systeme event {name:?} (message {}) ignored: not handled",
-            verified.message_id
+            callback.message_id
         );
         return Ok(Outcome::Ignored);
     }
-    let db = Db::open()?;
-    let shares = shares(&db, &kv, &verified.event)?;
+    let db = callback.db()?;
+    let shares = shares(&db, &kv, event)?;
     if shares.is_empty() {
         return Ok(Outcome::Ignored);
     }
     db.execute("BEGIN IMMEDIATE", &[])?;
-    let applied = apply_all(&db, verified, &shares);
+    let applied = apply_all(&db, &callback.message_id, event, &shares);
     match applied {
         Ok(Some(applied)) => {
             db.execute("COMMIT", &[])?;
             if let Err(e) = kv.set(&seen, b"1") {
                 // The database row still deduplicates; only the fast path is lost.
-                eprintln!("caching systeme message {}: {e:#}", verified.message_id);
+                eprintln!("caching systeme message {}: {e:#}", callback.message_id);
             }
             Ok(if applied {
                 Outcome::Applied
@@ -134,14 +92,19 @@ pub fn receive(verified: &VerifiedEvent) -> Result<Outcome, ApiError> {
 }
 
 /// `None` when the message id was already recorded (a racing redelivery).
-fn apply_all(db: &Db, verified: &VerifiedEvent, shares: &[Share]) -> Result<Option<bool>> {
+fn apply_all(
+    db: &Db,
+    message_id: &str,
+    event: &SystemeEvent,
+    shares: &[Share],
+) -> Result<Option<bool>> {
     let stamp = now_rfc3339()?;
     let recorded = db.execute(
         "INSERT INTO systeme_messages (message_id, event, received_at) VALUES (?, ?, ?)
          ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
         &[
-            Value::Text(verified.message_id.clone()),
-            Value::Text(verified.event.name().to_string()),
+            Value::Text(message_id.to_string()),
+            Value::Text(event.name().to_string()),
             Value::Text(stamp.clone()),
         ],
     )?;
@@ -154,10 +117,10 @@ fn apply_all(db: &Db, verified: &VerifiedEvent, shares: &[Share]) -> Result<Opti
         let ctx = Applying {
             tdb: &tdb,
             tenant: &share.tenant,
-            message_id: &verified.message_id,
+            message_id,
             stamp: &stamp,
         };
-        applied |= ctx.apply(&verified.event, share.lead_id.as_deref())?;
+        applied |= ctx.apply(event, share.lead_id.as_ref())?;
     }
     Ok(Some(applied))
 }
@@ -193,15 +156,11 @@ fn tenant_by_prefix(db: &Db, kv: &GlobalKv, prefix: &TagPrefix) -> Result<Option
     let id = match kv.get(&key)? {
         Some(bytes) => Some(String::from_utf8(bytes).context("prefix map entry is not UTF-8")?),
         None => {
-            let found = db.execute(
-                "SELECT id FROM tenants WHERE tag_prefix = ?",
+            let found = db.query::<TenantIdRow>(
+                "SELECT id AS tenant_id FROM tenants WHERE tag_prefix = ?",
                 &[Value::Text(prefix.to_string())],
             )?;
-            let id = found
-                .rows
-                .first()
-                .and_then(|r| r.get::<&str>(0))
-                .map(str::to_string);
+            let id = found.into_iter().next().map(|r| r.0.to_string());
             if let Some(id) = &id {
                 kv.set(&key, id.as_bytes())?;
             }
@@ -211,12 +170,36 @@ fn tenant_by_prefix(db: &Db, kv: &GlobalKv, prefix: &TagPrefix) -> Result<Option
     let Some(id) = id else {
         return Ok(None);
     };
-    load_tenant(&TenantId::parse(&id)?)
+    load_tenant(&TenantId::parse(&id)?, Some(db))
+}
+
+/// A `tenant_id` column.
+struct TenantIdRow(TenantId);
+
+impl FromRow for TenantIdRow {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        row.parsed("tenant_id", TenantId::parse).map(Self)
+    }
+}
+
+/// A lead of some tenant that a sale names.
+struct SaleLead {
+    tenant_id: TenantId,
+    lead_id: LeadId,
+}
+
+impl FromRow for SaleLead {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok(Self {
+            tenant_id: row.parsed("tenant_id", TenantId::parse)?,
+            lead_id: row.parsed("id", LeadId::parse)?,
+        })
+    }
 }
 
 /// A sale belongs to every tenant with a lead linked to the buyer (contact id, else email).
 fn sale_shares(db: &Db, sale: &Sale) -> Result<Vec<Share>> {
-    let found = db.execute(
+    let found = db.query::<SaleLead>(
         "SELECT tenant_id, id FROM leads WHERE (?1 IS NOT NULL AND systeme_contact_id = ?1)
          UNION
          SELECT tenant_id, id FROM leads WHERE ?2 IS NOT NULL AND email = ?2
@@ -227,61 +210,47 @@ fn sale_shares(db: &Db, sale: &Sale) -> Result<Vec<Share>> {
         ],
     )?;
     let mut out: Vec<Share> = Vec::new();
-    for row in &found.rows {
-        let tenant_id = TenantId::parse(
-            row.get::<&str>(0)
-                .ok_or_else(|| anyhow!("sale lead: tenant"))?,
-        )?;
+    for SaleLead { tenant_id, lead_id } in found {
         if out.iter().any(|s| s.tenant.id == tenant_id) {
             continue;
         }
-        if let Some(tenant) = load_tenant(&tenant_id)? {
+        if let Some(tenant) = load_tenant(&tenant_id, Some(db))? {
             out.push(Share {
                 tenant,
-                lead_id: row.get::<&str>(1).map(str::to_string),
+                lead_id: Some(lead_id),
             });
         }
     }
     Ok(out)
 }
 
-/// A lead's funnel state. Read from `SELECT id, stage, emails_sent, emails_opened,
-/// emails_clicked, converted, sales, revenue_cents, inactive, churned, tags, opted_in`.
+/// A lead's funnel state, read by column name: `id, stage, emails_sent,
+/// emails_opened, emails_clicked, converted, sales, revenue_cents, inactive, churned, tags,
+/// opted_in`.
 struct LeadRecord {
-    id: String,
+    id: LeadId,
     state: LeadState,
     tags: Vec<Tag>,
     opted_in: bool,
 }
 
-impl LeadRecord {
-    fn read(row: &RowResult) -> Result<Self> {
-        let int = |i: usize| {
-            row.get::<i64>(i)
-                .ok_or_else(|| anyhow!("lead row: column {i}"))
-        };
+impl FromRow for LeadRecord {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
         Ok(Self {
-            id: row
-                .get::<&str>(0)
-                .ok_or_else(|| anyhow!("lead row: id"))?
-                .to_string(),
+            id: row.parsed("id", LeadId::parse)?,
             state: LeadState {
-                stage: StageOrNew(
-                    row.get::<&str>(1)
-                        .and_then(Stage::parse)
-                        .ok_or_else(|| anyhow!("lead row: stage"))?,
-                ),
-                emails_sent: int(2)?,
-                emails_opened: int(3)?,
-                emails_clicked: int(4)?,
-                converted: int(5)? != 0,
-                sales: int(6)?,
-                revenue_cents: int(7)?,
-                inactive: int(8)? != 0,
-                churned: int(9)? != 0,
+                stage: StageOrNew(row.parsed("stage", |s| Stage::parse(s).ok_or("unknown stage"))?),
+                emails_sent: row.int("emails_sent")?,
+                emails_opened: row.int("emails_opened")?,
+                emails_clicked: row.int("emails_clicked")?,
+                converted: row.flag("converted")?,
+                sales: row.int("sales")?,
+                revenue_cents: row.int("revenue_cents")?,
+                inactive: row.flag("inactive")?,
+                churned: row.flag("churned")?,
             },
-            tags: tags_column(row, 10)?,
-            opted_in: int(11)? != 0,
+            tags: row.json("tags")?,
+            opted_in: row.flag("opted_in")?,
         })
     }
 }
@@ -300,7 +269,7 @@ impl Applying<'_> {
     }
 
     /// Whether anything changed for this tenant.
-    fn apply(&self, event: &SystemeEvent, sale_lead: Option<&str>) -> Result<bool> {
+    fn apply(&self, event: &SystemeEvent, sale_lead: Option<&LeadId>) -> Result<bool> {
         let prefix = &self.tenant.tag_prefix;
         match event {
             SystemeEvent::ContactCreated(contact) => {
@@ -374,7 +343,7 @@ impl Applying<'_> {
     /// knows with this tenant's tags but we do not becomes a lead with source `systeme`.
     fn lead_for_contact(&self, contact: &Contact) -> Result<Option<LeadRecord>> {
         let email = contact.email.as_ref().map(ToString::to_string);
-        let found = self.tdb.execute(
+        let found = self.tdb.query_one::<LeadRecord>(
             tenant_sql!(
                 "SELECT id, stage, emails_sent, emails_opened, emails_clicked, converted, sales, revenue_cents, inactive, churned, tags, opted_in
                  FROM leads WHERE tenant_id = ?1 AND (systeme_contact_id = ?2 OR email = ?3)
@@ -385,8 +354,8 @@ impl Applying<'_> {
                 email.clone().map_or(Value::Null, Value::Text),
             ],
         )?;
-        if let Some(row) = found.rows.first() {
-            return LeadRecord::read(row).map(Some);
+        if found.is_some() {
+            return Ok(found);
         }
         let own_tags = contact.tags_of(&self.tenant.tag_prefix);
         let Some(email) = email.filter(|_| !own_tags.is_empty()) else {
@@ -397,7 +366,7 @@ impl Applying<'_> {
             .as_deref()
             .map(utm_from_url)
             .unwrap_or_default();
-        let created = self.tdb.execute(
+        let created = self.tdb.query_one::<LeadRecord>(
             tenant_sql!(
                 "INSERT INTO leads (tenant_id, id, email, name, phone, form, utm_source, utm_medium, utm_campaign,
                     page_url, tags, source, sync_status, systeme_contact_id, created_at, updated_at)
@@ -420,18 +389,17 @@ impl Applying<'_> {
         )?;
         // The transaction's write lock is held, so the SELECT above cannot have been raced:
         // the insert reads the new row back itself.
-        created.rows.first().map(LeadRecord::read).transpose()
+        Ok(created)
     }
 
-    fn lead_by_id(&self, id: &str) -> Result<Option<LeadRecord>> {
-        let found = self.tdb.execute(
+    fn lead_by_id(&self, id: &LeadId) -> Result<Option<LeadRecord>> {
+        self.tdb.query_one::<LeadRecord>(
             tenant_sql!(
                 "SELECT id, stage, emails_sent, emails_opened, emails_clicked, converted, sales, revenue_cents, inactive, churned, tags, opted_in
                  FROM leads WHERE tenant_id = ?1 AND id = ?2"
             ),
             &[Value::Text(id.to_string())],
-        )?;
-        found.rows.first().map(LeadRecord::read).transpose()
+        )
     }
 
     /// Writes the lead, its timeline entry and the day's rollup.
@@ -452,7 +420,7 @@ impl Applying<'_> {
                  WHERE tenant_id = ?1 AND id = ?2"
             ),
             &[
-                Value::Text(lead.id.clone()),
+                Value::Text(lead.id.to_string()),
                 Value::Text(s.stage.0.as_str().into()),
                 Value::Integer(s.emails_sent),
                 Value::Integer(s.emails_opened),
@@ -478,7 +446,7 @@ impl Applying<'_> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
             ),
             &[
-                Value::Text(lead.id.clone()),
+                Value::Text(lead.id.to_string()),
                 Value::Text(kind.to_string()),
                 Value::Text(detail.to_string()),
                 Value::Text(self.message_id.to_string()),

@@ -1,5 +1,5 @@
 //! A tenant's leads as capture writes them: the upsert, the spam counter, idempotency keys and
-//! the per-client rate limit. Built only from a verified tenant ([`TenantContext::leads`]);
+//! the per-client rate limit. Built only from a verified tenant ([`LeadStore::new`]);
 //! every statement goes through [`TenantDb`], so it cannot reach another tenant's rows.
 //!
 //! Storage calls per capture, no sync: the schema check when the connection opens, then one
@@ -9,16 +9,18 @@
 //! and one write.
 
 use anyhow::{Context, Result, anyhow};
+use domain::id::LeadId;
 use domain::lead::{LeadSubmission, SyncStatus};
 use domain::tags::Tag;
-use spin_sdk::sqlite::{RowResult, Value};
+use platform::ApiError;
+use platform::clock::{new_id, now_rfc3339};
+use platform::db::{FromRow, Row};
+use platform::scope::TenantDb;
+use platform::tenant::{Tenant, TenantContext};
+use platform::tenant_sql;
+use spin_sdk::sqlite::Value;
 
-use crate::ApiError;
-use crate::auth::TenantContext;
-use crate::clock::{new_id, now_rfc3339};
-use crate::sync::SyncTarget;
-use crate::tenant::{Tenant, TenantDb};
-use crate::tenant_sql;
+use crate::sync::{Attempt, LeadSync, SyncTarget, Syncer};
 
 /// Seconds an inline sync holds a fresh lead before the batch may pick it up.
 pub const INLINE_LEASE_SECS: i64 = 60;
@@ -26,7 +28,7 @@ pub const INLINE_LEASE_SECS: i64 = 60;
 /// What storing a submission did.
 #[derive(Debug)]
 pub struct Captured {
-    pub id: String,
+    pub id: LeadId,
     /// A new (tenant, email): `201`; a repeat: `200`.
     pub created: bool,
     pub sync_status: SyncStatus,
@@ -47,12 +49,52 @@ pub struct LeadStore {
     tenant: Tenant,
 }
 
-impl TenantContext {
-    /// The tenant's lead store.
-    pub fn leads(&self) -> Result<LeadStore, ApiError> {
-        Ok(LeadStore {
-            db: self.db()?,
-            tenant: self.tenant().clone(),
+/// The row the capture upsert returns: the lead as stored now.
+struct CapturedRow {
+    sync_status: SyncStatus,
+    lead: LeadSync,
+}
+
+impl FromRow for CapturedRow {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok(Self {
+            sync_status: row.parsed("sync_status", |s| {
+                SyncStatus::parse(s).ok_or("unknown sync status")
+            })?,
+            lead: LeadSync::from_row(row)?,
+        })
+    }
+}
+
+/// A client's rate window after counting a hit.
+struct RateWindow {
+    hits: i64,
+    window_start: i64,
+}
+
+impl FromRow for RateWindow {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok(Self {
+            hits: row.int("hits")?,
+            window_start: row.int("window_start")?,
+        })
+    }
+}
+
+/// A stored `Idempotency-Key` answer.
+struct StoredKey {
+    request_hash: String,
+    answer: StoredAnswer,
+}
+
+impl FromRow for StoredKey {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok(Self {
+            request_hash: row.text("request_hash")?.to_string(),
+            answer: StoredAnswer {
+                status: u16::try_from(row.int("status")?).context("column `status`")?,
+                body: row.text("body")?.to_string(),
+            },
         })
     }
 }
@@ -63,10 +105,18 @@ fn text(value: Option<&str>) -> Value {
 
 fn unix_day(now: i64) -> Result<String> {
     let t = time::OffsetDateTime::from_unix_timestamp(now).context("clock out of range")?;
-    Ok(crate::clock::timestamp(t).chars().take(10).collect())
+    Ok(platform::clock::timestamp(t).chars().take(10).collect())
 }
 
 impl LeadStore {
+    /// The verified tenant's lead store.
+    pub fn new(ctx: &TenantContext) -> Result<Self, ApiError> {
+        Ok(Self {
+            db: ctx.db()?,
+            tenant: ctx.tenant().clone(),
+        })
+    }
+
     /// Stores a submission: a new lead, or an update of the tenant's lead with that email
     /// (fields given now win, tags are merged, a synced lead is queued again). Over the plan's
     /// limit a new lead is `held`. Durable when this returns.
@@ -79,11 +129,11 @@ impl LeadStore {
         tags: &[Tag],
         now: i64,
     ) -> Result<Option<Captured>> {
-        let id = new_id()?;
+        let id = LeadId::parse(&new_id()?)?;
         let stamp = now_rfc3339()?;
         let tags_json = serde_json::to_string(tags)?;
         let plan_limit = i64::try_from(self.tenant.plan.limits().leads).unwrap_or(i64::MAX);
-        let result = self.db.execute(
+        let stored = self.db.query_one::<CapturedRow>(
             tenant_sql!(
                 "INSERT INTO leads (tenant_id, id, email, name, phone, ib_type, monthly_leads, volume,
                     broker_network, form, utm_source, utm_medium, utm_campaign, page_url, consent, tags,
@@ -119,7 +169,7 @@ impl LeadStore {
                  RETURNING id, sync_status, revision, email, name, phone, tags, systeme_contact_id, sync_attempts"
             ),
             &[
-                Value::Text(id.clone()),
+                Value::Text(id.to_string()),
                 Value::Text(lead.email.to_string()),
                 text(lead.name.as_deref()),
                 text(lead.phone.as_deref()),
@@ -141,23 +191,14 @@ impl LeadStore {
                 Value::Integer(i64::from(limit)),
             ],
         )?;
-        let Some(row) = result.rows.first() else {
+        let Some(stored) = stored else {
             return Ok(None);
         };
-        let stored_id = row
-            .get::<&str>(0)
-            .ok_or_else(|| anyhow!("lead row: id"))?
-            .to_string();
-        let sync_status = row
-            .get::<&str>(1)
-            .and_then(SyncStatus::parse)
-            .ok_or_else(|| anyhow!("lead row: sync_status"))?;
-        let target = SyncTarget::from_row(&self.tenant, &stored_id, row, 2)?;
         Ok(Some(Captured {
-            created: stored_id == id,
-            id: stored_id,
-            sync_status,
-            target,
+            created: stored.lead.id == id,
+            id: stored.lead.id.clone(),
+            sync_status: stored.sync_status,
+            target: SyncTarget::new(&self.tenant, stored.lead),
         }))
     }
 
@@ -187,12 +228,7 @@ impl LeadStore {
 
     /// Pushes a lead just captured to Systeme.io on this store's connection and records the
     /// outcome on the lead. A failure leaves the lead pending for the batch.
-    pub fn sync(
-        &self,
-        syncer: &mut crate::sync::Syncer,
-        target: &SyncTarget,
-        now: i64,
-    ) -> Result<crate::sync::Attempt> {
+    pub fn sync(&self, syncer: &mut Syncer, target: &SyncTarget, now: i64) -> Result<Attempt> {
         syncer.sync(&self.db, target, now)
     }
 
@@ -213,7 +249,7 @@ impl LeadStore {
     /// concurrent requests cannot both slip under the limit. The window rule, `(unix / 60) * 60`,
     /// is the one migration 0006's triggers apply when a lead write counts its hit.
     pub fn rate_limit(&self, client: &str, limit: u32, now: i64) -> Result<Option<u64>> {
-        let result = self.db.execute(
+        let counted = self.db.query_one::<RateWindow>(
             tenant_sql!(
                 "INSERT INTO capture_rate (tenant_id, client, window_start, hits) VALUES (?1, ?2, (?3 / 60) * 60, 1)
                  ON CONFLICT (tenant_id, client) DO UPDATE SET
@@ -224,13 +260,8 @@ impl LeadStore {
             ),
             &[Value::Text(client.to_string()), Value::Integer(now)],
         )?;
-        let row = result
-            .rows
-            .first()
-            .ok_or_else(|| anyhow!("rate-limit upsert returned no count"))?;
-        let (Some(hits), Some(window)) = (row.get::<i64>(0), row.get::<i64>(1)) else {
-            return Err(anyhow!("rate-limit upsert returned no count"));
-        };
+        let counted = counted.ok_or_else(|| anyhow!("rate-limit upsert returned no count"))?;
+        let (hits, window) = (counted.hits, counted.window_start);
         if hits > i64::from(limit) {
             let wait = u64::try_from(window + 60 - now).unwrap_or(1).max(1);
             return Ok(Some(wait));
@@ -241,30 +272,22 @@ impl LeadStore {
     /// The stored answer for `key`, if any. `Err` with a conflict when the key was used for a
     /// different request body.
     pub fn replay(&self, key: &str, request_hash: &str) -> Result<Option<StoredAnswer>, ApiError> {
-        let result = self.db.execute(
+        let found = self.db.query_one::<StoredKey>(
             tenant_sql!(
                 "SELECT request_hash, status, body FROM idempotency_keys WHERE tenant_id = ?1 AND key = ?2"
             ),
             &[Value::Text(key.to_string())],
         )?;
-        let Some(row) = result.rows.first() else {
+        let Some(found) = found else {
             return Ok(None);
         };
-        if row.get::<&str>(0) != Some(request_hash) {
+        if found.request_hash != request_hash {
             return Err(ApiError::Unprocessable {
                 code: "idempotency_key_reused",
                 detail: "this Idempotency-Key was used for a different request".into(),
             });
         }
-        let status = row
-            .get::<i64>(1)
-            .and_then(|s| u16::try_from(s).ok())
-            .ok_or_else(|| anyhow!("idempotency row: status"))?;
-        let body = row
-            .get::<&str>(2)
-            .ok_or_else(|| anyhow!("idempotency row: body"))?
-            .to_string();
-        Ok(Some(StoredAnswer { status, body }))
+        Ok(Some(found.answer))
     }
 
     /// Keeps the first answer to `key` (a concurrent first request keeps its own).
@@ -284,12 +307,4 @@ impl LeadStore {
         )?;
         Ok(())
     }
-}
-
-/// Reads `tags` (a JSON array) from a row.
-pub(crate) fn tags_column(row: &RowResult, i: usize) -> Result<Vec<Tag>> {
-    let json = row
-        .get::<&str>(i)
-        .ok_or_else(|| anyhow!("lead row: tags"))?;
-    serde_json::from_str(json).context("lead row: tags are not a JSON array of tags")
 }

@@ -1,12 +1,13 @@
-//! Reads the app's secrets from Spin variables. A missing or malformed secret is a clear
+//! Reads the app's configuration and secrets from Spin variables. A missing or malformed secret is a clear
 //! first-request error: the log names the variable, the client gets a generic 500.
 
 use anyhow::{Context, anyhow};
-use domain::secret::{SystemeApiKey, SystemeSecret, TokenSecret, WebhookSecret};
+use domain::secret::{SystemeSecret, TokenSecret, WebhookSecret};
 
 use crate::ApiError;
 
-fn variable(name: &str) -> Result<String, ApiError> {
+/// The Spin variable `name` (declared for this component in spin.toml).
+pub fn variable(name: &str) -> Result<String, ApiError> {
     spin_sdk::variables::get(name)
         .map_err(|e| anyhow!("{e:?}"))
         .with_context(|| format!("reading Spin variable `{name}` (declare it for this component and set SPIN_VARIABLE_{})", name.to_uppercase()))
@@ -26,17 +27,6 @@ pub fn signup_secret() -> Result<WebhookSecret, ApiError> {
 pub fn systeme_webhook_secret() -> Result<SystemeSecret, ApiError> {
     let value = variable("systeme_webhook_secret")?;
     Ok(SystemeSecret::parse(&value).context("variable systeme_webhook_secret")?)
-}
-
-/// `None` when `systeme_api_key` is empty: syncing is off.
-pub fn systeme_api_key() -> Result<Option<SystemeApiKey>, ApiError> {
-    let value = variable("systeme_api_key")?;
-    Ok(SystemeApiKey::parse(&value).context("variable systeme_api_key")?)
-}
-
-pub fn systeme_api_base() -> Result<url::Url, ApiError> {
-    let value = variable("systeme_api_base")?;
-    Ok(crate::systeme::parse_base(&value)?)
 }
 
 /// Capture requests allowed per client address per tenant per minute (`capture_rate_limit`).

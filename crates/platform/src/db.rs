@@ -1,0 +1,116 @@
+//! The SQLite database: an open, migrated connection, and rows decoded by column name into
+//! typed structs ([`FromRow`]).
+//!
+//! A [`Db`] reaches every row of every tenant, so handlers never get one from a tenant's
+//! request: only the proofs of [`crate::auth`] that stand for no single tenant (an admin
+//! token, a verified signup, a verified Systeme.io callback) hand one out. A tenant's request
+//! gets a [`crate::scope::TenantDb`] instead.
+
+use std::fmt::Display;
+use std::rc::Rc;
+
+use anyhow::{Context, Result, anyhow};
+use serde::de::DeserializeOwned;
+use spin_sdk::sqlite::{Connection, QueryResult, Value};
+
+use crate::connection;
+
+/// An open connection to the `default` database, with the schema brought up to date. Clones
+/// share the connection, so statements of one transaction can go through several scoped views.
+#[derive(Clone)]
+pub struct Db {
+    conn: Rc<Connection>,
+    schema_version: u32,
+}
+
+impl Db {
+    /// Opens the default database and applies pending migrations (see [`crate::migrate`]).
+    pub(crate) fn open() -> Result<Self> {
+        let conn = connection::open_default()?;
+        let schema_version = crate::migrate::ensure_schema(&conn)?;
+        Ok(Self {
+            conn: Rc::new(conn),
+            schema_version,
+        })
+    }
+
+    /// The schema version this connection saw after migrating.
+    pub fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+
+    /// Runs one statement.
+    pub fn execute(&self, sql: &str, params: &[Value]) -> Result<QueryResult> {
+        connection::execute(&self.conn, sql, params)
+    }
+
+    /// Runs one statement and decodes every row it returns.
+    pub fn query<T: FromRow>(&self, sql: &str, params: &[Value]) -> Result<Vec<T>> {
+        rows(&self.execute(sql, params)?)
+    }
+}
+
+/// A type read from a result row by column name.
+pub trait FromRow: Sized {
+    fn from_row(row: &Row<'_>) -> Result<Self>;
+}
+
+/// Decodes every row of `result`.
+pub fn rows<T: FromRow>(result: &QueryResult) -> Result<Vec<T>> {
+    result
+        .rows()
+        .map(|row| T::from_row(&Row { inner: row }))
+        .collect()
+}
+
+/// One result row, read by column name. Every accessor names the column in its error.
+pub struct Row<'a> {
+    inner: spin_sdk::sqlite::Row<'a>,
+}
+
+impl<'a> Row<'a> {
+    /// A non-null text column.
+    pub fn text(&self, column: &str) -> Result<&'a str> {
+        self.inner
+            .get::<&str>(column)
+            .ok_or_else(|| anyhow!("column `{column}`: missing, null or not text"))
+    }
+
+    /// A text column that may be null.
+    pub fn opt_text(&self, column: &str) -> Option<String> {
+        self.inner.get::<&str>(column).map(str::to_string)
+    }
+
+    /// A non-null integer column.
+    pub fn int(&self, column: &str) -> Result<i64> {
+        self.inner
+            .get::<i64>(column)
+            .ok_or_else(|| anyhow!("column `{column}`: missing, null or not an integer"))
+    }
+
+    /// An integer column that may be null.
+    pub fn opt_int(&self, column: &str) -> Option<i64> {
+        self.inner.get::<i64>(column)
+    }
+
+    /// A 0/1 integer column.
+    pub fn flag(&self, column: &str) -> Result<bool> {
+        self.int(column).map(|i| i != 0)
+    }
+
+    /// A text column parsed again into its domain type (values read back are re-validated).
+    pub fn parsed<T, E: Display>(
+        &self,
+        column: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<T> {
+        let text = self.text(column)?;
+        parse(text).map_err(|e| anyhow!("column `{column}`: {e}"))
+    }
+
+    /// A text column holding JSON.
+    pub fn json<T: DeserializeOwned>(&self, column: &str) -> Result<T> {
+        serde_json::from_str(self.text(column)?)
+            .with_context(|| format!("column `{column}`: not the JSON expected"))
+    }
+}
