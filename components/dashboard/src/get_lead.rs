@@ -7,8 +7,7 @@ use platform::ApiError;
 use platform::auth::authenticate;
 use spin_sdk::http::{Request, Response};
 
-use crate::lead_not_found;
-use crate::store::Dashboard;
+use crate::store::{Dashboard, lead_not_found};
 
 pub fn get_lead(req: &Request, id: &str) -> Result<Response, ApiError> {
     let ctx = authenticate(req, Scope::Dashboard)?;

@@ -90,12 +90,3 @@ fn router() -> Router {
     });
     router
 }
-
-/// The `404` for a lead that is not this tenant's: missing, malformed and foreign ids answer
-/// alike, so ids cannot be probed.
-fn lead_not_found() -> ApiError {
-    ApiError::NotFound {
-        code: "lead_not_found",
-        detail: "no such lead".into(),
-    }
-}

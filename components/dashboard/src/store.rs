@@ -34,6 +34,15 @@ impl Dashboard {
     }
 }
 
+/// The `404` for a lead that is not this tenant's: missing, malformed and foreign ids answer
+/// alike, so ids cannot be probed.
+pub fn lead_not_found() -> ApiError {
+    ApiError::NotFound {
+        code: "lead_not_found",
+        detail: "no such lead".into(),
+    }
+}
+
 /// The columns [`LeadView`] reads, for every statement that returns leads.
 macro_rules! lead_view_columns {
     () => {
