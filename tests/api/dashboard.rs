@@ -538,6 +538,7 @@ pub fn dashboard_routes(lead_id: &str) -> Vec<(reqwest::Method, String)> {
         (Method::GET, "/v1/dashboard/leads.csv".into()),
         (Method::GET, "/v1/dashboard/settings".into()),
         (Method::PUT, "/v1/dashboard/settings".into()),
+        (Method::GET, "/v1/dashboard/capture-key".into()),
         (Method::POST, "/v1/dashboard/capture-key".into()),
     ]
 }

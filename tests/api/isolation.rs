@@ -287,6 +287,44 @@ pub async fn assert_isolated(app: &TestApp, a: &mut TestTenant, b: &TestTenant) 
         assert_eq!(health.as_object().unwrap().len(), 2, "{health}");
         assert_eq!(health["status"], "ok", "{health}");
     }
+    // The current capture key A's dashboard shows in its snippet is A's own.
+    let current = app
+        .client
+        .get(app.url("/v1/dashboard/capture-key"))
+        .bearer_auth(a.dashboard_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(current.status(), 200, "A's current capture key");
+    assert_eq!(
+        json_body(current).await["capture_token"],
+        a.capture_token.as_str(),
+        "the key A's snippet shows"
+    );
+    // The web component's files are the same bytes for anyone and name no tenant.
+    for path in crate::web::web_routes() {
+        let anonymous = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(anonymous.status(), 200, "{path}");
+        let anonymous = anonymous.bytes().await.unwrap();
+        let with_a = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(a.dashboard_token())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(with_a.status(), 200, "{path} with A's token");
+        assert_eq!(
+            with_a.bytes().await.unwrap(),
+            anonymous,
+            "{path} differs for A"
+        );
+        let text = String::from_utf8_lossy(&anonymous);
+        assert!(
+            !text.contains(&b.id) && !text.contains(&b.tag_prefix),
+            "{path} names B"
+        );
+    }
     // A rotates its own capture key: only A's generation moves.
     let rotate = app
         .client

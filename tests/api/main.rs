@@ -17,3 +17,4 @@ mod leads;
 mod openapi;
 mod sync;
 mod tenants;
+mod web;

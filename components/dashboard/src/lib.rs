@@ -11,6 +11,7 @@
 
 mod erase_lead;
 mod export_leads;
+mod get_capture_key;
 mod get_health;
 mod get_lead;
 mod get_stats;
@@ -77,7 +78,10 @@ fn router() -> Router {
     router.post("/v1/dashboard/capture-key", |req: Request, _: Params| {
         rotate_capture_key::rotate_capture_key(&req)
     });
-    router.any("/v1/dashboard/capture-key", not_allowed(&["POST"]));
+    router.get("/v1/dashboard/capture-key", |req: Request, _: Params| {
+        get_capture_key::get_capture_key(&req)
+    });
+    router.any("/v1/dashboard/capture-key", not_allowed(&["GET", "POST"]));
     router.get("/v1/dashboard/settings", |req: Request, _: Params| {
         settings::get_settings(&req)
     });

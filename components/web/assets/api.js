@@ -1,0 +1,109 @@
+// The dashboard token and the calls to /v1/dashboard/*. The token arrives in the URL fragment
+// (#token=…), which browsers never send to a server, lives in sessionStorage for this tab only,
+// and is removed from the address bar at once.
+
+const KEY = "clientflow.dashboard-token";
+
+/** An API answer that is not 2xx, carrying the problem+json `detail` and `code`. */
+export class ApiProblem extends Error {
+  constructor(status, code, detail) {
+    super(detail);
+    this.status = status;
+    this.code = code;
+    this.detail = detail;
+  }
+  /** The token itself was refused: the page must ask to sign in again. */
+  get signsOut() {
+    return this.status === 401 || this.code === "token_scope" || this.code === "tenant_suspended";
+  }
+}
+
+/** Moves a `#token=` fragment into sessionStorage and out of the address bar. */
+export function takeTokenFromUrl() {
+  const fragment = new URLSearchParams(location.hash.replace(/^#/, ""));
+  const token = fragment.get("token");
+  if (location.hash) {
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  if (token !== null) setToken(token.trim());
+}
+
+export function setToken(token) {
+  if (token) sessionStorage.setItem(KEY, token);
+  else sessionStorage.removeItem(KEY);
+}
+
+export const token = () => sessionStorage.getItem(KEY);
+
+function base64UrlJson(part) {
+  const base64 = part.replace(/-/g, "+").replace(/_/g, "/");
+  const padded = base64 + "=".repeat((4 - (base64.length % 4)) % 4);
+  const bytes = Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+  return JSON.parse(new TextDecoder().decode(bytes));
+}
+
+/**
+ * What the token says about itself, read without verifying it (the API verifies every call).
+ * Returns { claims } or { problem: "why it cannot be a dashboard token" }.
+ */
+export function inspect(raw) {
+  const parts = String(raw ?? "").split(".");
+  if (parts.length !== 3 || parts.some((p) => !/^[A-Za-z0-9_-]+$/.test(p))) {
+    return { problem: "The token is malformed: it is not a signed ClientFlow token. Copy it again, whole." };
+  }
+  let claims;
+  try {
+    claims = base64UrlJson(parts[1]);
+  } catch {
+    return { problem: "The token is malformed: its contents cannot be read. Copy it again, whole." };
+  }
+  if (claims === null || typeof claims !== "object") {
+    return { problem: "The token is malformed: its contents cannot be read. Copy it again, whole." };
+  }
+  if (claims.scope !== "dashboard") {
+    return { problem: `This is a ${String(claims.scope ?? "unknown")} token, not a dashboard token.` };
+  }
+  if (typeof claims.exp === "number" && claims.exp * 1000 <= Date.now()) {
+    return { problem: expiredText(claims.exp), expired: true };
+  }
+  return { claims };
+}
+
+export function expiredText(exp) {
+  const at = exp ? ` at ${new Date(exp * 1000).toLocaleString("en-GB")}` : "";
+  return `Your session expired${at}. Open the dashboard again from your ClientFlow account.`;
+}
+
+async function problemOf(resp) {
+  let body = null;
+  try {
+    body = await resp.json();
+  } catch {
+    // Not problem+json (a proxy's page, say): fall back to the status line.
+  }
+  const detail = body && typeof body.detail === "string" ? body.detail : `The server answered ${resp.status} ${resp.statusText}.`;
+  const code = body && typeof body.code === "string" ? body.code : `http_${resp.status}`;
+  return new ApiProblem(resp.status, code, detail);
+}
+
+/** Calls the dashboard API; resolves to the Response, throws ApiProblem on anything else. */
+export async function call(path, { method = "GET", json } = {}) {
+  const headers = { authorization: `Bearer ${token() ?? ""}`, accept: "application/json" };
+  const init = { method, headers, cache: "no-store" };
+  if (json !== undefined) {
+    headers["content-type"] = "application/json";
+    init.body = JSON.stringify(json);
+  }
+  let resp;
+  try {
+    resp = await fetch(path, init);
+  } catch {
+    throw new ApiProblem(0, "network", "The server could not be reached. Check your connection and try again.");
+  }
+  if (!resp.ok) throw await problemOf(resp);
+  return resp;
+}
+
+export async function getJson(path) {
+  return (await call(path)).json();
+}

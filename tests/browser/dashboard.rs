@@ -1,0 +1,618 @@
+//! The dashboard page: the seeded numbers exactly as the API reports them and never another
+//! tenant's, the lead list (search, stage, load more, detail, erase), CSV, settings with field
+//! errors, the capture key and its snippet, and every kind of bad token.
+
+use api_tests::{TestApp, assert_problem, mint, now, spawn_app};
+use domain::token::{Claims, Scope};
+use serde_json::{Value, json};
+
+use crate::driver::{Browser, Options};
+use crate::{api_json, app_link, event, tag};
+
+/// What the page shows for a rate: percent with at most two decimals ("66.67%", "20%").
+fn percent(rate: &Value) -> String {
+    let value = (rate.as_f64().unwrap() * 10_000.0).round() / 100.0;
+    format!("{value}%")
+}
+
+fn count(n: &Value) -> String {
+    n.as_i64().unwrap().to_string()
+}
+
+/// The emails in the page's lead table, top to bottom.
+async fn table_emails(browser: &Browser) -> Vec<String> {
+    let mut emails = Vec::new();
+    for cell in browser.find_all("#leads tbody td.email").await {
+        emails.push(cell.text().await.unwrap());
+    }
+    emails
+}
+
+async fn wait_rows(browser: &Browser, n: usize) {
+    browser
+        .until(&format!("{n} lead rows"), || async {
+            let rows = browser.find_all("#leads tbody tr").await.len();
+            (rows == n).then_some(())
+        })
+        .await;
+}
+
+async fn signed_in(browser: &Browser, app: &TestApp, token: &str) {
+    browser.goto(&app_link(app, token)).await;
+    browser.find("body[data-ready=true]").await;
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_tenants_numbers_exactly_as_the_api_and_none_of_another_tenant() {
+    let app = spawn_app().await;
+    let a = app.create_tenant("Page A").await;
+    let b = app.create_tenant("Page B").await;
+    let a_leads = [
+        json!({"email": "ana@example.com", "name": "Ana", "ib_type": "forex-ib", "monthly_leads": "500+", "utm_source": "facebook"}),
+        json!({"email": "ben@example.com", "name": "Ben", "ib_type": "forex-ib", "monthly_leads": "100-500"}),
+        json!({"email": "cleo@example.com", "ib_type": "crypto-affiliate", "monthly_leads": "0-100"}),
+        json!({"email": "dan@example.com", "ib_type": "cfd-partner"}),
+        json!({"email": "eve@example.com"}),
+    ];
+    for lead in &a_leads {
+        assert_eq!(app.post_lead(&a.capture_token, lead).await.status(), 201);
+    }
+    app.post_form(
+        &a.capture_token,
+        &[("email", "bot@example.com"), ("_gotcha", "x")],
+    )
+    .await;
+    for (i, (email, suffix)) in [
+        ("ana@example.com", "email-sent"),
+        ("ben@example.com", "email-sent"),
+        ("cleo@example.com", "email-sent"),
+        ("ana@example.com", "email-opened"),
+        ("ben@example.com", "email-opened"),
+        ("ana@example.com", "email-clicked"),
+        ("ana@example.com", "converted"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        tag(&app, &format!("a{i}"), &a, email, suffix).await;
+    }
+    event(
+        &app,
+        "sale1",
+        "SALE_NEW",
+        json!({"customer": {"email": "ana@example.com"}, "order": {"id": 1, "totalPrice": 49_900}}),
+    )
+    .await;
+    // B is busier than A, so any of B's numbers on A's page would show.
+    let b_emails: Vec<String> = (0..8).map(|i| format!("b-only-{i}@example.net")).collect();
+    for email in &b_emails {
+        assert_eq!(
+            app.post_lead(
+                &b.capture_token,
+                &json!({"email": email, "ib_type": "forex-ib"})
+            )
+            .await
+            .status(),
+            201
+        );
+    }
+    tag(&app, "b0", &b, &b_emails[0], "converted").await;
+
+    let browser = Browser::start(Options::default()).await;
+    let token = a.dashboard_token();
+    signed_in(&browser, &app, &token).await;
+
+    // The token left the address bar and lives in this tab's sessionStorage.
+    let url = browser.client.current_url().await.unwrap();
+    assert_eq!(url.as_str(), app.url("/app/"));
+    let kept = browser
+        .js(
+            "return sessionStorage.getItem('clientflow.dashboard-token')",
+            vec![],
+        )
+        .await;
+    assert_eq!(kept, json!(token));
+
+    let stats = api_json(&app, "/v1/dashboard/stats?days=30", &a).await;
+    assert_eq!(stats["leads"]["total"], 5, "the seeding itself: {stats}");
+    assert_eq!(
+        stats["revenue_cents"], 49_900,
+        "the seeding itself: {stats}"
+    );
+    for step in ["capture", "nurture", "convert", "retain"] {
+        assert_eq!(
+            browser
+                .text(&format!("#funnel li[data-step={step}] .count"))
+                .await,
+            count(&stats["funnel"][step]),
+            "funnel step {step}"
+        );
+    }
+    assert_eq!(
+        browser.text("#funnel li[data-step=nurture] .rate").await,
+        format!(
+            "{} of captured",
+            percent(&json!(
+                stats["funnel"]["nurture"].as_f64().unwrap()
+                    / stats["funnel"]["capture"].as_f64().unwrap()
+            ))
+        )
+    );
+    for (kpi, value) in [
+        ("emails_sent", count(&stats["emails"]["sent"])),
+        ("emails_opened", count(&stats["emails"]["opened"])),
+        ("emails_clicked", count(&stats["emails"]["clicked"])),
+        ("open_rate", percent(&stats["emails"]["open_rate"])),
+        ("click_rate", percent(&stats["emails"]["click_rate"])),
+        ("conversion_rate", percent(&stats["conversions"]["rate"])),
+        ("synced", count(&stats["sync"]["synced"])),
+        ("pending", count(&stats["sync"]["pending"])),
+        ("failed", count(&stats["sync"]["failed"])),
+        ("held", count(&stats["sync"]["held"])),
+        ("spam", count(&stats["spam"])),
+        ("revenue", {
+            let cents = stats["revenue_cents"].as_i64().unwrap();
+            format!("${}.{:02}", cents / 100, cents % 100)
+        }),
+    ] {
+        assert_eq!(
+            browser.text(&format!("[data-kpi={kpi}] dd")).await,
+            value,
+            "{kpi}"
+        );
+    }
+    assert_eq!(
+        browser.text("#lead-total").await,
+        count(&stats["leads"]["total"])
+    );
+    // The chart draws one bar per day of the window, carrying the API's daily counts.
+    let daily = stats["daily"].as_array().unwrap();
+    let bars = browser.find_all("svg.chart rect.bar").await;
+    assert_eq!(bars.len(), daily.len());
+    for (bar, day) in bars.iter().zip(daily) {
+        assert_eq!(
+            bar.attr("data-day").await.unwrap().as_deref(),
+            day["day"].as_str()
+        );
+        assert_eq!(
+            bar.attr("data-leads").await.unwrap(),
+            Some(day["leads"].to_string())
+        );
+        assert_eq!(
+            bar.attr("data-conversions").await.unwrap(),
+            Some(day["conversions"].to_string())
+        );
+    }
+    // The lead list is the API's first page, in the API's order.
+    let page = api_json(&app, "/v1/dashboard/leads?limit=25", &a).await;
+    let api_emails: Vec<String> = page["leads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["email"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(table_emails(&browser).await, api_emails);
+    let ana = app.lead_row(&a.id, "ana@example.com").unwrap().id;
+    let ana_row = browser
+        .text(&format!("#leads tbody tr[data-id='{ana}']"))
+        .await;
+    assert!(ana_row.contains("ana@example.com"), "{ana_row}");
+    assert!(ana_row.contains("Converted"), "{ana_row}");
+    // The 7-day period redraws the chart from the API's 7-day window.
+    browser.click(".period button[data-days='7']").await;
+    browser
+        .until("a 7-day chart", || async {
+            (browser.find_all("svg.chart rect.bar").await.len() == 7).then_some(())
+        })
+        .await;
+
+    let html = browser.client.source().await.unwrap();
+    for email in &b_emails {
+        assert!(!html.contains(email.as_str()), "B's {email} on A's page");
+    }
+    assert!(!html.contains(&b.id), "B's id on A's page");
+    assert!(!html.contains(&b.tag_prefix), "B's prefix on A's page");
+
+    // The desktop screenshot shows the whole page, the phone one a phone's first screen.
+    let height = browser
+        .js("return document.documentElement.scrollHeight", vec![])
+        .await
+        .as_u64()
+        .unwrap()
+        .clamp(800, 2400);
+    browser
+        .client
+        .set_window_size(1280, u32::try_from(height).unwrap())
+        .await
+        .unwrap();
+    browser.screenshot("dashboard-desktop").await;
+    browser.client.set_window_size(390, 844).await.unwrap();
+    let fits = browser
+        .js(
+            "return document.documentElement.scrollWidth <= window.innerWidth",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        fits,
+        json!(true),
+        "the page scrolls sideways at phone width"
+    );
+    assert!(browser.displayed("#funnel li[data-step=retain]").await);
+    assert!(browser.displayed("#leads tbody tr").await);
+    browser.screenshot("dashboard-phone").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn search_stage_load_more_detail_erase_and_csv_work_in_the_page() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("List Ib").await;
+    let mut posts = Vec::new();
+    for i in 0..28 {
+        posts.push((
+            t.capture_token.clone(),
+            json!({"email": format!("lead{i:02}@example.com"), "ib_type": "forex-ib"}),
+        ));
+    }
+    posts.push((
+        t.capture_token.clone(),
+        json!({"email": "needle.one@example.com", "name": "Needle One"}),
+    ));
+    posts.push((
+        t.capture_token.clone(),
+        json!({"email": "two@example.com", "name": "Haystack NEEDLE"}),
+    ));
+    app.post_leads(&posts).await;
+    tag(&app, "e1", &t, "lead07@example.com", "engaged").await;
+
+    let browser = Browser::start(Options::default()).await;
+    signed_in(&browser, &app, &t.dashboard_token()).await;
+    assert_eq!(browser.text("#lead-total").await, "30");
+
+    // Load more: 25, then the last 5, and no button once the cursor runs out.
+    wait_rows(&browser, 25).await;
+    assert!(browser.displayed("#load-more").await);
+    browser.click("#load-more").await;
+    wait_rows(&browser, 30).await;
+    browser
+        .until("load more to hide", || async {
+            (!browser.displayed("#load-more").await).then_some(())
+        })
+        .await;
+    let all = table_emails(&browser).await;
+    let mut unique = all.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 30, "no repeats across pages: {all:?}");
+
+    // Search matches email or name, case-insensitively, exactly like the API.
+    browser.type_into("#lead-q", "needle").await;
+    browser.click("#lead-filter button[type=submit]").await;
+    wait_rows(&browser, 2).await;
+    let api = api_json(&app, "/v1/dashboard/leads?q=needle", &t).await;
+    let api_emails: Vec<String> = api["leads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["email"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(table_emails(&browser).await, api_emails);
+
+    // The stage filter.
+    browser.type_into("#lead-q", "").await;
+    browser
+        .find("#lead-stage")
+        .await
+        .select_by_value("engaged")
+        .await
+        .unwrap();
+    wait_rows(&browser, 1).await;
+    assert_eq!(table_emails(&browser).await, vec!["lead07@example.com"]);
+    browser
+        .find("#lead-stage")
+        .await
+        .select_by_value("")
+        .await
+        .unwrap();
+    wait_rows(&browser, 25).await;
+
+    // A lead's detail and timeline, then erasure after a confirmation.
+    let id = app.lead_row(&t.id, "needle.one@example.com").unwrap().id;
+    browser
+        .click(&format!(
+            "#leads tbody tr[data-id='{id}'] button[data-open]"
+        ))
+        .await;
+    browser
+        .until_text("#lead-title", |t| t == "needle.one@example.com")
+        .await;
+    browser
+        .until_text("#lead-timeline li[data-kind=captured]", |t| {
+            t.contains("captured")
+        })
+        .await;
+    browser.click("#erase").await;
+    assert!(
+        browser
+            .until_text("#erase-warning", |t| t.contains("permanently"))
+            .await
+            .contains("cannot be undone")
+    );
+    // Nothing is erased before the confirmation.
+    assert!(app.lead_row(&t.id, "needle.one@example.com").is_some());
+    browser.click("#erase-yes").await;
+    browser
+        .until_text("#lead-status", |t| t.contains("erased"))
+        .await;
+    assert!(
+        browser
+            .find_all(&format!("#leads tbody tr[data-id='{id}']"))
+            .await
+            .is_empty()
+    );
+    let gone = app
+        .client
+        .get(app.url(&format!("/v1/dashboard/leads/{id}")))
+        .bearer_auth(t.dashboard_token())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(gone, 404, "lead_not_found").await;
+    browser.until_text("#lead-total", |t| t == "29").await;
+
+    // CSV: the download is the API's export, every lead of this tenant in it.
+    browser.click("#csv").await;
+    browser
+        .until_text("#csv-status", |t| t.starts_with("Downloaded leads-"))
+        .await;
+    let file = browser
+        .until("the CSV file", || async { browser.downloaded().pop() })
+        .await;
+    let csv = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(csv.lines().count(), 30, "a header and 29 leads:\n{csv}");
+    assert!(csv.contains("lead07@example.com"));
+    assert!(!csv.contains("needle.one@example.com"));
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn settings_save_show_the_apis_field_errors_and_the_snippet_follows_the_capture_key() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Settings Ib").await;
+    let browser = Browser::start(Options::default()).await;
+    signed_in(&browser, &app, &t.dashboard_token()).await;
+
+    browser
+        .type_into(
+            "#allowed-origins",
+            "https://lp.example.com\nhttps://promo.example.com",
+        )
+        .await;
+    browser
+        .type_into("#thank-you-url", "https://lp.example.com/thanks")
+        .await;
+    browser
+        .type_into(
+            "#tag-rules",
+            "webinar-* = email_clicked\nemail-sent = ignore",
+        )
+        .await;
+    browser.click("#settings button[type=submit]").await;
+    browser
+        .until_text("#settings-status", |t| t.starts_with("Saved"))
+        .await;
+    let saved = api_json(&app, "/v1/dashboard/settings", &t).await;
+    assert_eq!(
+        saved,
+        json!({
+            "allowed_origins": ["https://lp.example.com", "https://promo.example.com"],
+            "thank_you_url": "https://lp.example.com/thanks",
+            "tag_rules": {"webinar-*": "email_clicked", "email-sent": "ignore"},
+        })
+    );
+
+    // A bad value: the API's own detail, next to its field; nothing changes.
+    browser
+        .type_into("#thank-you-url", "http://lp.example.com/thanks")
+        .await;
+    browser.click("#settings button[type=submit]").await;
+    let shown = browser
+        .until_text("#error-thank_you_url", |t| !t.is_empty())
+        .await;
+    let refused = app
+        .client
+        .put(app.url("/v1/dashboard/settings"))
+        .bearer_auth(t.dashboard_token())
+        .json(&json!({"thank_you_url": "http://lp.example.com/thanks"}))
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(refused, 422, "invalid_field").await;
+    assert_eq!(shown, problem["detail"].as_str().unwrap());
+    assert!(shown.starts_with("thank_you_url"), "{shown}");
+    let invalid = browser
+        .find("#thank-you-url")
+        .await
+        .attr("aria-invalid")
+        .await
+        .unwrap();
+    assert_eq!(invalid.as_deref(), Some("true"));
+    assert!(!browser.displayed("#error-allowed_origins").await);
+    assert_eq!(api_json(&app, "/v1/dashboard/settings", &t).await, saved);
+    // A bad origin lands next to the origins.
+    browser
+        .type_into("#thank-you-url", "https://lp.example.com/thanks")
+        .await;
+    browser
+        .type_into("#allowed-origins", "https://lp.example.com/path")
+        .await;
+    browser.click("#settings button[type=submit]").await;
+    let shown = browser
+        .until_text("#error-allowed_origins", |t| !t.is_empty())
+        .await;
+    assert!(shown.starts_with("allowed_origins: "), "{shown}");
+    assert!(!browser.displayed("#error-thank_you_url").await);
+
+    // The snippet carries the current capture key, which captures.
+    let snippet = browser
+        .until("the snippet", || async {
+            let value = browser.find("#snippet").await.prop("value").await.ok()??;
+            (!value.is_empty()).then_some(value)
+        })
+        .await;
+    assert!(
+        snippet.contains(&format!(
+            "action=\"{}/v1/leads?key={}\"",
+            app.base_url, t.capture_token
+        )),
+        "{snippet}"
+    );
+    assert!(snippet.contains("data-clientflow"), "{snippet}");
+    assert!(
+        snippet.contains(&format!("<script src=\"{}/embed/v1.js\"", app.base_url)),
+        "{snippet}"
+    );
+    assert!(snippet.contains("name=\"_gotcha\""), "{snippet}");
+
+    // Rotation warns first, then swaps the key: the old one is refused, the new one captures.
+    browser.click("#rotate").await;
+    browser
+        .until_text("#rotate-warning", |t| t.contains("stop working"))
+        .await;
+    browser.click("#rotate-yes").await;
+    browser
+        .until_text("#rotate-status", |t| t.contains("old key now fail"))
+        .await;
+    let rotated = browser
+        .find("#snippet")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!rotated.contains(&t.capture_token));
+    let old = app
+        .post_lead(&t.capture_token, &json!({"email": "late@example.com"}))
+        .await;
+    assert_problem(old, 401, "token_revoked").await;
+    let new_key = rotated
+        .split("?key=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    let fresh = app
+        .post_lead(&new_key, &json!({"email": "fresh@example.com"}))
+        .await;
+    assert_eq!(fresh.status(), 201);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn without_a_usable_token_the_page_shows_the_sign_in_message_and_no_data() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Token Ib").await;
+    assert_eq!(
+        app.post_lead(
+            &t.capture_token,
+            &json!({"email": "secret-lead@example.com"})
+        )
+        .await
+        .status(),
+        201
+    );
+    let expired = mint(&Claims {
+        sub: Some(t.id.clone()),
+        scope: Scope::Dashboard,
+        exp: Some(now() - 60),
+        generation: None,
+    });
+    let foreign = {
+        let secret =
+            domain::secret::TokenSecret::parse("another-deployments-secret-0123456789abcdef")
+                .unwrap();
+        domain::token::mint(
+            &secret,
+            &Claims {
+                sub: Some(t.id.clone()),
+                scope: Scope::Dashboard,
+                exp: Some(now() + 600),
+                generation: None,
+            },
+        )
+    };
+    let foreign_detail = {
+        let resp = app
+            .client
+            .get(app.url("/v1/dashboard/stats"))
+            .bearer_auth(&foreign)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401);
+        api_tests::json_body(resp).await["detail"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    let browser = Browser::start(Options::default()).await;
+    let cases: Vec<(String, Option<String>)> = vec![
+        (app.url("/app/"), None),
+        (app.url("/app/#token=not-a-token"), Some("malformed".into())),
+        (
+            app.url("/app/#token=a.bm90LWpzb24.b"),
+            Some("malformed".into()),
+        ),
+        (app_link(&app, &expired), Some("expired".into())),
+        (app_link(&app, &foreign), Some(foreign_detail)),
+        (
+            app_link(&app, &t.capture_token),
+            Some("not a dashboard token".into()),
+        ),
+    ];
+    for (url, reason) in cases {
+        browser.goto(&url).await;
+        browser
+            .until_text("#sign-in-title", |t| t == "Sign in to your dashboard")
+            .await;
+        match &reason {
+            Some(reason) => {
+                let shown = browser
+                    .until_text("#sign-in-reason", |t| !t.is_empty())
+                    .await;
+                assert!(shown.contains(reason.as_str()), "{url}: {shown}");
+            }
+            None => assert!(!browser.displayed("#sign-in-reason").await, "{url}"),
+        }
+        assert!(!browser.displayed("#dashboard").await, "{url}");
+        let html = browser.client.source().await.unwrap();
+        assert!(!html.contains("secret-lead@example.com"), "{url}");
+        assert!(
+            !browser
+                .client
+                .current_url()
+                .await
+                .unwrap()
+                .as_str()
+                .contains("token="),
+            "{url}: the token stays in the address bar"
+        );
+    }
+    // Pasting a good token opens the dashboard.
+    browser
+        .type_into("#token-input", &t.dashboard_token())
+        .await;
+    browser.click("#sign-in-form button").await;
+    browser
+        .until_text("#leads tbody td.email", |t| t == "secret-lead@example.com")
+        .await;
+    // Signing out leaves nothing behind.
+    browser.click("#sign-out").await;
+    browser
+        .until_text("#sign-in-title", |t| t == "Sign in to your dashboard")
+        .await;
+    assert!(browser.find_all("#leads tbody tr").await.is_empty());
+    browser.close().await;
+}

@@ -1,0 +1,263 @@
+//! `/embed/v1.js` on a landing page served from another origin: the fetch() post with its real
+//! CORS preflight, the inline answers, the honeypot, a refused origin, and the same form without
+//! JavaScript landing on the tenant's https thank-you page through the `303`.
+
+use api_tests::{TestApp, TestTenant, spawn_app};
+use serde_json::json;
+
+use crate::driver::{Browser, Options};
+use crate::servers::{Site, serve_http, serve_https};
+use crate::{api_json, put_settings};
+
+/// A landing page with the dashboard's snippet; `script` adds the embed script.
+fn landing_page(app: &TestApp, tenant: &TestTenant, script: bool) -> String {
+    let script = if script {
+        format!(
+            "<script src=\"{}/embed/v1.js\" defer></script>",
+            app.base_url
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>Become a partner</title></head><body>
+<h1>Grow your IB business</h1>
+<form data-clientflow method="post" action="{base}/v1/leads?key={key}" novalidate>
+  <input type="email" name="email" placeholder="you@example.com">
+  <input name="name" placeholder="Your name">
+  <select name="ib_type"><option value="forex-ib">Forex IB</option><option value="crypto-affiliate">Crypto affiliate</option></select>
+  <select name="monthly_leads"><option>0-100</option><option>100-500</option><option>500+</option></select>
+  <input type="hidden" name="form" value="demo-request">
+  <label><input type="checkbox" name="consent" value="true"> I agree to be contacted</label>
+  <input type="text" name="_gotcha" tabindex="-1" autocomplete="off" aria-hidden="true" hidden>
+  <button>Request a demo</button>
+</form>
+{script}
+</body></html>"#,
+        base = app.base_url,
+        key = tenant.capture_token,
+    )
+}
+
+async fn leads_named(app: &TestApp, tenant: &TestTenant, q: &str) -> Vec<serde_json::Value> {
+    api_json(app, &format!("/v1/dashboard/leads?q={q}"), tenant).await["leads"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn the_embed_script_posts_from_another_origin_through_cors_and_shows_the_answer_inline() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Embed Ib").await;
+    let site = Site::default();
+    site.page("/", landing_page(&app, &t, true));
+    let landing = serve_http(site.clone()).await;
+    assert_ne!(landing, app.base_url, "the landing page is another origin");
+    // Only this landing page's origin may post, so the preflight is judged against it.
+    put_settings(&app, &t, json!({"allowed_origins": [landing.clone()]})).await;
+
+    let browser = Browser::start(Options::default()).await;
+    browser
+        .goto(&format!(
+            "{landing}/?utm_source=facebook&utm_campaign=spring"
+        ))
+        .await;
+    browser
+        .until("the embed script", || async {
+            let ready = browser
+                .js(
+                    "return window.ClientFlow && window.ClientFlow.version",
+                    vec![],
+                )
+                .await;
+            (ready == json!(1)).then_some(())
+        })
+        .await;
+    // The honeypot is in the form and out of sight.
+    let trap = browser
+        .find("form[data-clientflow] input[name=_gotcha]")
+        .await;
+    assert!(!trap.is_displayed().await.unwrap());
+
+    // A field the API refuses: its detail, inline; nothing stored.
+    browser.type_into("input[name=email]", "not-an-email").await;
+    browser.click("form[data-clientflow] button").await;
+    let error = browser
+        .until_text("[data-clientflow-message=error]", |t| t.contains("email"))
+        .await;
+    assert!(
+        error.starts_with("Sorry, this form could not be sent: email"),
+        "{error}"
+    );
+    assert_eq!(app.lead_count(&t.id), 0);
+
+    browser
+        .type_into("input[name=email]", "visitor@example.com")
+        .await;
+    browser.type_into("input[name=name]", "Vera Visitor").await;
+    browser
+        .find("select[name=monthly_leads]")
+        .await
+        .select_by_index(2)
+        .await
+        .unwrap();
+    browser.click("input[name=consent]").await;
+    browser.click("form[data-clientflow] button").await;
+    browser
+        .until_text("[data-clientflow-message=sent]", |t| {
+            t.starts_with("Thank you")
+        })
+        .await;
+    // The page did not navigate: the answer came back through CORS.
+    assert_eq!(
+        browser
+            .client
+            .current_url()
+            .await
+            .unwrap()
+            .origin()
+            .ascii_serialization(),
+        landing
+    );
+    let leads = leads_named(&app, &t, "visitor@example.com").await;
+    assert_eq!(leads.len(), 1, "{leads:?}");
+    let lead = &leads[0];
+    assert_eq!(lead["name"], "Vera Visitor");
+    assert_eq!(lead["monthly_leads"], "500+");
+    assert_eq!(lead["consent"], true);
+    assert_eq!(lead["utm_source"], "facebook");
+    assert_eq!(lead["utm_campaign"], "spring");
+    assert_eq!(
+        lead["page_url"],
+        format!("{landing}/?utm_source=facebook&utm_campaign=spring")
+    );
+    // The form was reset for the next visitor.
+    let email = browser
+        .find("input[name=email]")
+        .await
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(email.as_deref(), Some(""));
+
+    // A bot that fills the honeypot is told the same, and stored nowhere.
+    browser
+        .type_into("input[name=email]", "bot@example.com")
+        .await;
+    browser
+        .js(
+            "document.querySelector('input[name=_gotcha]').value = 'http://spam.example'",
+            vec![],
+        )
+        .await;
+    browser.click("form[data-clientflow] button").await;
+    browser
+        .until_text("[data-clientflow-message=sent]", |t| {
+            t.starts_with("Thank you")
+        })
+        .await;
+    assert!(app.lead_row(&t.id, "bot@example.com").is_none());
+    let stats = api_json(&app, "/v1/dashboard/stats", &t).await;
+    assert_eq!(stats["spam"], 1);
+    assert_eq!(app.lead_count(&t.id), 1);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_landing_page_on_a_disallowed_origin_is_refused_and_says_so() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Refused Ib").await;
+    put_settings(
+        &app,
+        &t,
+        json!({"allowed_origins": ["https://lp.example.com"]}),
+    )
+    .await;
+    let site = Site::default();
+    site.page("/", landing_page(&app, &t, true));
+    let landing = serve_http(site).await;
+
+    let browser = Browser::start(Options::default()).await;
+    browser.goto(&format!("{landing}/")).await;
+    browser
+        .type_into("input[name=email]", "stranger@example.com")
+        .await;
+    browser.click("form[data-clientflow] button").await;
+    // The refused preflight hides the answer from the page, which asks the visitor to retry.
+    let error = browser
+        .until_text("[data-clientflow-message=error]", |t| !t.is_empty())
+        .await;
+    assert!(error.contains("could not send your request"), "{error}");
+    assert_eq!(app.lead_count(&t.id), 0);
+    // The preflight itself was the refusal: 403 for this origin.
+    let preflight = app
+        .client
+        .request(
+            reqwest::Method::OPTIONS,
+            app.url(&format!("/v1/leads?key={}", t.capture_token)),
+        )
+        .header("origin", &landing)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "idempotency-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 403);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn without_javascript_the_plain_form_lands_on_the_https_thank_you_page() {
+    const THANKS_HOST: &str = "thanks.clientflow.test";
+    let app = spawn_app().await;
+    let t = app.create_tenant("Plain Ib").await;
+    let thanks = Site::default();
+    thanks.page(
+        "/thanks",
+        "<!doctype html><title>Thanks</title><h1>Thanks from the landing page</h1>".into(),
+    );
+    let thanks_port = serve_https(thanks.clone(), THANKS_HOST).await;
+    let site = Site::default();
+    site.page("/plain", landing_page(&app, &t, false));
+    let landing = serve_http(site).await;
+    put_settings(
+        &app,
+        &t,
+        json!({
+            "allowed_origins": [landing.clone()],
+            "thank_you_url": format!("https://{THANKS_HOST}/thanks"),
+        }),
+    )
+    .await;
+
+    let browser = Browser::start(Options {
+        map_hosts: vec![(THANKS_HOST.into(), thanks_port)],
+    })
+    .await;
+    browser.goto(&format!("{landing}/plain")).await;
+    let trap = browser.find("input[name=_gotcha]").await;
+    assert!(!trap.is_displayed().await.unwrap(), "the honeypot shows");
+    browser
+        .type_into("input[name=email]", "plain@example.com")
+        .await;
+    browser.click("form[data-clientflow] button").await;
+    browser
+        .until_text("h1", |t| t == "Thanks from the landing page")
+        .await;
+    assert_eq!(
+        browser.client.current_url().await.unwrap().as_str(),
+        format!("https://{THANKS_HOST}/thanks")
+    );
+    assert!(
+        thanks
+            .requests()
+            .contains(&"GET /thanks HTTP/1.1".to_string()),
+        "{:?}",
+        thanks.requests()
+    );
+    let leads = leads_named(&app, &t, "plain@example.com").await;
+    assert_eq!(leads.len(), 1, "{leads:?}");
+    assert_eq!(leads[0]["ib_type"], "forex-ib");
+    browser.close().await;
+}
