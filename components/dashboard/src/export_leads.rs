@@ -110,24 +110,23 @@ fn csv_chunk(leads: &[LeadView], header: bool) -> anyhow::Result<Vec<u8>> {
 /// Streams the export. Errors before the first byte are problem+json; a failure mid-stream
 /// can only cut the body short, and is logged.
 pub async fn export_leads(req: &Request, out: ResponseOutparam) {
-    let ctx = match authenticate(req, Scope::Dashboard) {
-        Ok(ctx) => ctx,
-        Err(e) => return send(out, e.into_response()).await,
-    };
-    let dashboard = match Dashboard::new(&ctx) {
-        Ok(d) => d,
-        Err(e) => return send(out, e.into_response()).await,
-    };
     let mut query = LeadQuery {
         stage: None,
         q: None,
         limit: MAX_PAGE,
         cursor: None,
     };
-    // The first page is read before the status is sent, so a failing database is still a 500.
-    let first = match dashboard.leads(&query) {
-        Ok(page) => page,
-        Err(e) => return send(out, platform::ApiError::from(e).into_response()).await,
+    // The gate and the first page are read (and retried) before the status is sent, so a
+    // failing database is still a problem+json answer.
+    let opened = platform::retry::with_retries(|| {
+        let ctx = authenticate(req, Scope::Dashboard)?;
+        let dashboard = Dashboard::new(&ctx)?;
+        let first = dashboard.leads(&query)?;
+        Ok((dashboard, first))
+    });
+    let (dashboard, first) = match opened {
+        Ok(opened) => opened,
+        Err(e) => return send(out, e.into_response()).await,
     };
     let headers = Fields::from_list(&[
         (

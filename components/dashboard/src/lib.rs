@@ -21,6 +21,7 @@ mod settings;
 mod store;
 
 use platform::ApiError;
+use platform::response::handle;
 use spin_sdk::http::conversions::TryFromIncomingRequest;
 use spin_sdk::http::{IncomingRequest, Method, Params, Request, ResponseOutparam, Router};
 use spin_sdk::http_component;
@@ -55,38 +56,38 @@ fn not_allowed(allowed: &'static [&'static str]) -> impl Fn(Request, Params) -> 
 fn router() -> Router {
     let mut router = Router::new();
     router.get("/v1/health", |_: Request, _: Params| {
-        get_health::get_health()
+        handle(get_health::get_health)
     });
     router.any("/v1/health", not_allowed(&["GET"]));
     router.get("/v1/dashboard/stats", |req: Request, _: Params| {
-        get_stats::get_stats(&req)
+        handle(|| get_stats::get_stats(&req))
     });
     router.any("/v1/dashboard/stats", not_allowed(&["GET"]));
     router.get("/v1/dashboard/leads", |req: Request, _: Params| {
-        list_leads::list_leads(&req)
+        handle(|| list_leads::list_leads(&req))
     });
     router.any("/v1/dashboard/leads", not_allowed(&["GET"]));
     // GET is streamed by the entry point above.
     router.any("/v1/dashboard/leads.csv", not_allowed(&["GET"]));
     router.get("/v1/dashboard/leads/:id", |req: Request, params: Params| {
-        get_lead::get_lead(&req, params.get("id").unwrap_or_default())
+        handle(|| get_lead::get_lead(&req, params.get("id").unwrap_or_default()))
     });
     router.delete("/v1/dashboard/leads/:id", |req: Request, params: Params| {
-        erase_lead::erase_lead(&req, params.get("id").unwrap_or_default())
+        handle(|| erase_lead::erase_lead(&req, params.get("id").unwrap_or_default()))
     });
     router.any("/v1/dashboard/leads/:id", not_allowed(&["GET", "DELETE"]));
     router.post("/v1/dashboard/capture-key", |req: Request, _: Params| {
-        rotate_capture_key::rotate_capture_key(&req)
+        handle(|| rotate_capture_key::rotate_capture_key(&req))
     });
     router.get("/v1/dashboard/capture-key", |req: Request, _: Params| {
-        get_capture_key::get_capture_key(&req)
+        handle(|| get_capture_key::get_capture_key(&req))
     });
     router.any("/v1/dashboard/capture-key", not_allowed(&["GET", "POST"]));
     router.get("/v1/dashboard/settings", |req: Request, _: Params| {
-        settings::get_settings(&req)
+        handle(|| settings::get_settings(&req))
     });
     router.put("/v1/dashboard/settings", |req: Request, _: Params| {
-        settings::put_settings(&req)
+        handle(|| settings::put_settings(&req))
     });
     router.any("/v1/dashboard/settings", not_allowed(&["GET", "PUT"]));
     router.any("/*", |req: Request, _: Params| {

@@ -36,10 +36,7 @@ pub fn origin_not_allowed() -> ApiError {
 pub fn capture_lead(req: &Request) -> Response {
     let origin = request::origin(req);
     let mut allow_cors = true;
-    let mut resp = match capture(req, &mut allow_cors) {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
-    };
+    let mut resp = platform::response::handle(|| capture(req, &mut allow_cors));
     if let Some(origin) = origin
         && allow_cors
     {

@@ -15,6 +15,7 @@ mod store;
 mod sync;
 
 use platform::ApiError;
+use platform::response::handle;
 use spin_sdk::http::{Params, Request, Response, Router};
 use spin_sdk::http_component;
 
@@ -25,7 +26,7 @@ fn handle_lead_capture(req: Request) -> Response {
         capture_lead::capture_lead(&req)
     });
     router.options("/v1/leads", |req: Request, _: Params| {
-        preflight_leads::preflight_leads(&req)
+        handle(|| preflight_leads::preflight_leads(&req))
     });
     router.any("/v1/leads", |_: Request, _: Params| {
         ApiError::MethodNotAllowed {
@@ -33,7 +34,7 @@ fn handle_lead_capture(req: Request) -> Response {
         }
     });
     router.post("/v1/admin/sync", |req: Request, _: Params| {
-        run_sync::run_sync(&req)
+        handle(|| run_sync::run_sync(&req))
     });
     router.any("/v1/admin/sync", |_: Request, _: Params| {
         ApiError::MethodNotAllowed { allowed: &["POST"] }

@@ -9,6 +9,7 @@ mod receive_event;
 mod store;
 
 use platform::ApiError;
+use platform::response::handle;
 use spin_sdk::http::{Params, Request, Response, Router};
 use spin_sdk::http_component;
 
@@ -16,7 +17,7 @@ use spin_sdk::http_component;
 fn handle_systeme_events(req: Request) -> Response {
     let mut router = Router::new();
     router.post("/v1/systeme/events", |req: Request, _: Params| {
-        receive_event::receive_event(&req)
+        handle(|| receive_event::receive_event(&req))
     });
     router.any("/v1/systeme/events", |_: Request, _: Params| {
         ApiError::MethodNotAllowed { allowed: &["POST"] }

@@ -1,16 +1,23 @@
-//! Applying a verified Systeme.io callback: deduplicate, resolve tenants by tag prefix, apply.
+//! Applying a verified Systeme.io callback: resolve its tenants, then apply it to each
+//! tenant's lead exactly once, in one statement per tenant.
 //!
 //! 1. The signature was checked on the raw body by [`platform::auth::verify_systeme_callback`]
 //!    before anything here runs; the body is parsed by the handler.
-//! 2. [`receive`]: a message id already applied is acknowledged and changes nothing (a global
-//!    key-value entry answers redeliveries fast; the `systeme_messages` row, written in the same
-//!    transaction as the changes, is the truth).
-//! 3. Tenants: a tag event belongs to the owner of the tag's prefix; a contact event to every
+//! 2. Tenants: a tag event belongs to the owner of the tag's prefix; a contact event to every
 //!    tenant whose prefix is among the contact's tags; a sale to every tenant with a lead
 //!    linked to the buyer. Unknown prefixes are ignored.
-//! 4. Each tenant's lead is changed through [`TenantDb`] with only that tenant's tags and data.
+//! 3. For each tenant, through that tenant's [`TenantDb`]: read the lead (outside any
+//!    transaction), compute its next state with the domain rules, and write it with one
+//!    `INSERT INTO event_applications` whose triggers (migration 0007) record the message as
+//!    applied for this tenant, update the lead, append the timeline entry and count the day,
+//!    atomically. The write fails, changing nothing, when the message was already applied for
+//!    this tenant (`applied_events` primary key: a redelivery is a `duplicate`) or when the lead
+//!    changed since it was read (`event_seq`): then the lead is read and the event applied
+//!    again. No interactive transaction: nothing holds the write lock between statements.
+//!
+//! Storage calls for a tag event: one read of the tenant, one of the lead, one write.
 
-use anyhow::{Context, Result};
+use anyhow::{Result, anyhow};
 use domain::events::{Contact, Sale, SystemeEvent, TagRef, utm_from_url};
 use domain::funnel::{Delta, Effect, LeadState, Stage, StageOrNew, TagRules};
 use domain::id::LeadId;
@@ -20,7 +27,6 @@ use platform::ApiError;
 use platform::auth::SystemeCallback;
 use platform::clock::{new_id, now_rfc3339};
 use platform::db::{Db, FromRow, Row};
-use platform::kv::{GlobalKey, GlobalKv};
 use platform::scope::TenantDb;
 use platform::tenant::{Tenant, load_tenant};
 use platform::tenant_sql;
@@ -46,13 +52,8 @@ struct Share {
     lead_id: Option<LeadId>,
 }
 
-/// Applies a verified callback's parsed `event` exactly once.
+/// Applies a verified callback's parsed `event` exactly once per tenant.
 pub fn receive(callback: &SystemeCallback<'_>, event: &SystemeEvent) -> Result<Outcome, ApiError> {
-    let kv = callback.kv()?;
-    let seen = GlobalKey::SystemeMessage(&callback.message_id);
-    if kv.get(&seen)?.is_some() {
-        return Ok(Outcome::Duplicate);
-    }
     if let SystemeEvent::Unknown(name) = event {
         eprintln!(
             "systeme event {name:?} (message {}) ignored: not handled",
@@ -61,72 +62,43 @@ pub fn receive(callback: &SystemeCallback<'_>, event: &SystemeEvent) -> Result<O
         return Ok(Outcome::Ignored);
     }
     let db = callback.db()?;
-    let shares = shares(&db, &kv, event)?;
-    if shares.is_empty() {
-        return Ok(Outcome::Ignored);
-    }
-    db.execute("BEGIN IMMEDIATE", &[])?;
-    let applied = apply_all(&db, &callback.message_id, event, &shares);
-    match applied {
-        Ok(Some(applied)) => {
-            db.execute("COMMIT", &[])?;
-            if let Err(e) = kv.set(&seen, b"1") {
-                // The database row still deduplicates; only the fast path is lost.
-                eprintln!("caching systeme message {}: {e:#}", callback.message_id);
-            }
-            Ok(if applied {
-                Outcome::Applied
-            } else {
-                Outcome::Ignored
-            })
-        }
-        Ok(None) => {
-            let _ = db.execute("ROLLBACK", &[]);
-            Ok(Outcome::Duplicate)
-        }
-        Err(e) => {
-            let _ = db.execute("ROLLBACK", &[]);
-            Err(e.into())
-        }
-    }
-}
-
-/// `None` when the message id was already recorded (a racing redelivery).
-fn apply_all(
-    db: &Db,
-    message_id: &str,
-    event: &SystemeEvent,
-    shares: &[Share],
-) -> Result<Option<bool>> {
     let stamp = now_rfc3339()?;
-    let recorded = db.execute(
-        "INSERT INTO systeme_messages (message_id, event, received_at) VALUES (?, ?, ?)
-         ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
-        &[
-            Value::Text(message_id.to_string()),
-            Value::Text(event.name().to_string()),
-            Value::Text(stamp.clone()),
-        ],
-    )?;
-    if recorded.rows.is_empty() {
-        return Ok(None);
-    }
-    let mut applied = false;
-    for share in shares {
-        let tdb = TenantDb::on(db, share.tenant.id.clone());
-        let ctx = Applying {
+    let mut outcome = Outcome::Ignored;
+    for share in shares(&db, event)? {
+        let tdb = TenantDb::on(&db, share.tenant.id.clone());
+        let applying = Applying {
             tdb: &tdb,
             tenant: &share.tenant,
-            message_id,
+            message_id: &callback.message_id,
+            event_name: event.name(),
             stamp: &stamp,
         };
-        applied |= ctx.apply(event, share.lead_id.as_ref())?;
+        match applying.apply_once(event, share.lead_id.as_ref())? {
+            Outcome::Applied => outcome = Outcome::Applied,
+            Outcome::Duplicate if outcome == Outcome::Ignored => outcome = Outcome::Duplicate,
+            _ => {}
+        }
     }
-    Ok(Some(applied))
+    Ok(outcome)
+}
+
+/// Times a share is applied again because its lead changed between the read and the write.
+const MAX_STALE_RETRIES: usize = 8;
+
+/// Whether a failed write lost a race: the lead changed since it was read, or a lead for the
+/// same email was created meanwhile.
+fn is_stale(error: &anyhow::Error) -> bool {
+    let text = format!("{error:#}");
+    text.contains("cfe: stale lead state") || text.contains("UNIQUE constraint failed: leads.")
+}
+
+/// Whether a failed write found the message already applied for this tenant.
+fn is_duplicate(error: &anyhow::Error) -> bool {
+    format!("{error:#}").contains("UNIQUE constraint failed: applied_events.")
 }
 
 /// The tenants an event belongs to.
-fn shares(db: &Db, kv: &GlobalKv, event: &SystemeEvent) -> Result<Vec<Share>> {
+fn shares(db: &Db, event: &SystemeEvent) -> Result<Vec<Share>> {
     let prefixes: Vec<TagPrefix> = match event {
         SystemeEvent::TagAdded { tag, .. } | SystemeEvent::TagRemoved { tag, .. } => {
             tag.ours().and_then(|t| t.prefix()).into_iter().collect()
@@ -139,7 +111,7 @@ fn shares(db: &Db, kv: &GlobalKv, event: &SystemeEvent) -> Result<Vec<Share>> {
     };
     let mut out = Vec::new();
     for prefix in prefixes {
-        if let Some(tenant) = tenant_by_prefix(db, kv, &prefix)? {
+        if let Some(tenant) = tenant_by_prefix(db, &prefix)? {
             out.push(Share {
                 tenant,
                 lead_id: None,
@@ -149,37 +121,16 @@ fn shares(db: &Db, kv: &GlobalKv, event: &SystemeEvent) -> Result<Vec<Share>> {
     Ok(out)
 }
 
-/// Prefix → tenant: the global key-value map written at signup, with the database as the
-/// fallback (and the map refilled) if the entry is missing.
-fn tenant_by_prefix(db: &Db, kv: &GlobalKv, prefix: &TagPrefix) -> Result<Option<Tenant>> {
-    let key = GlobalKey::TenantByPrefix(prefix);
-    let id = match kv.get(&key)? {
-        Some(bytes) => Some(String::from_utf8(bytes).context("prefix map entry is not UTF-8")?),
-        None => {
-            let found = db.query::<TenantIdRow>(
-                "SELECT id AS tenant_id FROM tenants WHERE tag_prefix = ?",
-                &[Value::Text(prefix.to_string())],
-            )?;
-            let id = found.into_iter().next().map(|r| r.0.to_string());
-            if let Some(id) = &id {
-                kv.set(&key, id.as_bytes())?;
-            }
-            id
-        }
-    };
-    let Some(id) = id else {
-        return Ok(None);
-    };
-    load_tenant(&TenantId::parse(&id)?, Some(db))
-}
-
-/// A `tenant_id` column.
-struct TenantIdRow(TenantId);
-
-impl FromRow for TenantIdRow {
-    fn from_row(row: &Row<'_>) -> Result<Self> {
-        row.parsed("tenant_id", TenantId::parse).map(Self)
-    }
+/// Prefix → tenant, read from the database (one indexed read; the tag prefix is unique).
+fn tenant_by_prefix(db: &Db, prefix: &TagPrefix) -> Result<Option<Tenant>> {
+    Ok(db
+        .query::<Tenant>(
+            "SELECT id, tag_prefix, plan, status, capture_gen, allowed_origins, thank_you_url,
+                tag_rules FROM tenants WHERE tag_prefix = ?",
+            &[Value::Text(prefix.to_string())],
+        )?
+        .into_iter()
+        .next())
 }
 
 /// A lead of some tenant that a sale names.
@@ -224,14 +175,34 @@ fn sale_shares(db: &Db, sale: &Sale) -> Result<Vec<Share>> {
     Ok(out)
 }
 
-/// A lead's funnel state, read by column name: `id, stage, emails_sent,
-/// emails_opened, emails_clicked, converted, sales, revenue_cents, inactive, churned, tags,
-/// opted_in`.
+/// The columns [`LeadRecord`] reads.
+macro_rules! lead_record_columns {
+    () => {
+        "id, stage, emails_sent, emails_opened, emails_clicked, converted, sales,
+        revenue_cents, inactive, churned, tags, opted_in, event_seq"
+    };
+}
+
+/// A lead's funnel state, read by column name ([`lead_record_columns!`]), or one to create.
 struct LeadRecord {
     id: LeadId,
     state: LeadState,
     tags: Vec<Tag>,
     opted_in: bool,
+    /// `event_seq` as read; `None` for a lead that does not exist yet.
+    seq: Option<i64>,
+    /// What a lead created from a Systeme.io contact starts with.
+    new: Option<NewLead>,
+}
+
+/// A contact Systeme.io knows with this tenant's tags but we do not: it becomes a lead with
+/// source `systeme`.
+struct NewLead {
+    email: String,
+    name: Option<String>,
+    phone: Option<String>,
+    utm: [Option<String>; 3],
+    page_url: Option<String>,
 }
 
 impl FromRow for LeadRecord {
@@ -251,6 +222,24 @@ impl FromRow for LeadRecord {
             },
             tags: row.json("tags")?,
             opted_in: row.flag("opted_in")?,
+            seq: Some(row.int("event_seq")?),
+            new: None,
+        })
+    }
+}
+
+/// A sale or cancellation already on a lead's timeline, read by column name: `kind,
+/// amount_cents`.
+struct RecordedSale {
+    canceled: bool,
+    amount_cents: Option<i64>,
+}
+
+impl FromRow for RecordedSale {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok(Self {
+            canceled: row.text("kind")? == "sale_canceled",
+            amount_cents: row.opt_int("amount_cents"),
         })
     }
 }
@@ -260,12 +249,32 @@ struct Applying<'a> {
     tdb: &'a TenantDb,
     tenant: &'a Tenant,
     message_id: &'a str,
+    event_name: &'a str,
     stamp: &'a str,
 }
 
 impl Applying<'_> {
     fn rules(&self) -> TagRules {
         TagRules::defaults().with_overrides(&self.tenant.settings.tag_rules)
+    }
+
+    /// Applies the event to this tenant once: read, compute, write; again when the lead
+    /// changed in between.
+    fn apply_once(&self, event: &SystemeEvent, sale_lead: Option<&LeadId>) -> Result<Outcome> {
+        for _ in 0..MAX_STALE_RETRIES {
+            match self.apply(event, sale_lead) {
+                Ok(true) => return Ok(Outcome::Applied),
+                Ok(false) => return Ok(Outcome::Ignored),
+                Err(e) if is_duplicate(&e) => return Ok(Outcome::Duplicate),
+                Err(e) if is_stale(&e) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(anyhow!(
+            "message {} for tenant {}: the lead kept changing",
+            self.message_id,
+            self.tenant.id
+        ))
     }
 
     /// Whether anything changed for this tenant.
@@ -325,12 +334,21 @@ impl Applying<'_> {
                     return Ok(false);
                 };
                 let new = matches!(event, SystemeEvent::SaleNew(_));
-                let delta = if new {
-                    lead.state.sale(sale.amount_cents)
+                let amount = if new {
+                    sale.amount_cents
                 } else {
-                    lead.state.sale_canceled(sale.amount_cents)
+                    self.cancellable_amount(&lead.id, sale)?
                 };
-                let detail = json!({"order_id": sale.order_id, "amount_cents": sale.amount_cents, "currency": sale.currency});
+                // A cancellation that names no sale we recorded, or one already reversed.
+                let Some(amount) = amount else {
+                    return Ok(false);
+                };
+                let delta = if new {
+                    lead.state.sale(amount)
+                } else {
+                    lead.state.sale_canceled(amount)
+                };
+                let detail = json!({"order_id": sale.order_id, "amount_cents": amount, "currency": sale.currency});
                 let kind = if new { "sale" } else { "sale_canceled" };
                 self.save(&lead, sale.contact_id, delta, kind, detail)?;
             }
@@ -345,8 +363,9 @@ impl Applying<'_> {
         let email = contact.email.as_ref().map(ToString::to_string);
         let found = self.tdb.query_one::<LeadRecord>(
             tenant_sql!(
-                "SELECT id, stage, emails_sent, emails_opened, emails_clicked, converted, sales, revenue_cents, inactive, churned, tags, opted_in
-                 FROM leads WHERE tenant_id = ?1 AND (systeme_contact_id = ?2 OR email = ?3)
+                "SELECT ",
+                lead_record_columns!(),
+                " FROM leads WHERE tenant_id = ?1 AND (systeme_contact_id = ?2 OR email = ?3)
                  ORDER BY systeme_contact_id IS ?2 DESC LIMIT 1"
             ),
             &[
@@ -366,43 +385,58 @@ impl Applying<'_> {
             .as_deref()
             .map(utm_from_url)
             .unwrap_or_default();
-        let created = self.tdb.query_one::<LeadRecord>(
+        Ok(Some(LeadRecord {
+            id: LeadId::parse(&new_id()?)?,
+            state: LeadState::default(),
+            tags: own_tags,
+            opted_in: false,
+            seq: None,
+            new: Some(NewLead {
+                email,
+                name: contact.full_name(),
+                phone: contact.phone.clone(),
+                utm: [source.1, medium.1, campaign.1],
+                page_url: contact.source_url.clone(),
+            }),
+        }))
+    }
+
+    /// What a cancellation reverses: `None` when its order was already cancelled for this
+    /// lead, or when it carries no amount and names no sale recorded for the lead.
+    fn cancellable_amount(&self, lead: &LeadId, sale: &Sale) -> Result<Option<i64>> {
+        let Some(order_id) = sale.order_id else {
+            return Ok(sale.amount_cents);
+        };
+        let recorded = self.tdb.query::<RecordedSale>(
             tenant_sql!(
-                "INSERT INTO leads (tenant_id, id, email, name, phone, form, utm_source, utm_medium, utm_campaign,
-                    page_url, tags, source, sync_status, systeme_contact_id, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'systeme', ?6, ?7, ?8, ?9, ?10, 'systeme', 'synced', ?11, ?12, ?12)
-                 RETURNING id, stage, emails_sent, emails_opened, emails_clicked, converted, sales, revenue_cents, inactive, churned, tags, opted_in"
+                "SELECT kind, json_extract(detail, '$.amount_cents') AS amount_cents FROM lead_events
+                 WHERE tenant_id = ?1 AND lead_id = ?2 AND kind IN ('sale', 'sale_canceled')
+                   AND json_extract(detail, '$.order_id') = ?3
+                 ORDER BY id DESC"
             ),
-            &[
-                Value::Text(new_id()?),
-                Value::Text(email),
-                contact.full_name().map_or(Value::Null, Value::Text),
-                contact.phone.clone().map_or(Value::Null, Value::Text),
-                source.1.map_or(Value::Null, Value::Text),
-                medium.1.map_or(Value::Null, Value::Text),
-                campaign.1.map_or(Value::Null, Value::Text),
-                contact.source_url.clone().map_or(Value::Null, Value::Text),
-                Value::Text(serde_json::to_string(&own_tags)?),
-                contact.id.map_or(Value::Null, Value::Integer),
-                Value::Text(self.stamp.to_string()),
-            ],
+            &[Value::Text(lead.to_string()), Value::Integer(order_id)],
         )?;
-        // The transaction's write lock is held, so the SELECT above cannot have been raced:
-        // the insert reads the new row back itself.
-        Ok(created)
+        if recorded.iter().any(|r| r.canceled) {
+            return Ok(None);
+        }
+        Ok(sale
+            .amount_cents
+            .or_else(|| recorded.iter().find_map(|r| r.amount_cents)))
     }
 
     fn lead_by_id(&self, id: &LeadId) -> Result<Option<LeadRecord>> {
         self.tdb.query_one::<LeadRecord>(
             tenant_sql!(
-                "SELECT id, stage, emails_sent, emails_opened, emails_clicked, converted, sales, revenue_cents, inactive, churned, tags, opted_in
-                 FROM leads WHERE tenant_id = ?1 AND id = ?2"
+                "SELECT ",
+                lead_record_columns!(),
+                " FROM leads WHERE tenant_id = ?1 AND id = ?2"
             ),
             &[Value::Text(id.to_string())],
         )
     }
 
-    /// Writes the lead, its timeline entry and the day's rollup.
+    /// Writes the lead (created first when new), its timeline entry, the day's rollup and
+    /// the applied message, in one statement (see the module docs).
     fn save(
         &self,
         lead: &LeadRecord,
@@ -412,15 +446,38 @@ impl Applying<'_> {
         detail: serde_json::Value,
     ) -> Result<()> {
         let s = &lead.state;
+        let mut detail = detail;
+        if let Some(obj) = detail.as_object_mut() {
+            obj.insert("stage".into(), json!(s.stage.0.as_str()));
+        }
+        let text = |v: Option<&String>| v.map_or(Value::Null, |v| Value::Text(v.clone()));
+        let new = lead.new.as_ref();
+        let [utm_source, utm_medium, utm_campaign] =
+            new.map(|n| &n.utm)
+                .map_or([Value::Null, Value::Null, Value::Null], |utm| {
+                    [
+                        text(utm[0].as_ref()),
+                        text(utm[1].as_ref()),
+                        text(utm[2].as_ref()),
+                    ]
+                });
         self.tdb.execute(
             tenant_sql!(
-                "UPDATE leads SET stage = ?3, emails_sent = ?4, emails_opened = ?5, emails_clicked = ?6,
-                    converted = ?7, sales = ?8, revenue_cents = ?9, inactive = ?10, churned = ?11, tags = ?12,
-                    opted_in = ?13, systeme_contact_id = COALESCE(systeme_contact_id, ?14), updated_at = ?15
-                 WHERE tenant_id = ?1 AND id = ?2"
+                "INSERT INTO event_applications (tenant_id, message_id, event, lead_id,
+                    expected_seq, stage, emails_sent, emails_opened, emails_clicked, converted,
+                    sales, revenue_cents, inactive, churned, tags, opted_in, systeme_contact_id,
+                    email, name, phone, utm_source, utm_medium, utm_campaign, page_url, kind,
+                    detail, day, add_emails_sent, add_emails_opened, add_emails_clicked,
+                    add_conversions, add_revenue_cents, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                    ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31,
+                    ?32, ?33)"
             ),
             &[
+                Value::Text(self.message_id.to_string()),
+                Value::Text(self.event_name.to_string()),
                 Value::Text(lead.id.to_string()),
+                lead.seq.map_or(Value::Null, Value::Integer),
                 Value::Text(s.stage.0.as_str().into()),
                 Value::Integer(s.emails_sent),
                 Value::Integer(s.emails_opened),
@@ -433,48 +490,24 @@ impl Applying<'_> {
                 Value::Text(serde_json::to_string(&lead.tags)?),
                 Value::Integer(i64::from(lead.opted_in)),
                 contact_id.map_or(Value::Null, Value::Integer),
-                Value::Text(self.stamp.to_string()),
-            ],
-        )?;
-        let mut detail = detail;
-        if let Some(obj) = detail.as_object_mut() {
-            obj.insert("stage".into(), json!(s.stage.0.as_str()));
-        }
-        self.tdb.execute(
-            tenant_sql!(
-                "INSERT INTO lead_events (tenant_id, lead_id, kind, detail, message_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-            ),
-            &[
-                Value::Text(lead.id.to_string()),
+                text(new.map(|n| &n.email)),
+                text(new.and_then(|n| n.name.as_ref())),
+                text(new.and_then(|n| n.phone.as_ref())),
+                utm_source,
+                utm_medium,
+                utm_campaign,
+                text(new.and_then(|n| n.page_url.as_ref())),
                 Value::Text(kind.to_string()),
                 Value::Text(detail.to_string()),
-                Value::Text(self.message_id.to_string()),
+                Value::Text(self.stamp.chars().take(10).collect()),
+                Value::Integer(delta.emails_sent),
+                Value::Integer(delta.emails_opened),
+                Value::Integer(delta.emails_clicked),
+                Value::Integer(delta.conversions),
+                Value::Integer(delta.revenue_cents),
                 Value::Text(self.stamp.to_string()),
             ],
         )?;
-        if !delta.is_empty() {
-            self.tdb.execute(
-                tenant_sql!(
-                    "INSERT INTO daily_rollups (tenant_id, day, emails_sent, emails_opened, emails_clicked, conversions, revenue_cents)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                     ON CONFLICT (tenant_id, day) DO UPDATE SET
-                        emails_sent = emails_sent + excluded.emails_sent,
-                        emails_opened = emails_opened + excluded.emails_opened,
-                        emails_clicked = emails_clicked + excluded.emails_clicked,
-                        conversions = conversions + excluded.conversions,
-                        revenue_cents = revenue_cents + excluded.revenue_cents"
-                ),
-                &[
-                    Value::Text(self.stamp.chars().take(10).collect()),
-                    Value::Integer(delta.emails_sent),
-                    Value::Integer(delta.emails_opened),
-                    Value::Integer(delta.emails_clicked),
-                    Value::Integer(delta.conversions),
-                    Value::Integer(delta.revenue_cents),
-                ],
-            )?;
-        }
         Ok(())
     }
 }

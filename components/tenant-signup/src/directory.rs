@@ -1,13 +1,12 @@
 //! The tenant directory: creating tenants (from a verified signup) and the operator's view of
 //! all tenants (from a verified admin token). Neither is reachable from a tenant's context.
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use domain::tenant::{Limits, Plan, TagPrefix, TenantId, TenantStatus};
 use platform::ApiError;
 use platform::auth::{AdminContext, VerifiedSignup};
 use platform::clock::{now_rfc3339, random};
 use platform::db::{Db, FromRow, Row};
-use platform::kv::{GlobalKey, GlobalKv};
 use platform::tenant::{capture_token, refresh_tenant};
 use serde::Serialize;
 use spin_sdk::sqlite::Value;
@@ -83,100 +82,60 @@ pub enum SignupOutcome {
     Replayed(TenantView),
 }
 
+/// Fresh tag prefixes tried before giving up (a collision among 36^8 is already rare).
 const MAX_PREFIX_ATTEMPTS: usize = 8;
 
 /// Creates the tenant for a verified signup, exactly once per `webhook-id`.
+///
+/// One statement: the insert does nothing when the webhook id, the email or the new tag
+/// prefix is taken (each has a unique index), so racing replays and duplicates cannot create
+/// two tenants. Only when nothing was inserted does a read tell which it was.
 pub fn sign_up(signup: &VerifiedSignup) -> Result<SignupOutcome, ApiError> {
     let db = signup.db()?;
-    let by_webhook = "id = (SELECT tenant_id FROM signup_requests WHERE webhook_id = ?)";
-    let webhook = || Value::Text(signup.webhook_id.clone());
-    if let Some(existing) = find(&db, by_webhook, webhook())? {
-        return Ok(SignupOutcome::Replayed(existing));
-    }
-    // The write lock makes the checks below and the inserts one atomic step, so a racing
-    // replay or a racing duplicate email sees the first one's result.
-    db.execute("BEGIN IMMEDIATE", &[])?;
-    let outcome = create_locked(&db, signup);
-    match &outcome {
-        Ok(_) => db.execute("COMMIT", &[]).map(drop)?,
-        Err(_) => {
-            let _ = db.execute("ROLLBACK", &[]);
-        }
-    }
-    let outcome = outcome?;
-    if let SignupOutcome::Created(view) = &outcome {
-        // SQLite is the source of truth; these caches make the hot path one read.
-        let id = TenantId::parse(&view.id).map_err(anyhow::Error::from)?;
-        refresh_tenant(&db, &id)?;
-        GlobalKv::open()?.set(
-            &GlobalKey::TenantByPrefix(
-                &TagPrefix::parse(&view.tag_prefix).map_err(anyhow::Error::from)?,
-            ),
-            id.as_ref().as_bytes(),
-        )?;
-    }
-    Ok(outcome)
-}
-
-fn create_locked(db: &Db, signup: &VerifiedSignup) -> Result<SignupOutcome, ApiError> {
-    let by_webhook = "id = (SELECT tenant_id FROM signup_requests WHERE webhook_id = ?)";
-    if let Some(existing) = find(db, by_webhook, Value::Text(signup.webhook_id.clone()))? {
-        return Ok(SignupOutcome::Replayed(existing));
-    }
-    let email = signup.signup.email.to_string();
-    if find(db, "email = ?", Value::Text(email.clone()))?.is_some() {
-        return Err(ApiError::Conflict {
-            code: "email_taken",
-            detail: "a tenant with this email already exists".into(),
-        });
-    }
-    let prefix = unused_prefix(db)?;
-    let id = TenantId::from_random(random()?);
-    let now = now_rfc3339()?;
-    db.execute(
-        "INSERT INTO tenants (id, name, email, tag_prefix, plan, status, capture_gen, lead_count, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, 'active', 1, 0, ?, ?)",
-        &[
-            Value::Text(id.to_string()),
-            Value::Text(signup.signup.name.clone()),
-            Value::Text(email),
-            Value::Text(prefix.to_string()),
-            Value::Text(signup.signup.plan.as_str().into()),
-            Value::Text(now.clone()),
-            Value::Text(now.clone()),
-        ],
-    )
-    .context("inserting the tenant")?;
-    db.execute(
-        "INSERT INTO signup_requests (webhook_id, tenant_id, created_at) VALUES (?, ?, ?)",
-        &[
-            Value::Text(signup.webhook_id.clone()),
-            Value::Text(id.to_string()),
-            Value::Text(now),
-        ],
-    )
-    .context("recording the signup webhook")?;
-    let view = find(db, "id = ?", Value::Text(id.to_string()))?
-        .ok_or_else(|| anyhow!("the tenant just inserted is missing"))?;
-    Ok(SignupOutcome::Created(view))
-}
-
-/// A random prefix no tenant has. Runs under the write lock, so the check cannot race; the
-/// unique index is the backstop.
-fn unused_prefix(db: &Db) -> Result<TagPrefix> {
+    let webhook = Value::Text(signup.webhook_id.clone());
+    let email = Value::Text(signup.signup.email.to_string());
     for _ in 0..MAX_PREFIX_ATTEMPTS {
+        let id = TenantId::from_random(random()?);
         let prefix = TagPrefix::from_random(random()?);
-        let taken = db.execute(
-            "SELECT 1 FROM tenants WHERE tag_prefix = ?",
-            &[Value::Text(prefix.to_string())],
+        let now = now_rfc3339()?;
+        let created = db.query::<TenantView>(
+            &format!(
+                "INSERT INTO tenants (id, name, email, tag_prefix, plan, status, capture_gen,
+                    lead_count, created_at, updated_at, signup_webhook_id)
+                 VALUES (?, ?, ?, ?, ?, 'active', 1, 0, ?, ?, ?)
+                 ON CONFLICT DO NOTHING
+                 RETURNING {COLUMNS}"
+            ),
+            &[
+                Value::Text(id.to_string()),
+                Value::Text(signup.signup.name.clone()),
+                email.clone(),
+                Value::Text(prefix.to_string()),
+                Value::Text(signup.signup.plan.as_str().into()),
+                Value::Text(now.clone()),
+                Value::Text(now),
+                webhook.clone(),
+            ],
         )?;
-        if taken.rows.is_empty() {
-            return Ok(prefix);
+        if let Some(view) = created.into_iter().next() {
+            // SQLite is the source of truth; the gate's cache makes the hot path one read.
+            refresh_tenant(&db, &id)?;
+            return Ok(SignupOutcome::Created(view));
         }
+        let by_webhook = "signup_webhook_id = ?1
+            OR id = (SELECT tenant_id FROM signup_requests WHERE webhook_id = ?1)";
+        if let Some(existing) = find(&db, by_webhook, webhook.clone())? {
+            return Ok(SignupOutcome::Replayed(existing));
+        }
+        if find(&db, "email = ?", email.clone())?.is_some() {
+            return Err(ApiError::Conflict {
+                code: "email_taken",
+                detail: "a tenant with this email already exists".into(),
+            });
+        }
+        // The random prefix (or id) was taken: try another.
     }
-    Err(anyhow!(
-        "no unused tag prefix after {MAX_PREFIX_ATTEMPTS} attempts"
-    ))
+    Err(anyhow!("no unused tag prefix after {MAX_PREFIX_ATTEMPTS} attempts").into())
 }
 
 /// The operator's view of all tenants. Built only from a verified admin token.

@@ -11,6 +11,7 @@ mod sign_up_tenant;
 mod update_tenant;
 
 use platform::ApiError;
+use platform::response::handle;
 use spin_sdk::http::{Params, Request, Response, Router};
 use spin_sdk::http_component;
 
@@ -18,19 +19,19 @@ use spin_sdk::http_component;
 fn handle_tenant_signup(req: Request) -> Response {
     let mut router = Router::new();
     router.post("/v1/tenants", |req: Request, _: Params| {
-        sign_up_tenant::sign_up_tenant(&req)
+        handle(|| sign_up_tenant::sign_up_tenant(&req))
     });
     router.any("/v1/tenants", |_: Request, _: Params| {
         ApiError::MethodNotAllowed { allowed: &["POST"] }
     });
     router.get("/v1/admin/tenants", |req: Request, _: Params| {
-        list_tenants::list_tenants(&req)
+        handle(|| list_tenants::list_tenants(&req))
     });
     router.any("/v1/admin/tenants", |_: Request, _: Params| {
         ApiError::MethodNotAllowed { allowed: &["GET"] }
     });
     router.patch("/v1/admin/tenants/:id", |req: Request, params: Params| {
-        update_tenant::update_tenant(&req, params.get("id").unwrap_or_default())
+        handle(|| update_tenant::update_tenant(&req, params.get("id").unwrap_or_default()))
     });
     router.any("/v1/admin/tenants/:id", |_: Request, _: Params| {
         ApiError::MethodNotAllowed {

@@ -11,8 +11,8 @@
 //! - The SaaS back end's signup webhook ([`verify_signup`]): a Standard Webhooks signature;
 //!   [`VerifiedSignup`] hands out the database to create the tenant.
 //! - Systeme.io's callback ([`verify_systeme_callback`]): an HMAC of the raw body;
-//!   [`SystemeCallback`] hands out the database and the global key-value entries, so the
-//!   callback can find the tenants it belongs to and then scope itself to each.
+//!   [`SystemeCallback`] hands out the database, so the callback can find the tenants it
+//!   belongs to and then scope itself to each.
 
 use domain::signature::{SignatureError, verify_standard, verify_systeme};
 use domain::tenant::{Signup, SignupError, TenantStatus};
@@ -22,7 +22,6 @@ use spin_sdk::http::Request;
 use crate::ApiError;
 use crate::clock::now_unix;
 use crate::db::Db;
-use crate::kv::GlobalKv;
 use crate::request::check_body_size;
 use crate::tenant::{TenantContext, load_tenant};
 
@@ -33,9 +32,9 @@ pub struct AdminContext {
 }
 
 impl AdminContext {
-    /// The whole database: the operator's batch and directory span every tenant.
+    /// The whole database, migrated: the operator's batch and directory span every tenant.
     pub fn db(&self) -> Result<Db, ApiError> {
-        Ok(Db::open()?)
+        Ok(Db::open_migrated()?)
     }
 }
 
@@ -193,11 +192,6 @@ impl SystemeCallback<'_> {
     /// to each with [`crate::scope::TenantDb::on`].
     pub fn db(&self) -> Result<Db, ApiError> {
         Ok(Db::open()?)
-    }
-
-    /// The global key-value entries (prefix map, applied message ids).
-    pub fn kv(&self) -> Result<GlobalKv, ApiError> {
-        Ok(GlobalKv::open()?)
     }
 }
 

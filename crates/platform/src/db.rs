@@ -6,6 +6,7 @@
 //! token, a verified signup, a verified Systeme.io callback) hand one out. A tenant's request
 //! gets a [`crate::scope::TenantDb`] instead.
 
+use std::cell::Cell;
 use std::fmt::Display;
 use std::rc::Rc;
 
@@ -15,33 +16,66 @@ use spin_sdk::sqlite::{Connection, QueryResult, Value};
 
 use crate::connection;
 
-/// An open connection to the `default` database, with the schema brought up to date. Clones
-/// share the connection, so statements of one transaction can go through several scoped views.
+/// An open connection to the `default` database. Clones share the connection.
+///
+/// Request paths open it without reading the schema version (one storage call less per
+/// request): a statement that fails because a table or column is missing brings the schema up
+/// to date ([`crate::migrate`]) and runs once more. `GET /v1/health` (the readiness probe) and
+/// the operator's batch open it with [`Db::open_migrated`], so a deploy with a new migration is
+/// migrated before traffic arrives even when the migration only changes triggers.
 #[derive(Clone)]
 pub struct Db {
     conn: Rc<Connection>,
-    schema_version: u32,
+    migrated: Rc<Cell<Option<u32>>>,
 }
 
 impl Db {
-    /// Opens the default database and applies pending migrations (see [`crate::migrate`]).
+    /// Opens the default database; pending migrations are applied on first need.
     pub(crate) fn open() -> Result<Self> {
-        let conn = connection::open_default()?;
-        let schema_version = crate::migrate::ensure_schema(&conn)?;
         Ok(Self {
-            conn: Rc::new(conn),
-            schema_version,
+            conn: Rc::new(connection::open_default()?),
+            migrated: Rc::new(Cell::new(None)),
         })
     }
 
-    /// The schema version this connection saw after migrating.
-    pub fn schema_version(&self) -> u32 {
-        self.schema_version
+    /// Opens the default database and applies pending migrations now.
+    pub(crate) fn open_migrated() -> Result<Self> {
+        let db = Self::open()?;
+        db.migrate()?;
+        Ok(db)
     }
 
-    /// Runs one statement.
+    fn migrate(&self) -> Result<u32> {
+        let version = crate::migrate::ensure_schema(&self.conn)?;
+        self.migrated.set(Some(version));
+        Ok(version)
+    }
+
+    /// The schema version, migrating first if this connection has not yet.
+    pub fn schema_version(&self) -> Result<u32> {
+        match self.migrated.get() {
+            Some(version) => Ok(version),
+            None => self.migrate(),
+        }
+    }
+
+    /// Runs one statement. A statement that names a table or column the database does not
+    /// have yet migrates the schema and runs again, once.
     pub fn execute(&self, sql: &str, params: &[Value]) -> Result<QueryResult> {
-        connection::execute(&self.conn, sql, params)
+        match connection::execute(&self.conn, sql, params) {
+            Err(e) if self.migrated.get().is_none() && crate::migrate::schema_is_behind(&e) => {
+                self.migrate()
+                    .context("migrating after a statement found the schema behind")?;
+                connection::execute(&self.conn, sql, params)
+            }
+            other => other,
+        }
+    }
+
+    /// Begins a write transaction, rolled back unless committed (see
+    /// [`connection::Transaction`]).
+    pub fn transaction(&self) -> Result<connection::Transaction<'_>> {
+        connection::Transaction::begin(&self.conn)
     }
 
     /// Runs one statement and decodes every row it returns.

@@ -42,9 +42,35 @@ pub enum ApiError {
         detail: String,
         retry_after_secs: u64,
     },
+    /// 503: storage stayed unavailable (busy, locked, unreachable) through every retry of
+    /// the request's work. Nothing was half-written; the client should retry after the given
+    /// number of seconds.
+    #[error("storage is temporarily unavailable; retry in {retry_after_secs} s")]
+    StorageUnavailable {
+        retry_after_secs: u64,
+        cause: anyhow::Error,
+    },
     /// 500: anything unexpected. Only the generic text reaches the client.
     #[error("internal error")]
-    Unexpected(#[from] anyhow::Error),
+    Unexpected(anyhow::Error),
+}
+
+/// Seconds a client is asked to wait after a `503 storage_unavailable`.
+pub const STORAGE_RETRY_AFTER_SECS: u64 = 2;
+
+/// A failure from storage or anywhere else: transient storage failures become
+/// [`ApiError::StorageUnavailable`], everything else [`ApiError::Unexpected`].
+impl From<anyhow::Error> for ApiError {
+    fn from(cause: anyhow::Error) -> Self {
+        if crate::storage_error::is_transient(&cause) {
+            Self::StorageUnavailable {
+                retry_after_secs: STORAGE_RETRY_AFTER_SECS,
+                cause,
+            }
+        } else {
+            Self::Unexpected(cause)
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -70,6 +96,7 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => 415,
             Self::Unprocessable { .. } => 422,
             Self::RateLimited { .. } => 429,
+            Self::StorageUnavailable { .. } => 503,
             Self::Unexpected(_) => 500,
         }
     }
@@ -87,6 +114,7 @@ impl ApiError {
             | Self::Unprocessable { code, .. }
             | Self::RateLimited { code, .. } => code,
             Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::StorageUnavailable { .. } => "storage_unavailable",
             Self::Unexpected(_) => "internal_error",
         }
     }
@@ -103,6 +131,7 @@ impl ApiError {
             415 => "Unsupported media type",
             422 => "Unprocessable content",
             429 => "Too many requests",
+            503 => "Service unavailable",
             _ => "Internal server error",
         }
     }
@@ -117,8 +146,12 @@ impl ApiError {
 
     /// The problem+json response. A 5xx logs its cause chain to stderr first.
     pub fn into_response(self) -> Response {
-        if let Self::Unexpected(cause) = &self {
-            eprintln!("error: {cause:#}");
+        match &self {
+            Self::Unexpected(cause) => eprintln!("error: {cause:#}"),
+            Self::StorageUnavailable { cause, .. } => {
+                eprintln!("storage unavailable after retries: {cause:#}");
+            }
+            _ => {}
         }
         let detail = match &self {
             Self::Unexpected(_) => "An unexpected error occurred. It has been logged.".to_string(),
@@ -140,6 +173,9 @@ impl ApiError {
             .header("cache-control", "no-store");
         match &self {
             Self::RateLimited {
+                retry_after_secs, ..
+            }
+            | Self::StorageUnavailable {
                 retry_after_secs, ..
             } => {
                 builder.header("retry-after", retry_after_secs.to_string());

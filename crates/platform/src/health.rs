@@ -1,4 +1,4 @@
-//! The health check: SQLite migrated and answering, key-value answering.
+//! The health check (and readiness probe): SQLite migrated and answering, key-value answering.
 
 use anyhow::{Context, Result};
 
@@ -7,9 +7,9 @@ use crate::kv::{GlobalKey, GlobalKv};
 
 /// Checks both stores and returns the schema version.
 pub fn check() -> Result<u32> {
-    let db = Db::open().context("health: database")?;
+    let db = Db::open_migrated().context("health: database")?;
     GlobalKv::open()
         .and_then(|kv| kv.get(&GlobalKey::HealthProbe))
         .context("health: key-value store")?;
-    Ok(db.schema_version())
+    db.schema_version()
 }

@@ -5,14 +5,18 @@
 //! Handlers never build raw keys: they get [`GlobalKv`] with typed [`GlobalKey`]s, or a
 //! [`crate::scope::TenantKv`] from a verified tenant.
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result};
 use domain::tags::Tag;
-use domain::tenant::{TagPrefix, TenantId};
+use domain::tenant::TenantId;
 use spin_sdk::key_value::Store;
+
+use crate::storage_error::kv_error;
 
 /// Opens the default store.
 pub(crate) fn open_store() -> Result<Store> {
-    Store::open_default().map_err(|e| anyhow!("opening the key-value store: {e:?}"))
+    Store::open_default()
+        .map_err(|e| kv_error(&e))
+        .context("opening the key-value store")
 }
 
 /// The key of a tenant-owned entry. The only place a `t:` key is built.
@@ -30,28 +34,22 @@ pub struct GlobalKv {
 pub enum GlobalKey<'a> {
     /// Read by the health check to prove the store answers; never written.
     HealthProbe,
-    /// Tag prefix → owning tenant id.
-    TenantByPrefix(&'a TagPrefix),
     /// Systeme.io tag name → its id in the shared account.
     SystemeTag(&'a Tag),
-    /// A Systeme.io webhook message id already applied.
-    SystemeMessage(&'a str),
 }
 
 impl GlobalKey<'_> {
     fn key(&self) -> String {
         match self {
             Self::HealthProbe => "g:health".to_string(),
-            Self::TenantByPrefix(prefix) => format!("g:prefix:{prefix}"),
             Self::SystemeTag(tag) => format!("g:systeme-tag:{tag}"),
-            Self::SystemeMessage(id) => format!("g:systeme-msg:{id}"),
         }
     }
 }
 
 impl GlobalKv {
-    /// Opens the default store. Global entries hold no tenant's data: prefix → tenant id,
-    /// Systeme.io tag ids, and applied message ids.
+    /// Opens the default store. Global entries hold no tenant's data: Systeme.io tag ids of the
+    /// shared account.
     pub fn open() -> Result<Self> {
         Ok(Self {
             store: open_store()?,
@@ -61,12 +59,14 @@ impl GlobalKv {
     pub fn get(&self, key: &GlobalKey<'_>) -> Result<Option<Vec<u8>>> {
         self.store
             .get(&key.key())
-            .map_err(|e| anyhow!("reading global key-value entry {key:?}: {e:?}"))
+            .map_err(|e| kv_error(&e))
+            .with_context(|| format!("reading global key-value entry {key:?}"))
     }
 
     pub fn set(&self, key: &GlobalKey<'_>, value: &[u8]) -> Result<()> {
         self.store
             .set(&key.key(), value)
-            .map_err(|e| anyhow!("writing global key-value entry {key:?}: {e:?}"))
+            .map_err(|e| kv_error(&e))
+            .with_context(|| format!("writing global key-value entry {key:?}"))
     }
 }

@@ -21,7 +21,9 @@ pub mod migrate;
 pub mod outbound;
 pub mod request;
 pub mod response;
+pub mod retry;
 pub mod scope;
+pub mod storage_error;
 pub mod tenant;
 
 pub use error::ApiError;

@@ -1,16 +1,18 @@
 //! Applies `migrations/NNNN_name.sql` automatically, each exactly once, safely under races.
 //!
-//! Fast path: one `SELECT MAX(version)` per connection. Slow path (a fresh or older database):
+//! Request paths do not ask: a statement that finds a table or column missing migrates and
+//! retries ([`crate::db::Db::execute`]); the readiness probe and the operator's batch migrate
+//! up front. When asked, the fast path is one `SELECT MAX(version)`. Slow path (a fresh or older database):
 //! `BEGIN IMMEDIATE` takes SQLite's write lock, so a racing request waits (busy timeout) and
 //! then finds the work done; pending migrations run one statement per `execute` call, each
 //! recorded in `schema_migrations`, and `COMMIT` makes them visible all at once. A failure rolls
 //! back, so a half-applied migration is never recorded.
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use domain::schema::Migration;
 use spin_sdk::sqlite::{Connection, Value};
 
-use crate::connection::execute;
+use crate::connection::{Transaction, execute};
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
@@ -42,8 +44,17 @@ fn current_version(conn: &Connection) -> Result<Option<u32>> {
             ))
         }
         Err(spin_sdk::sqlite::Error::Io(msg)) if msg.contains("no such table") => Ok(None),
-        Err(e) => Err(anyhow!("{e:?}")).context("reading the schema version"),
+        Err(e) => Err(crate::storage_error::sqlite_error(&e)).context("reading the schema version"),
     }
+}
+
+/// Whether `error` says the schema is older than the statement expects (a table or column
+/// that a pending migration adds).
+pub fn schema_is_behind(error: &anyhow::Error) -> bool {
+    let text = format!("{error:#}");
+    text.contains("no such table")
+        || text.contains("no such column")
+        || text.contains("has no column named")
 }
 
 /// Brings the database up to [`latest_version`] and returns the version it is at.
@@ -55,18 +66,11 @@ pub fn ensure_schema(conn: &Connection) -> Result<u32> {
         return Ok(version);
     }
     prefer_wal(conn);
-    execute(conn, "BEGIN IMMEDIATE", &[]).context("locking the database to migrate")?;
-    match apply_pending(conn) {
-        Ok(version) => {
-            execute(conn, "COMMIT", &[]).context("committing migrations")?;
-            Ok(version)
-        }
-        Err(e) => {
-            // The connection ends with the request; an explicit rollback frees the lock sooner.
-            let _ = conn.execute("ROLLBACK", &[]);
-            Err(e)
-        }
-    }
+    let transaction = Transaction::begin(conn).context("locking the database to migrate")?;
+    // A failure drops the guard, which rolls back: a half-applied migration is never recorded.
+    let version = apply_pending(conn)?;
+    transaction.commit().context("committing migrations")?;
+    Ok(version)
 }
 
 /// Switches a local database file to write-ahead logging, once, when it is first migrated: Spin

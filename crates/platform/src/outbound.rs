@@ -5,6 +5,9 @@
 //! module sets connect, first-byte and between-bytes timeouts through `wasi:http` request
 //! options, which both Spin and the local host honour, and blocks on the host's pollables: a
 //! component instance serves one request, so there is nothing else to run meanwhile.
+//!
+//! A request with a body carries `Content-Length` (the body is known up front), so it is never
+//! sent chunked: some front ends answer a chunked request with `411 Length Required`.
 
 use std::time::Duration;
 
@@ -74,7 +77,14 @@ fn invalid(what: &str) -> TransportError {
     TransportError::Invalid(what.to_string())
 }
 
-/// Sends one request and reads the whole response.
+/// Blocks this instance for `duration` (e.g. before looking again for something a concurrent
+/// request is creating); an instance serves one request, so nothing else waits on it.
+pub fn pause(duration: Duration) {
+    wasi::clocks::monotonic_clock::subscribe_duration(nanos(duration)).block();
+}
+
+/// Sends one request and reads the whole response. `headers` must not name `content-length`:
+/// it is set here from `body`.
 pub fn send(
     method: &http::Method,
     url: &url::Url,
@@ -82,10 +92,18 @@ pub fn send(
     body: Option<&[u8]>,
     timeouts: Timeouts,
 ) -> Result<HttpResponse, TransportError> {
-    let fields: Vec<(String, Vec<u8>)> = headers
+    let mut fields: Vec<(String, Vec<u8>)> = headers
         .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("content-length"))
         .map(|(k, v)| ((*k).to_string(), v.as_bytes().to_vec()))
         .collect();
+    if let Some(body) = body {
+        // The host then streams exactly this many bytes, with no chunked transfer encoding.
+        fields.push((
+            "content-length".to_string(),
+            body.len().to_string().into_bytes(),
+        ));
+    }
     let fields =
         Fields::from_list(&fields).map_err(|e| TransportError::Invalid(format!("{e:?}")))?;
     let request = OutgoingRequest::new(fields);

@@ -20,3 +20,9 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response, ApiError> {
 pub fn respond(result: Result<Response, ApiError>) -> Response {
     result.unwrap_or_else(ApiError::into_response)
 }
+
+/// Runs a handler's whole unit of work, again on transient storage failures (see
+/// [`crate::retry`]), and turns its result into the response. Every route goes through this.
+pub fn handle(work: impl FnMut() -> Result<Response, ApiError>) -> Response {
+    respond(crate::retry::with_retries(work))
+}

@@ -6,13 +6,14 @@
 //! tenant id, and [`TenantSql`] refuses, at compile time, SQL that does not filter on
 //! `tenant_id = ?1`; every key-value key is under `t:<tenant>:`.
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result};
 use domain::tenant::TenantId;
 use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{QueryResult, Value};
 
 use crate::db::{Db, FromRow, rows};
 use crate::kv::{open_store, tenant_key};
+use crate::storage_error::kv_error;
 
 /// SQL a tenant may run. Invariant (checked at compile time by [`tenant_sql!`]): it filters on
 /// `tenant_id = ?1`, or it is an `INSERT` whose first column is `tenant_id` and first value
@@ -220,21 +221,24 @@ impl TenantKv {
         let key = tenant_key(&self.tenant, key);
         self.store
             .get(&key)
-            .map_err(|e| anyhow!("reading {key}: {e:?}"))
+            .map_err(|e| kv_error(&e))
+            .with_context(|| format!("reading {key}"))
     }
 
     pub fn set(&self, key: &str, value: &[u8]) -> Result<()> {
         let key = tenant_key(&self.tenant, key);
         self.store
             .set(&key, value)
-            .map_err(|e| anyhow!("writing {key}: {e:?}"))
+            .map_err(|e| kv_error(&e))
+            .with_context(|| format!("writing {key}"))
     }
 
     pub fn delete(&self, key: &str) -> Result<()> {
         let key = tenant_key(&self.tenant, key);
         self.store
             .delete(&key)
-            .map_err(|e| anyhow!("deleting {key}: {e:?}"))
+            .map_err(|e| kv_error(&e))
+            .with_context(|| format!("deleting {key}"))
     }
 }
 

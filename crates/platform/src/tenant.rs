@@ -17,6 +17,7 @@ use crate::ApiError;
 use crate::db::{Db, FromRow, Row};
 use crate::kv::{open_store, tenant_key};
 use crate::scope::{TenantDb, TenantKv};
+use crate::storage_error::kv_error;
 
 /// A tenant as the gate sees it. Invariant: read back from storage and parsed again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +123,8 @@ pub fn load_tenant(id: &TenantId, db: Option<&Db>) -> Result<Option<Tenant>> {
     let key = tenant_key(id, RECORD);
     if let Some(bytes) = store
         .get(&key)
-        .map_err(|e| anyhow::anyhow!("reading {key}: {e:?}"))?
+        .map_err(|e| kv_error(&e))
+        .with_context(|| format!("reading {key}"))?
     {
         return Tenant::from_cache(&bytes).map(Some);
     }
@@ -149,7 +151,8 @@ pub fn refresh_tenant(db: &Db, id: &TenantId) -> Result<Option<Tenant>> {
     let key = tenant_key(&tenant.id, RECORD);
     open_store()?
         .set(&key, &tenant.to_cache()?)
-        .map_err(|e| anyhow::anyhow!("writing {key}: {e:?}"))?;
+        .map_err(|e| kv_error(&e))
+        .with_context(|| format!("writing {key}"))?;
     Ok(Some(tenant))
 }
 
