@@ -55,7 +55,9 @@ function report(error, target = $("#error")) {
     return;
   }
   const detail = error instanceof ApiProblem ? error.detail : `Something went wrong in this page: ${error?.message ?? error}`;
+  clearTimeout(target._timer);
   target.textContent = detail;
+  target.dataset.kind = "error";
   target.hidden = false;
 }
 
