@@ -261,3 +261,84 @@ async fn without_javascript_the_plain_form_lands_on_the_https_thank_you_page() {
     assert_eq!(leads[0]["ib_type"], "forex-ib");
     browser.close().await;
 }
+
+#[tokio::test]
+async fn on_a_503_the_script_asks_the_visitor_to_retry_and_a_retry_reuses_its_idempotency_key() {
+    let app = spawn_app().await;
+    // A capture endpoint on a third origin that is briefly unavailable, as the app answers
+    // while its storage is.
+    let edge = Site::default();
+    edge.fail("/v1/leads", 503);
+    let edge_origin = serve_http(edge.clone()).await;
+    let site = Site::default();
+    let landing = serve_http(site.clone()).await;
+    site.page(
+        "/",
+        format!(
+            r#"<!doctype html><meta charset="utf-8"><title>Offer</title>
+<form data-clientflow method="post" action="{edge_origin}/v1/leads?key=k">
+  <input type="email" name="email"><button>Send</button>
+</form>
+<script src="{}/embed/v1.js"></script>"#,
+            app.base_url
+        ),
+    );
+
+    let browser = Browser::start(Options::default()).await;
+    browser.goto(&format!("{landing}/")).await;
+    browser
+        .type_into("input[name=email]", "patient@example.com")
+        .await;
+    for attempt in 1..=2 {
+        browser.click("form[data-clientflow] button").await;
+        browser
+            .until(
+                &format!("attempt {attempt} to reach the endpoint"),
+                || async {
+                    let posts = edge.header_values("POST ", "idempotency-key").len();
+                    (posts == attempt).then_some(())
+                },
+            )
+            .await;
+        let error = browser
+            .until_text("[data-clientflow-message=error]", |t| {
+                t.contains("try again")
+            })
+            .await;
+        assert!(
+            error.starts_with("We could not send your request"),
+            "{error}"
+        );
+        // The button is usable again for the retry.
+        browser
+            .until("the button to come back", || async {
+                let button = browser.find("form[data-clientflow] button").await;
+                button.is_enabled().await.ok()?.then_some(())
+            })
+            .await;
+    }
+    // The same answers again carry the same key (no second lead once it works); a changed
+    // answer is a new request with a new key.
+    browser
+        .type_into("input[name=email]", "changed@example.com")
+        .await;
+    browser.click("form[data-clientflow] button").await;
+    browser
+        .until("the third post", || async {
+            (edge.header_values("POST ", "idempotency-key").len() == 3).then_some(())
+        })
+        .await;
+    let keys = edge.header_values("POST ", "idempotency-key");
+    assert!(keys.iter().all(Option::is_some), "{keys:?}");
+    assert_eq!(keys[0], keys[1], "a retry reuses its key");
+    assert_ne!(keys[1], keys[2], "a changed answer gets a new key");
+    // The browser asked first: the key header made the cross-origin post preflighted.
+    assert!(
+        edge.requests()
+            .iter()
+            .any(|r| r.starts_with("OPTIONS /v1/leads")),
+        "{:?}",
+        edge.requests()
+    );
+    browser.close().await;
+}
