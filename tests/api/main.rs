@@ -11,6 +11,7 @@
 
 mod dashboard;
 mod events;
+mod faults;
 mod health;
 mod isolation;
 mod leads;

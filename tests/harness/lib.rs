@@ -288,10 +288,16 @@ impl TestApp {
     }
 
     /// Stops the host and starts it again on the same state dir.
-    pub fn restart(mut self) -> TestApp {
+    pub fn restart(self) -> TestApp {
+        self.restart_with(|spec| spec)
+    }
+
+    /// Stops the host and starts it again on the same state dir with a changed spec (for
+    /// example with fault injection turned on or off).
+    pub fn restart_with(mut self, change: impl FnOnce(AppSpec) -> AppSpec) -> TestApp {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let spec = self.spec.clone();
+        let spec = change(self.spec.clone());
         let dir = std::mem::replace(&mut self.state_dir, tempfile::tempdir().unwrap());
         match start(&spec, dir) {
             Ok(app) => app,

@@ -4,8 +4,10 @@
 //! routing and `spin-*` headers, a fresh instance per request, `fermyon:spin` key-value, SQLite
 //! and variables, and `allowed_outbound_hosts`. Production runs on real Spin or SpinKube.
 
+pub mod faults;
 pub mod manifest;
 pub mod outbound;
+pub mod resources;
 pub mod routes;
 pub mod server;
 pub mod state;
@@ -18,8 +20,8 @@ pub mod bindings {
         path: "wit",
         world: "fermyon:spin/host",
         with: {
-            "fermyon:spin/key-value.store": crate::state::KvStore,
-            "fermyon:spin/sqlite.connection": crate::state::SqliteConnection,
+            "fermyon:spin/key-value.store": crate::resources::KvStore,
+            "fermyon:spin/sqlite.connection": crate::resources::SqliteConnection,
         },
     });
 }

@@ -57,6 +57,7 @@ fn main() -> Result<()> {
     // Like Spin, a `.env` file in the working directory feeds SPIN_VARIABLE_* values.
     dotenvy::dotenv().ok();
     let Command::Up(args) = Cli::parse().command;
+    local_host::faults::check_env().context("CFE_FAULT_SQLITE / CFE_FAULT_KV")?;
     let cache_dir = args
         .cache_dir
         .clone()

@@ -9,6 +9,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::fermyon::spin::{key_value, sqlite, variables};
 use crate::outbound::OutboundPolicy;
+use crate::resources::{KvStore, SqliteConnection};
 use crate::storage::{self, KeyValueBackend, SqliteBackend};
 
 /// What one component may reach; built once at start-up.
@@ -19,16 +20,6 @@ pub struct ComponentAccess {
     pub sqlite_databases: HashSet<String>,
     pub variables: HashMap<String, String>,
     pub outbound: OutboundPolicy,
-}
-
-/// An open key-value store: the label is the namespace.
-pub struct KvStore {
-    label: String,
-}
-
-/// An open SQLite connection; dropping it without `COMMIT` rolls back, as in Spin.
-pub struct SqliteConnection {
-    conn: rusqlite::Connection,
 }
 
 /// Outbound HTTP hooks that enforce `allowed_outbound_hosts`.

@@ -42,6 +42,7 @@ impl KeyValueBackend {
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
     ) -> Result<T, key_value::Error> {
+        crate::faults::kv().map_err(key_value::Error::Other)?;
         let conn = self
             .conn
             .lock()
@@ -155,6 +156,7 @@ pub fn execute(
 ) -> Result<sqlite::QueryResult, sqlite::Error> {
     let io = |e: rusqlite::Error| sqlite::Error::Io(e.to_string());
     tokio::task::block_in_place(|| {
+        crate::faults::sqlite().map_err(sqlite::Error::Io)?;
         let mut batch = rusqlite::Batch::new(conn, sql);
         let Some(mut stmt) = batch.next().map_err(io)? else {
             return Ok(sqlite::QueryResult {

@@ -38,10 +38,12 @@ impl Db {
         })
     }
 
-    /// Opens the default database and applies pending migrations now.
+    /// Opens the default database, applies pending migrations now, and logs what the backend
+    /// lacks (foreign keys).
     pub(crate) fn open_migrated() -> Result<Self> {
         let db = Self::open()?;
         db.migrate()?;
+        crate::migrate::check_foreign_keys(&db.conn);
         Ok(db)
     }
 

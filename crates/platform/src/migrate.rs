@@ -73,6 +73,20 @@ pub fn ensure_schema(conn: &Connection) -> Result<u32> {
     Ok(version)
 }
 
+/// Logs when the backend does not enforce foreign keys (Spin's local SQLite does; a libSQL
+/// server may not). The app's integrity does not depend on them, but erasure cascades
+/// (`lead_events.lead_id … ON DELETE CASCADE`) do, so an operator should know.
+pub(crate) fn check_foreign_keys(conn: &Connection) {
+    match conn.execute("PRAGMA foreign_keys", &[]) {
+        Ok(result) if result.rows.first().and_then(|r| r.get::<i64>(0)) == Some(1) => {}
+        Ok(_) => eprintln!(
+            "sqlite: foreign_keys is off on this backend; erasing a lead will not cascade to \
+             its timeline (see docs/storage.md)"
+        ),
+        Err(e) => eprintln!("sqlite: PRAGMA foreign_keys refused ({e:?}); continuing"),
+    }
+}
+
 /// Switches a local database file to write-ahead logging, once, when it is first migrated: Spin
 /// leaves SQLite in rollback-journal mode, where every write transaction costs several fsyncs
 /// and readers wait for writers (about 0.5k against 4.5k inserts/s under Spin, docs/spin-behaviour.md). The
