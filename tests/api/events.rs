@@ -1,7 +1,9 @@
 //! `POST /v1/systeme/events`: every fixture in `tests/fixtures/systeme/`, signed with the
 //! test secret, with the stage and counter changes each one makes; redeliveries, signatures,
-//! the `\/` raw-body case, unknown events and prefixes, and tenants sharing a contact.
+//! the `\/` raw-body case, unknown events and prefixes, and tenants sharing a contact;
+//! `SALE_CANCELED` variants and PHP-escaped bodies built with `php_json`.
 
+use api_tests::systeme::php_json;
 use api_tests::{
     SYSTEME_WEBHOOK_SECRET, TestApp, TestTenant, assert_problem, json_body, spawn_app_with,
 };
@@ -47,6 +49,13 @@ async fn send_event(
         .header("x-webhook-event", event)
         .header("x-webhook-message-id", message_id)
         .header("x-webhook-schema-version", "1")
+        .header("x-webhook-event-timestamp", "2026-11-22T09:14:02+00:00")
+        .header("x-webhook-delivery-attempt-id", format!("att-{message_id}"))
+        .header(
+            "x-webhook-delivery-attempt-timestamp",
+            "2026-11-22T09:14:03+00:00",
+        )
+        .header("x-webhook-subscription-id", "4417")
         .body(body.to_string());
     if let Some(sig) = signature {
         req = req.header("x-webhook-signature", sig);
@@ -550,4 +559,147 @@ async fn a_tag_of_tenant_b_on_tenant_as_lead_leaves_a_untouched() {
             .all(|t| t.as_str().unwrap().starts_with(&b.tag_prefix)),
         "{fb}"
     );
+}
+
+#[tokio::test]
+async fn sale_canceled_variants_reverse_the_sale_they_name_or_are_ignored() {
+    let (app, a, b) = app_and_tenants().await;
+    app.post_lead(&a.capture_token, &json!({"email": "trader1@example.com"}))
+        .await;
+    let created = fixture("contact_created.json", &a, &b);
+    post_event(&app, "CONTACT_CREATED", "m-created", &created).await;
+    let sale = fixture("sale_new.json", &a, &b);
+    expect_status(
+        post_event(&app, "SALE_NEW", "m-sale-1", &sale).await,
+        "applied",
+    )
+    .await;
+    let second = sale.replace("77001", "77002").replace("19900", "5000");
+    expect_status(
+        post_event(&app, "SALE_NEW", "m-sale-2", &second).await,
+        "applied",
+    )
+    .await;
+    let money = |app: &TestApp| {
+        let f = funnel(app, &a.id, "trader1@example.com").unwrap();
+        (f["sales"].as_i64(), f["revenue"].as_i64())
+    };
+    assert_eq!(money(&app), (Some(2), Some(24_900)));
+
+    // No amount at all: it reverses the sale recorded for its order (77002, 50.00).
+    let no_amount = fixture("sale_canceled_no_amount.json", &a, &b);
+    assert!(!no_amount.contains("totalPrice") && !no_amount.contains("\"amount\""));
+    expect_status(
+        post_event(&app, "SALE_CANCELED", "m-cancel-1", &no_amount).await,
+        "applied",
+    )
+    .await;
+    assert_eq!(money(&app), (Some(1), Some(19_900)));
+    assert_eq!(rollup(&app, &a.id)["revenue"], 19_900);
+    // The same cancellation again under another message id: already reversed.
+    expect_status(
+        post_event(&app, "SALE_CANCELED", "m-cancel-1-again", &no_amount).await,
+        "ignored",
+    )
+    .await;
+    assert_eq!(money(&app), (Some(1), Some(19_900)));
+
+    // Wrapped in `sale`, with fields nobody knows: reverses order 77001.
+    let wrapped = fixture("sale_canceled_wrapped.json", &a, &b);
+    expect_status(
+        post_event(&app, "SALE_CANCELED", "m-cancel-2", &wrapped).await,
+        "applied",
+    )
+    .await;
+    assert_eq!(money(&app), (Some(0), Some(0)));
+    assert_eq!(rollup(&app, &a.id)["revenue"], 0);
+    assert_eq!(rollup(&app, &b.id)["revenue"], 0, "B's share too");
+
+    // No amount for an order never recorded: acknowledged, nothing changes.
+    let unknown = no_amount.replace("77002", "99999");
+    let before = (
+        funnel(&app, &a.id, "trader1@example.com"),
+        rollup(&app, &a.id),
+        timeline(&app, &a.id, "trader1@example.com"),
+    );
+    expect_status(
+        post_event(&app, "SALE_CANCELED", "m-cancel-unknown", &unknown).await,
+        "ignored",
+    )
+    .await;
+    assert_eq!(
+        (
+            funnel(&app, &a.id, "trader1@example.com"),
+            rollup(&app, &a.id),
+            timeline(&app, &a.id, "trader1@example.com")
+        ),
+        before
+    );
+    assert_eq!(
+        timeline(&app, &a.id, "trader1@example.com"),
+        [
+            "captured",
+            "contact_created",
+            "sale",
+            "sale",
+            "sale_canceled",
+            "sale_canceled"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn php_escaped_bodies_are_verified_raw_and_read_unescaped() {
+    let (app, a, _b) = app_and_tenants().await;
+    let body = php_json(&json!({
+        "contact": {
+            "id": 480_200,
+            "email": "zoe@example.com",
+            "registeredAt": "2026-11-22T09:14:02+00:00",
+            "sourceURL": "https://lp.example.com/fr/forex?utm_source=newsletter&utm_campaign=\u{e9}t\u{e9}",
+            "fields": [
+                {"fieldName": "Pr\u{e9}nom", "slug": "first_name", "value": "Zo\u{eb}"},
+                {"fieldName": "Nom", "slug": "surname", "value": "\u{c5}ngstr\u{f6}m"}
+            ],
+            "tags": [{"id": 9301, "name": format!("{}demo-request", a.tag_prefix)}],
+            "score": 0.0,
+            "somethingNew": {"weights": [1.0, 2.5]}
+        }
+    }));
+    assert!(
+        body.contains(r"https:\/\/lp.example.com\/fr\/forex"),
+        "{body}"
+    );
+    assert!(body.contains(r"Zo\u00eb") && body.contains("0.0"), "{body}");
+    expect_status(
+        post_event(&app, "CONTACT_OPT_IN", "m-php", &body).await,
+        "applied",
+    )
+    .await;
+    let (name, page_url, campaign): (String, String, String) = app
+        .db()
+        .query_row(
+            "SELECT name, page_url, utm_campaign FROM leads WHERE tenant_id = ? AND email = 'zoe@example.com'",
+            [&a.id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(name, "Zo\u{eb} \u{c5}ngstr\u{f6}m");
+    assert_eq!(
+        page_url,
+        "https://lp.example.com/fr/forex?utm_source=newsletter&utm_campaign=\u{e9}t\u{e9}"
+    );
+    assert_eq!(campaign, "\u{e9}t\u{e9}");
+    // The unescaped form of the same body is not what was signed.
+    let plain = serde_json::to_string(&serde_json::from_str::<Value>(&body).unwrap()).unwrap();
+    assert_ne!(plain, body);
+    let resp = send_event(
+        &app,
+        "CONTACT_OPT_IN",
+        "m-php-2",
+        &plain,
+        Some(&sign(&body)),
+    )
+    .await;
+    assert_problem(resp, 401, "signature_invalid").await;
 }

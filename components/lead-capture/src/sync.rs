@@ -9,8 +9,21 @@
 //! Isolation: a lead is pushed with its own tenant's tags only; a tag that does not carry the
 //! owner's prefix is never sent (the domain never builds one; this is the last check). Results
 //! are written through [`TenantDb`] for the lead's tenant.
+//!
+//! Reading Systeme.io's answers (its `422` text is translated, so only field paths are read):
+//! - a `422` on contact create is re-checked by email: found means a concurrent sync made it;
+//!   otherwise it is permanent and the lead is `failed` at once, with the violations as its
+//!   reason (the operator fixes the cause, e.g. creates a custom field, and retries);
+//! - a `422` on `tagId` when assigning means the tag was deleted: its cached id is forgotten,
+//!   the tag is found or created again, and the assignment retried once; any other `422` is
+//!   checked against the contact's tags. A lead is `synced` only when the contact has them all.
+//!
+//! Tag creation is serialised per tag across concurrent syncs through a claim row
+//! (`systeme_tag_claims`, see migration 0008): only the claimant creates; the others wait for
+//! the id it records, so two syncs make one tag.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use domain::id::LeadId;
@@ -22,12 +35,61 @@ use platform::auth::AdminContext;
 use platform::clock::now_unix;
 use platform::db::{Db, FromRow, Row};
 use platform::kv::{GlobalKey, GlobalKv};
+use platform::outbound::pause;
 use platform::scope::TenantDb;
 use platform::tenant::Tenant;
 use platform::tenant_sql;
 use serde::Serialize;
 use spin_sdk::sqlite::Value;
-use systeme::{NewContact, SystemeClient, SystemeError};
+use systeme::{NewContact, SystemeClient, SystemeError, Violations};
+
+/// Why pushing a lead stopped.
+#[derive(Debug, thiserror::Error)]
+enum PushError {
+    #[error(transparent)]
+    Systeme(#[from] SystemeError),
+    /// Permanent: retrying the same contact would be refused the same way.
+    #[error("Systeme.io refused the contact: {0}")]
+    ContactRefused(Violations),
+    #[error("Systeme.io did not assign tag {tag}: {violations}")]
+    TagNotAssigned { tag: String, violations: Violations },
+    #[error("tag {0} is being created by another sync")]
+    TagBusy(String),
+    #[error("recording a tag claim: {0:#}")]
+    Storage(anyhow::Error),
+}
+
+impl PushError {
+    fn is_permanent(&self) -> bool {
+        matches!(self, Self::ContactRefused(_))
+    }
+
+    fn retry_after(&self) -> Option<i64> {
+        match self {
+            Self::Systeme(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+/// How long a sync holds a tag's claim while it creates the tag (one call, 6 s at most).
+const TAG_CLAIM_SECS: i64 = 15;
+/// How long a sync waits for another's claim before leaving the lead pending.
+const TAG_WAIT: Duration = Duration::from_secs(6);
+const TAG_POLL: Duration = Duration::from_millis(200);
+
+/// A tag's claim row, read by column name: `tag_id` (recorded once the tag was made).
+struct TagClaim {
+    tag_id: Option<i64>,
+}
+
+impl FromRow for TagClaim {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok(Self {
+            tag_id: row.opt_int("tag_id"),
+        })
+    }
+}
 
 /// What a sync needs of one lead, read by column name: `id, revision, email, name, phone,
 /// tags, systeme_contact_id, sync_attempts`.
@@ -143,7 +205,7 @@ impl Syncer {
             target.tenant_id
         );
         let mut contact_id = target.lead.contact_id;
-        let pushed = self.push(target, &mut contact_id);
+        let pushed = self.push(db, target, &mut contact_id);
         match pushed {
             Ok(()) => {
                 db.execute(
@@ -166,7 +228,11 @@ impl Syncer {
             }
             Err(error) => {
                 let attempts = target.lead.attempts.saturating_add(1);
-                let (status, next) = after_failed_attempt(attempts, now, error.retry_after());
+                let (status, next) = if error.is_permanent() {
+                    (SyncStatus::Failed, now)
+                } else {
+                    after_failed_attempt(attempts, now, error.retry_after())
+                };
                 eprintln!(
                     "systeme sync of lead {} (tenant {}) failed, attempt {attempts}: {error}",
                     target.lead.id, target.tenant_id
@@ -192,7 +258,10 @@ impl Syncer {
                     } else {
                         AttemptOutcome::Retrying
                     },
-                    rate_limited: matches!(error, SystemeError::RateLimited { .. }),
+                    rate_limited: matches!(
+                        error,
+                        PushError::Systeme(SystemeError::RateLimited { .. })
+                    ),
                 })
             }
         }
@@ -200,9 +269,10 @@ impl Syncer {
 
     fn push(
         &mut self,
+        db: &TenantDb,
         target: &SyncTarget,
         contact_id: &mut Option<i64>,
-    ) -> Result<(), SystemeError> {
+    ) -> Result<(), PushError> {
         let contact = match *contact_id {
             Some(id) => id,
             None => {
@@ -219,13 +289,12 @@ impl Syncer {
                 );
                 continue;
             }
-            let tag_id = self.tag_id(tag)?;
-            self.client.assign_tag(contact, tag_id)?;
+            self.assign(db, contact, tag)?;
         }
         Ok(())
     }
 
-    fn find_or_create_contact(&self, target: &SyncTarget) -> Result<i64, SystemeError> {
+    fn find_or_create_contact(&self, target: &SyncTarget) -> Result<i64, PushError> {
         let lead = &target.lead;
         if let Some(id) = self.client.find_contact(&lead.email)? {
             return Ok(id);
@@ -240,52 +309,210 @@ impl Syncer {
             tag_prefix: target.tag_prefix.as_ref(),
         });
         match created {
-            // Created meanwhile by a concurrent sync (Systeme.io refuses a duplicate email).
-            Err(SystemeError::Rejected {
-                status: 409 | 422, ..
-            }) => self.client.find_contact(&lead.email)?.ok_or_else(|| {
-                SystemeError::BadResponse("contact neither found nor created".into())
-            }),
-            other => other,
+            Ok(id) => Ok(id),
+            // A duplicate email (a concurrent sync made it) or a real refusal: the message is
+            // translated, so only reading the contact back tells which.
+            Err(SystemeError::Invalid(violations)) => self
+                .client
+                .find_contact(&lead.email)?
+                .ok_or(PushError::ContactRefused(violations)),
+            Err(SystemeError::Rejected { status: 409, .. }) => {
+                self.client.find_contact(&lead.email)?.ok_or_else(|| {
+                    SystemeError::BadResponse("contact neither found nor created".into()).into()
+                })
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
-    fn tag_id(&mut self, tag: &Tag) -> Result<i64, SystemeError> {
-        if let Some(id) = self.tag_ids.get(tag.as_ref()) {
-            return Ok(*id);
+    /// Makes sure the contact has `tag`: assigned now, or found on the contact.
+    fn assign(&mut self, db: &TenantDb, contact: i64, tag: &Tag) -> Result<(), PushError> {
+        let id = self.tag_id(db, tag)?;
+        match self.client.assign_tag(contact, id) {
+            Ok(()) => Ok(()),
+            Err(SystemeError::Invalid(violations)) if violations.concerns("tagId") => {
+                // The tag is gone (deleted in Systeme.io) or the cached id is stale: find or
+                // create it again and retry once; never count it as assigned unseen.
+                self.forget_tag(db, tag, id);
+                let fresh = self.tag_id(db, tag)?;
+                match self.client.assign_tag(contact, fresh) {
+                    Ok(()) => Ok(()),
+                    Err(SystemeError::Invalid(violations)) => {
+                        self.confirm_assigned(contact, tag, fresh, violations)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(SystemeError::Invalid(violations)) => {
+                self.confirm_assigned(contact, tag, id, violations)
+            }
+            Err(e) => Err(e.into()),
         }
-        let key = GlobalKey::SystemeTag(tag);
-        let cached = self
-            .kv
-            .get(&key)
+    }
+
+    /// After a `422` on assignment: fine only if the contact has the tag already.
+    fn confirm_assigned(
+        &self,
+        contact: i64,
+        tag: &Tag,
+        tag_id: i64,
+        violations: Violations,
+    ) -> Result<(), PushError> {
+        let has = self
+            .client
+            .contact_tags(contact)?
+            .iter()
+            .any(|t| t.id == tag_id || t.name == tag.as_ref());
+        if has {
+            Ok(())
+        } else {
+            Err(PushError::TagNotAssigned {
+                tag: tag.to_string(),
+                violations,
+            })
+        }
+    }
+
+    /// The cached id (this request, then global key-value); an empty entry is a forgotten one.
+    fn cached_tag(&self, tag: &Tag) -> Option<i64> {
+        if let Some(id) = self.tag_ids.get(tag.as_ref()) {
+            return Some(*id);
+        }
+        self.kv
+            .get(&GlobalKey::SystemeTag(tag))
             .ok()
             .flatten()
             .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.parse::<i64>().ok());
-        let id = match cached {
-            Some(id) => id,
-            None => {
-                let id = match self.client.find_tag(tag.as_ref())? {
-                    Some(id) => id,
-                    None => match self.client.create_tag(tag.as_ref()) {
-                        Err(SystemeError::Rejected {
-                            status: 409 | 422, ..
-                        }) => self.client.find_tag(tag.as_ref())?.ok_or_else(|| {
-                            SystemeError::BadResponse("tag neither found nor created".into())
-                        })?,
-                        other => other?,
-                    },
-                };
-                // A cache write failure costs a lookup next time, nothing more.
-                if let Err(e) = self.kv.set(&key, id.to_string().as_bytes()) {
-                    eprintln!("caching the id of tag {tag}: {e:#}");
-                }
-                id
-            }
-        };
-        self.tag_ids.insert(tag.to_string(), id);
-        Ok(id)
+            .and_then(|s| s.parse::<i64>().ok())
     }
+
+    fn remember_tag(&mut self, tag: &Tag, id: i64) -> i64 {
+        // A cache write failure costs a lookup next time, nothing more.
+        if let Err(e) = self
+            .kv
+            .set(&GlobalKey::SystemeTag(tag), id.to_string().as_bytes())
+        {
+            eprintln!("caching the id of tag {tag}: {e:#}");
+        }
+        self.tag_ids.insert(tag.to_string(), id);
+        id
+    }
+
+    /// Drops every cached copy of `stale` as the id of `tag`.
+    fn forget_tag(&mut self, db: &TenantDb, tag: &Tag, stale: i64) {
+        eprintln!("systeme tag {tag} (id {stale}) no longer exists; finding or creating it again");
+        self.tag_ids.remove(tag.as_ref());
+        if let Err(e) = self.kv.set(&GlobalKey::SystemeTag(tag), b"") {
+            eprintln!("forgetting the id of tag {tag}: {e:#}");
+        }
+        if let Err(e) = db.execute(
+            tenant_sql!(
+                "UPDATE systeme_tag_claims SET tag_id = NULL
+                 WHERE tenant_id = ?1 AND tag = ?2 AND tag_id = ?3"
+            ),
+            &[Value::Text(tag.to_string()), Value::Integer(stale)],
+        ) {
+            eprintln!("forgetting the recorded id of tag {tag}: {e:#}");
+        }
+    }
+
+    /// The tag's id: cached, found in Systeme.io, or created by exactly one sync at a time.
+    fn tag_id(&mut self, db: &TenantDb, tag: &Tag) -> Result<i64, PushError> {
+        if let Some(id) = self.cached_tag(tag) {
+            self.tag_ids.insert(tag.to_string(), id);
+            return Ok(id);
+        }
+        if let Some(id) = self.client.find_tag(tag.as_ref())? {
+            return Ok(self.remember_tag(tag, id));
+        }
+        let mut waited = Duration::ZERO;
+        loop {
+            let now = now_unix();
+            if let Some(claim) = claim_tag(db, tag, now)? {
+                let made = match claim.tag_id {
+                    // A sync that held the claim before us created it.
+                    Some(id) => Ok(id),
+                    None => self.create_tag(tag),
+                };
+                release_tag(db, tag, made.as_ref().ok().copied());
+                return made.map(|id| self.remember_tag(tag, id));
+            }
+            if waited >= TAG_WAIT {
+                return Err(PushError::TagBusy(tag.to_string()));
+            }
+            pause(TAG_POLL);
+            waited += TAG_POLL;
+            if let Some(id) = recorded_tag(db, tag)? {
+                return Ok(self.remember_tag(tag, id));
+            }
+        }
+    }
+
+    fn create_tag(&self, tag: &Tag) -> Result<i64, PushError> {
+        match self.client.create_tag(tag.as_ref()) {
+            Ok(id) => Ok(id),
+            // Refused (perhaps a duplicate name made outside this app): it may exist now.
+            Err(SystemeError::Invalid(violations)) => self
+                .client
+                .find_tag(tag.as_ref())?
+                .ok_or_else(|| PushError::TagNotAssigned {
+                    tag: tag.to_string(),
+                    violations,
+                }),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Claims `tag` for creation until `now + TAG_CLAIM_SECS`; `None` while another sync holds it.
+/// The row returned carries the id a previous claimant recorded, if any.
+fn claim_tag(db: &TenantDb, tag: &Tag, now: i64) -> Result<Option<TagClaim>, PushError> {
+    db.query_one::<TagClaim>(
+        tenant_sql!(
+            "INSERT INTO systeme_tag_claims (tenant_id, tag, tag_id, claimed_until)
+             VALUES (?1, ?2, NULL, ?3)
+             ON CONFLICT (tenant_id, tag) DO UPDATE SET claimed_until = excluded.claimed_until
+               WHERE systeme_tag_claims.claimed_until <= ?4
+             RETURNING tag_id"
+        ),
+        &[
+            Value::Text(tag.to_string()),
+            Value::Integer(now + TAG_CLAIM_SECS),
+            Value::Integer(now),
+        ],
+    )
+    .map_err(PushError::Storage)
+}
+
+/// Ends our claim, recording the id we made (or leaving the row's as it was on failure).
+fn release_tag(db: &TenantDb, tag: &Tag, id: Option<i64>) {
+    if let Err(e) = db.execute(
+        tenant_sql!(
+            "UPDATE systeme_tag_claims SET claimed_until = 0, tag_id = COALESCE(?3, tag_id)
+             WHERE tenant_id = ?1 AND tag = ?2"
+        ),
+        &[
+            Value::Text(tag.to_string()),
+            id.map_or(Value::Null, Value::Integer),
+        ],
+    ) {
+        // The claim then lapses on its own after TAG_CLAIM_SECS.
+        eprintln!("releasing the claim on tag {tag}: {e:#}");
+    }
+}
+
+/// The id another sync recorded for `tag`, once it has.
+fn recorded_tag(db: &TenantDb, tag: &Tag) -> Result<Option<i64>, PushError> {
+    let row = db
+        .query_one::<TagClaim>(
+            tenant_sql!(
+                "SELECT tag_id FROM systeme_tag_claims
+                 WHERE tenant_id = ?1 AND tag = ?2"
+            ),
+            &[Value::Text(tag.to_string())],
+        )
+        .map_err(PushError::Storage)?;
+    Ok(row.and_then(|r| r.tag_id))
 }
 
 /// What one `POST /v1/admin/sync` did.

@@ -4,6 +4,10 @@
 //! nested twice: `contact.contact`), tag events also `tag`; sales carry `customer`, `order` and
 //! `pricePlan`. Examples: `tests/fixtures/systeme/`. The signature is checked on the raw
 //! bytes before this module sees them.
+//!
+//! Parsing is tolerant where Systeme.io's shapes are not pinned down: unknown fields are
+//! ignored, and a `SALE_CANCELED` may come wrapped in a `sale` object or without any amount
+//! (no real one has been seen), in which case it names the sale by order id only.
 
 use serde_json::Value;
 use thiserror::Error;
@@ -80,7 +84,9 @@ pub struct Sale {
     pub contact_id: Option<i64>,
     pub email: Option<EmailAddress>,
     pub order_id: Option<i64>,
-    pub amount_cents: i64,
+    /// Never negative. Always present on `SALE_NEW`; a cancellation may lack it, and then
+    /// reverses the amount recorded for its `order_id`.
+    pub amount_cents: Option<i64>,
     pub currency: Option<String>,
 }
 
@@ -186,19 +192,28 @@ fn contact(body: &Value) -> Result<Contact, EventError> {
 }
 
 fn sale(body: &Value) -> Result<Sale, EventError> {
-    let customer = body
-        .get("customer")
-        .ok_or(EventError::Missing("customer"))?;
+    // A cancellation may come wrapped: `{"sale": {"customer": …, "order": …}}`.
+    let body = body
+        .get("sale")
+        .filter(|s| s.is_object() && body.get("customer").is_none())
+        .unwrap_or(body);
+    let (contact_id, buyer_email) = match body.get("customer").filter(|c| c.is_object()) {
+        Some(customer) => (int(customer, "contactId"), email(customer, "email")),
+        // No customer: the contact, in either nesting, names the buyer.
+        None => {
+            let c = contact(body).map_err(|_| EventError::Missing("customer"))?;
+            (c.id, c.email)
+        }
+    };
     let order = body.get("order").unwrap_or(&Value::Null);
     let plan = body.get("pricePlan").unwrap_or(&Value::Null);
-    let amount_cents = int(order, "totalPrice")
-        .or_else(|| int(plan, "amount"))
-        .ok_or(EventError::Missing("order.totalPrice"))?;
     Ok(Sale {
-        contact_id: int(customer, "contactId"),
-        email: email(customer, "email"),
-        order_id: int(order, "id"),
-        amount_cents: amount_cents.max(0),
+        contact_id,
+        email: buyer_email,
+        order_id: int(order, "id").or_else(|| int(body, "orderId")),
+        amount_cents: int(order, "totalPrice")
+            .or_else(|| int(plan, "amount"))
+            .map(|a| a.max(0)),
         currency: text(plan, "currency"),
     })
 }
@@ -224,7 +239,13 @@ impl SystemeEvent {
                 contact: contact(&json)?,
                 tag: tag()?,
             },
-            "SALE_NEW" => Self::SaleNew(sale(&json)?),
+            "SALE_NEW" => {
+                let sale = sale(&json)?;
+                if sale.amount_cents.is_none() {
+                    return Err(EventError::Missing("order.totalPrice"));
+                }
+                Self::SaleNew(sale)
+            }
             "SALE_CANCELED" => Self::SaleCanceled(sale(&json)?),
             other => Self::Unknown(other.chars().take(64).collect()),
         })
@@ -308,8 +329,73 @@ mod tests {
         };
         assert_eq!(
             (s.contact_id, s.order_id, s.amount_cents),
-            (Some(480_113), Some(77_001), 19_900)
+            (Some(480_113), Some(77_001), Some(19_900))
         );
+    }
+
+    fn canceled(body: &str) -> Sale {
+        match SystemeEvent::parse("SALE_CANCELED", body.as_bytes()) {
+            Ok(SystemeEvent::SaleCanceled(s)) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cancellation_without_an_amount_names_its_sale_by_order_id() {
+        let s = canceled(
+            r#"{"customer":{"contactId":480113,"email":"trader1@example.com"},"order":{"id":77001}}"#,
+        );
+        assert_eq!(
+            (s.contact_id, s.order_id, s.amount_cents),
+            (Some(480_113), Some(77_001), None)
+        );
+    }
+
+    #[test]
+    fn a_cancellation_wrapped_in_sale_parses_like_a_plain_one() {
+        let s = canceled(
+            r#"{"sale":{"id":5,"customer":{"contactId":7,"email":"x@y.co"},"order":{"id":77001,"totalPrice":19900.0},"pricePlan":{"amount":19900,"currency":"eur"}},"extra":{"anything":[1,2]}}"#,
+        );
+        assert_eq!(
+            (
+                s.contact_id,
+                s.order_id,
+                s.amount_cents,
+                s.currency.as_deref()
+            ),
+            (Some(7), Some(77_001), Some(19_900), Some("eur"))
+        );
+    }
+
+    #[test]
+    fn a_cancellation_with_a_contact_instead_of_a_customer_names_the_contact() {
+        let s = canceled(r#"{"contact":{"contact":{"id":7,"email":"x@y.co"}},"order":{"id":1}}"#);
+        assert_eq!((s.contact_id, s.order_id), (Some(7), Some(1)));
+    }
+
+    #[test]
+    fn a_new_sale_without_an_amount_is_refused() {
+        assert_eq!(
+            SystemeEvent::parse(
+                "SALE_NEW",
+                br#"{"customer":{"contactId":7},"order":{"id":1}}"#
+            ),
+            Err(EventError::Missing("order.totalPrice"))
+        );
+    }
+
+    #[test]
+    fn php_escapes_and_unknown_fields_change_nothing() {
+        let php = r#"{"contact":{"id":7,"email":"x@y.co","sourceURL":"https:\/\/lp.example.com\/f?utm_source=a","fields":[{"slug":"first_name","value":"Jos\u00e9","fieldName":"First name"}],"tags":[],"newThing":{"v":0.0}},"schemaVersion":1.0}"#;
+        let SystemeEvent::OptIn(c) = SystemeEvent::parse("CONTACT_OPT_IN", php.as_bytes()).unwrap()
+        else {
+            panic!("wrong kind")
+        };
+        assert_eq!(
+            c.source_url.as_deref(),
+            Some("https://lp.example.com/f?utm_source=a")
+        );
+        assert_eq!(c.first_name.as_deref(), Some("José"));
     }
 
     #[test]

@@ -416,6 +416,74 @@ pub fn after_failed_attempt(
     (SyncStatus::Pending, now + wait)
 }
 
+/// The longest wait a Systeme.io header may impose on a lead: one hour. A header that asks
+/// for more is a bug or a clock skew, and a lead must not vanish for days because of it.
+pub const MAX_UPSTREAM_WAIT_SECS: i64 = 3600;
+
+/// `X-RateLimit-Refill` values from here up read as a Unix timestamp in seconds (2001-09-09
+/// onwards), from [`MILLIS_FROM`] up as one in milliseconds; smaller values are seconds to wait.
+const TIMESTAMP_FROM: f64 = 1_000_000_000.0;
+const MILLIS_FROM: f64 = 1_000_000_000_000.0;
+
+/// Seconds to wait before calling Systeme.io again, from a `429`'s headers.
+///
+/// `Retry-After` comes first (delay-seconds or an HTTP date). Otherwise `X-RateLimit-Refill`,
+/// whose unit is not documented: seconds when small, a Unix timestamp (seconds or
+/// milliseconds) when it looks like one. The result is within `0..=`[`MAX_UPSTREAM_WAIT_SECS`],
+/// rounded up to whole seconds; `None` when neither header says anything usable.
+pub fn upstream_wait_secs(
+    retry_after: Option<&str>,
+    refill: Option<&str>,
+    now: i64,
+) -> Option<i64> {
+    let wait = retry_after
+        .and_then(|v| retry_after_secs(v, now))
+        .or_else(|| refill.and_then(|v| refill_secs(v, now)))?;
+    Some(wait.clamp(0, MAX_UPSTREAM_WAIT_SECS))
+}
+
+fn number(value: &str) -> Option<f64> {
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n >= 0.0)
+}
+
+/// Whole seconds, rounded up, saturating (the caller clamps).
+#[allow(clippy::cast_possible_truncation)]
+fn whole_secs(secs: f64) -> i64 {
+    secs.ceil().min(i64::MAX as f64) as i64
+}
+
+fn retry_after_secs(value: &str, now: i64) -> Option<i64> {
+    if let Some(secs) = number(value) {
+        return Some(whole_secs(secs));
+    }
+    // An HTTP date (`Wed, 21 Oct 2026 07:28:00 GMT`): RFC 2822 with an obsolete zone name.
+    let value = value.trim();
+    let value = value
+        .strip_suffix(" GMT")
+        .or_else(|| value.strip_suffix(" UTC"))
+        .map_or_else(|| value.to_string(), |v| format!("{v} +0000"));
+    let at =
+        time::OffsetDateTime::parse(&value, &time::format_description::well_known::Rfc2822).ok()?;
+    Some(at.unix_timestamp().saturating_sub(now))
+}
+
+fn refill_secs(value: &str, now: i64) -> Option<i64> {
+    let n = number(value)?;
+    #[allow(clippy::cast_precision_loss)]
+    let now = now as f64;
+    Some(if n >= MILLIS_FROM {
+        whole_secs((n / 1000.0 - now).max(0.0))
+    } else if n >= TIMESTAMP_FROM {
+        whole_secs((n - now).max(0.0))
+    } else {
+        whole_secs(n)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,6 +627,82 @@ mod tests {
         assert_eq!(sync_backoff_secs(2), 120);
         assert_eq!(sync_backoff_secs(5), 960);
         assert_eq!(sync_backoff_secs(40), 6 * 3600);
+    }
+
+    const NOW: i64 = 1_795_000_000;
+
+    #[test]
+    fn retry_after_in_seconds_comes_before_the_refill_header() {
+        assert_eq!(upstream_wait_secs(Some("120"), Some("5"), NOW), Some(120));
+        assert_eq!(upstream_wait_secs(Some(" 1.2 "), None, NOW), Some(2));
+    }
+
+    #[test]
+    fn retry_after_as_an_http_date_counts_from_now() {
+        // 1_795_000_000 is 2026-11-18T11:06:40Z.
+        let date = "Wed, 18 Nov 2026 11:11:40 GMT";
+        assert_eq!(upstream_wait_secs(Some(date), None, NOW), Some(300));
+    }
+
+    #[test]
+    fn an_unreadable_retry_after_falls_back_to_the_refill_header() {
+        assert_eq!(upstream_wait_secs(Some("soon"), Some("30"), NOW), Some(30));
+        assert_eq!(upstream_wait_secs(Some("-5"), Some("30"), NOW), Some(30));
+    }
+
+    #[test]
+    fn a_small_refill_is_seconds_and_a_large_one_a_timestamp() {
+        assert_eq!(upstream_wait_secs(None, Some("45"), NOW), Some(45));
+        let at = (NOW + 300).to_string();
+        assert_eq!(upstream_wait_secs(None, Some(&at), NOW), Some(300));
+        let millis = ((NOW + 90) * 1000).to_string();
+        assert_eq!(upstream_wait_secs(None, Some(&millis), NOW), Some(90));
+    }
+
+    #[test]
+    fn a_refill_timestamp_in_the_past_means_no_wait() {
+        let past = (NOW - 50).to_string();
+        assert_eq!(upstream_wait_secs(None, Some(&past), NOW), Some(0));
+        let date = "Wed, 18 Nov 2026 10:00:00 GMT";
+        assert_eq!(upstream_wait_secs(Some(date), None, NOW), Some(0));
+    }
+
+    #[test]
+    fn no_header_ever_asks_for_more_than_an_hour() {
+        let next_week = (NOW + 7 * 86_400).to_string();
+        for (retry_after, refill) in [
+            (Some("86400"), None),
+            (Some("1e300"), None),
+            (None, Some(next_week.as_str())),
+            (None, Some("999999999")),
+            (Some("Fri, 01 Jan 2100 00:00:00 GMT"), None),
+        ] {
+            assert_eq!(
+                upstream_wait_secs(retry_after, refill, NOW),
+                Some(MAX_UPSTREAM_WAIT_SECS),
+                "{retry_after:?} {refill:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn headers_that_say_nothing_usable_give_no_wait() {
+        assert_eq!(upstream_wait_secs(None, None, NOW), None);
+        assert_eq!(upstream_wait_secs(Some(""), Some("NaN"), NOW), None);
+        assert_eq!(upstream_wait_secs(Some("inf"), Some("later"), NOW), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_header_values_give_a_bounded_wait(
+            retry_after in proptest::option::of(".{0,40}"),
+            refill in proptest::option::of(".{0,40}"),
+            now in 0_i64..4_000_000_000,
+        ) {
+            if let Some(wait) = upstream_wait_secs(retry_after.as_deref(), refill.as_deref(), now) {
+                proptest::prop_assert!((0..=MAX_UPSTREAM_WAIT_SECS).contains(&wait));
+            }
+        }
     }
 
     #[test]
