@@ -1,7 +1,12 @@
 //! Repository checks that need no running app: the clone stands alone (nothing reaches outside
 //! the repository), and no source files of a crate import each other in a cycle.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -1,8 +1,14 @@
 //! Ids: the canonical UUID form every stored id takes, and the typed [`LeadId`].
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
-use crate::tenant::FieldError;
+/// An id that is not a canonical UUID.
+#[derive(Debug, Error, PartialEq, Eq, Clone)]
+#[error("{what} must be a lowercase hyphenated UUID")]
+pub struct IdError {
+    pub what: &'static str,
+}
 
 /// Whether `value` is a canonical UUID: 36 characters, lowercase hex, hyphens at 8, 13, 18
 /// and 23.
@@ -21,20 +27,17 @@ pub(crate) fn is_canonical_uuid(value: &str) -> bool {
 pub struct LeadId(String);
 
 impl LeadId {
-    pub fn parse(value: &str) -> Result<Self, FieldError> {
+    pub fn parse(value: &str) -> Result<Self, IdError> {
         if is_canonical_uuid(value) {
             Ok(Self(value.to_string()))
         } else {
-            Err(FieldError::new(
-                "lead_id",
-                "must be a lowercase hyphenated UUID",
-            ))
+            Err(IdError { what: "lead id" })
         }
     }
 }
 
 impl TryFrom<String> for LeadId {
-    type Error = FieldError;
+    type Error = IdError;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
         Self::parse(&value)

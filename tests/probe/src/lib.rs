@@ -1,8 +1,9 @@
 //! Test-only probe: a Spin component that reports what it can observe of its host.
 //!
-//! The conformance suite (`tests/api/conformance.rs`) runs it under the local host, or under real
-//! Spin with `SPIN_BIN`, and asserts the same answers from both. Every operation answers JSON;
-//! host errors are reported with their `Debug` form (for example `AccessDenied`), never trapped.
+//! The conformance suite (`crates/local-host/tests/conformance.rs`) runs it under the local host,
+//! or under real Spin with `SPIN_BIN`, and asserts the same answers from both. Every operation
+//! answers JSON; host errors are reported with their `Debug` form (for example `AccessDenied`),
+//! never trapped.
 
 // `#[http_component]` expands to the component's exported ABI glue, which is `unsafe`.
 #![allow(unsafe_code)]
