@@ -80,7 +80,9 @@ pub fn verify_standard(
         .trim()
         .parse()
         .map_err(|_| SignatureError::BadTimestamp)?;
-    if (now - ts).abs() > TOLERANCE_SECS {
+    // `abs_diff` cannot overflow, whatever unix time the sender claims (`(now - ts).abs()` did
+    // for a timestamp near i64::MIN or i64::MAX).
+    if now.abs_diff(ts) > TOLERANCE_SECS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     let expected = standard_mac(secret, id, timestamp, body);
@@ -216,6 +218,44 @@ mod tests {
                 NOW
             ),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn extreme_timestamps_are_stale_without_overflowing() {
+        for (ts, now) in [
+            (i64::MIN, NOW),
+            (i64::MAX, NOW),
+            (i64::MIN, i64::MAX),
+            (i64::MAX, i64::MIN),
+            (i64::MIN, 0),
+        ] {
+            let sig = sign_standard(&secret(), "m", ts, b"{}");
+            assert_eq!(
+                verify_standard(
+                    &secret(),
+                    Some("m"),
+                    Some(&ts.to_string()),
+                    Some(&sig),
+                    b"{}",
+                    now
+                ),
+                Err(SignatureError::Stale),
+                "ts {ts}, now {now}"
+            );
+        }
+        let sig = sign_standard(&secret(), "m", i64::MAX, b"{}");
+        assert_eq!(
+            verify_standard(
+                &secret(),
+                Some("m"),
+                Some(&i64::MAX.to_string()),
+                Some(&sig),
+                b"{}",
+                i64::MAX
+            ),
+            Ok(()),
+            "equal extremes are within tolerance"
         );
     }
 
