@@ -6,10 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use api_tests::{
-    SYSTEME_WEBHOOK_SECRET, SpawnedApp, TestApp, TestTenant, assert_problem, json_body,
-    spawn_app_with,
-};
+use api_tests::{SpawnedApp, TestApp, TestTenant, assert_problem, json_body, spawn_app_with};
 use futures::future::join_all;
 use serde_json::json;
 
@@ -67,20 +64,8 @@ async fn tag_event(app: &TestApp, message_id: &str, email: &str, tag: &str) -> r
         "tag": {"id": 1, "name": tag}
     })
     .to_string();
-    let secret = domain::secret::SystemeSecret::parse(SYSTEME_WEBHOOK_SECRET).unwrap();
-    app.client
-        .post(app.url("/v1/systeme/events"))
-        .header("x-webhook-event", "CONTACT_TAG_ADDED")
-        .header("x-webhook-message-id", message_id)
-        .header(
-            "x-webhook-signature",
-            domain::signature::sign_systeme(&secret, body.as_bytes()),
-        )
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
+    app.post_systeme_event("CONTACT_TAG_ADDED", message_id, &body)
         .await
-        .unwrap()
 }
 
 fn count(app: &TestApp, sql: &str, param: &str) -> i64 {
@@ -179,20 +164,25 @@ async fn callbacks_and_signups_under_ten_percent_faults_apply_exactly_once() {
         );
     }
     let app = with_faults(app, Some("busy:0.1"), Some("io:0.1")).await;
-    let opened = format!("{}email-opened", tenant.tag_prefix);
-    // Two opens per lead, 16 at once, each message sent twice (a redelivery).
+    // Two opens per lead (two tags the default rules count as opens, so two different
+    // bodies), 16 at once, each message sent twice (a redelivery).
+    let opens = [
+        format!("{}email-opened", tenant.tag_prefix),
+        format!("{}engaged", tenant.tag_prefix),
+    ];
+    let opens = &opens;
     let sends = emails.iter().flat_map(|email| {
         (0..2).flat_map(move |n| {
             let id = format!("open-{email}-{n}");
-            [(id.clone(), email.clone()), (id, email.clone())]
+            [(id.clone(), email.clone(), n), (id, email.clone(), n)]
         })
     });
-    let sends: Vec<(String, String)> = sends.collect();
+    let sends: Vec<(String, String, usize)> = sends.collect();
     for round in sends.chunks(16) {
         let answers = join_all(
             round
                 .iter()
-                .map(|(id, email)| tag_event(&app, id, email, &opened)),
+                .map(|(id, email, n)| tag_event(&app, id, email, &opens[*n])),
         )
         .await;
         for resp in answers {

@@ -227,7 +227,7 @@ enum SchemaChange {
 
 /// Reads the kind and names a schema statement acts on from its first words.
 fn schema_change(stmt: &str) -> SchemaChange {
-    let words = leading_words(stmt, 16);
+    let words = leading_words(stmt, 64);
     let word = |i: usize| words.get(i).map(String::as_str).unwrap_or_default();
     let is = |i: usize, keyword: &str| word(i).eq_ignore_ascii_case(keyword);
     let object_kind = |i: usize| -> &'static str {

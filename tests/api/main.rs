@@ -10,12 +10,19 @@
 )]
 
 mod dashboard;
+mod deploy;
 mod events;
 mod faults;
 mod health;
 mod isolation;
 mod leads;
 mod openapi;
+mod origins;
+mod replicas;
+mod stopping;
 mod sync;
+mod tenant_cache;
 mod tenants;
+mod tokens;
+mod trust;
 mod web;

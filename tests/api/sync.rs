@@ -505,7 +505,15 @@ async fn a_tag_deleted_in_systeme_is_recreated_and_never_silently_skipped() {
     assert_eq!(app.systeme.tag_ids(&tag), now_ids);
 
     // A lead synced again (captured anew) whose contact already has the tag: the 422 is
-    // checked against the contact's tags, and the lead is synced.
+    // checked against the contact's tags, and the lead is synced. A sync assigns only the tags
+    // the last successful sync did not give the contact (`synced_tags`); forget them, as for
+    // a lead synced before that was recorded, so the tag is assigned again.
+    app.db_rw()
+        .execute(
+            "UPDATE leads SET synced_tags = '[]' WHERE email = 'three@example.com'",
+            [],
+        )
+        .unwrap();
     app.systeme.clear_calls();
     app.post_lead(
         &t.capture_token,

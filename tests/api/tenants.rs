@@ -1,8 +1,8 @@
 //! Signup (`POST /v1/tenants`), tenant tokens, the admin routes and the tenant gate.
 
 use api_tests::{
-    SIGNUP_SECRET, TOKEN_SECRET, admin_token, assert_problem, dashboard_token, json_body, mint,
-    now, signup_headers, spawn_app,
+    ADMIN_TOKEN_SECRET, SIGNUP_SECRET, TOKEN_SECRET, admin_token, assert_problem, dashboard_token,
+    json_body, mint, now, signup_headers, spawn_app,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -277,7 +277,7 @@ fn forge(header: &str, claims: &serde_json::Value, key: &[u8]) -> String {
 async fn admin_routes_refuse_every_kind_of_bad_token() {
     let app = spawn_app().await;
     let admin_claims = json!({ "scope": "admin", "exp": now() + 600 });
-    let key = TOKEN_SECRET.as_bytes();
+    let key = ADMIN_TOKEN_SECRET.as_bytes();
     let resp = app
         .client
         .get(app.url("/v1/admin/tenants"))

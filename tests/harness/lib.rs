@@ -3,8 +3,10 @@
 //! Each app gets a fresh state dir, a free port on 127.0.0.1 and its variables through the
 //! environment (`SPIN_VARIABLE_*`). It runs on the project's local host by default, or on real
 //! Spin when `SPIN_BIN` names a `spin` binary; [`HostKind::command`] is the only place the two
-//! differ. Readiness is polled, never slept for; a host that dies early shows its stderr; the
-//! process is killed on drop.
+//! differ. Readiness is polled, never slept for; a host that dies early shows its stderr. The
+//! host runs in its own process group, which is stopped on drop: `SIGTERM`, a bounded wait,
+//! then `SIGKILL` for whatever is left (`spin up` runs its trigger as a child, which a `SIGKILL`
+//! of `spin up` alone would orphan).
 
 #![allow(
     clippy::unwrap_used,
@@ -14,6 +16,7 @@
 )]
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,6 +27,7 @@ pub use systeme::{FakeSysteme, Mode};
 
 /// Secrets the test apps run with.
 pub const TOKEN_SECRET: &str = "test-token-secret-0123456789abcdef0123456789";
+pub const ADMIN_TOKEN_SECRET: &str = "test-admin-token-secret-0123456789abcdef01234";
 pub const SIGNUP_SECRET: &str = "whsec_dGVzdC1zaWdudXAtc2VjcmV0LTAxMjM0NTY3ODk=";
 pub const SYSTEME_WEBHOOK_SECRET: &str = "test-systeme-webhook-secret";
 pub const SYSTEME_API_KEY: &str = "test-systeme-api-key";
@@ -98,11 +102,16 @@ pub fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// What to start: a manifest and the variables to pass through the environment.
+/// What to start: a manifest, the variables to pass through the environment, and optionally a
+/// runtime-config file (shared backends).
 #[derive(Debug, Clone)]
 pub struct AppSpec {
     pub manifest: PathBuf,
     pub env: Vec<(String, String)>,
+    /// Passed as `--runtime-config-file`.
+    pub runtime_config: Option<PathBuf>,
+    /// The default SQLite database, when the runtime config puts it outside the state dir.
+    pub database: Option<PathBuf>,
 }
 
 impl AppSpec {
@@ -112,6 +121,10 @@ impl AppSpec {
             manifest: workspace_root().join("spin.toml"),
             env: vec![
                 ("SPIN_VARIABLE_TOKEN_SECRET".into(), TOKEN_SECRET.into()),
+                (
+                    "SPIN_VARIABLE_ADMIN_TOKEN_SECRET".into(),
+                    ADMIN_TOKEN_SECRET.into(),
+                ),
                 ("SPIN_VARIABLE_SIGNUP_SECRET".into(), SIGNUP_SECRET.into()),
                 (
                     "SPIN_VARIABLE_SYSTEME_WEBHOOK_SECRET".into(),
@@ -123,6 +136,8 @@ impl AppSpec {
                 ),
                 ("SPIN_VARIABLE_SYSTEME_API_BASE".into(), systeme_base.into()),
             ],
+            runtime_config: None,
+            database: None,
         }
     }
 
@@ -134,6 +149,8 @@ impl AppSpec {
                 "SPIN_VARIABLE_PROBE_REQUIRED".into(),
                 "required-value".into(),
             )],
+            runtime_config: None,
+            database: None,
         }
     }
 
@@ -145,6 +162,14 @@ impl AppSpec {
 
     pub fn without_env(mut self, key: &str) -> Self {
         self.env.retain(|(k, _)| k != key);
+        self
+    }
+
+    /// Runs the app with a runtime-config file; `database` names the default SQLite file it
+    /// sets, if any, so [`TestApp::db`] reads the right one.
+    pub fn with_runtime_config(mut self, path: &Path, database: Option<&Path>) -> Self {
+        self.runtime_config = Some(path.to_path_buf());
+        self.database = database.map(Path::to_path_buf);
         self
     }
 }
@@ -177,6 +202,9 @@ fn start(
     let stderr_path = state_dir.path().join("host-stderr.log");
     let stderr = std::fs::File::create(&stderr_path).unwrap();
     let mut cmd = host.command(&spec.manifest, port, state_dir.path());
+    if let Some(config) = &spec.runtime_config {
+        cmd.arg("--runtime-config-file").arg(config);
+    }
     // Start from a clean slate: only the variables this spec names reach the app.
     for (key, _) in std::env::vars() {
         if key.starts_with("SPIN_VARIABLE_") {
@@ -187,7 +215,9 @@ fn start(
         .current_dir(state_dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(stderr);
+        .stderr(stderr)
+        // Its own process group, so stopping it reaches every process the host started.
+        .process_group(0);
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("starting {host:?}: {e}"));
@@ -217,7 +247,7 @@ fn start(
             break;
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
+            stop(&mut child);
             let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
             return Err((
                 StartFailure {
@@ -277,9 +307,13 @@ impl TestApp {
         self.state_dir.path()
     }
 
-    /// The default SQLite database file Spin keeps in the state dir.
+    /// The default SQLite database file: the one the runtime config names, or the one Spin
+    /// keeps in the state dir.
     pub fn database_path(&self) -> PathBuf {
-        self.state_dir().join("sqlite_db.db")
+        match &self.spec.database {
+            Some(path) => path.clone(),
+            None => self.state_dir().join("sqlite_db.db"),
+        }
     }
 
     /// Everything the host wrote to stderr so far (component logs included).
@@ -295,8 +329,7 @@ impl TestApp {
     /// Stops the host and starts it again on the same state dir with a changed spec (for
     /// example with fault injection turned on or off).
     pub fn restart_with(mut self, change: impl FnOnce(AppSpec) -> AppSpec) -> TestApp {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
         let spec = change(self.spec.clone());
         let dir = std::mem::replace(&mut self.state_dir, tempfile::tempdir().unwrap());
         match start(&spec, dir) {
@@ -306,10 +339,62 @@ impl TestApp {
     }
 }
 
+/// How long a host gets to exit after `SIGTERM` before its group is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+fn signal_group(group: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([signal, "--", &format!("-{group}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Stops a host started by [`start`] and everything in its process group: `SIGTERM` to the
+/// group (`spin up` then stops its trigger child itself), a wait of up to [`STOP_GRACE`] for
+/// the leader, then `SIGKILL` to whatever of the group is left.
+fn stop(child: &mut Child) {
+    let group = child.id();
+    if matches!(child.try_wait(), Ok(None)) {
+        signal_group(group, "-TERM");
+        let deadline = Instant::now() + STOP_GRACE;
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    signal_group(group, "-KILL");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The processes (pids) whose process group is `group`, read from `/proc/<pid>/stat`.
+/// Zombies still count: a process nobody has reaped yet.
+pub fn processes_in_group(group: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let pgrp: u32 = rest.split_whitespace().nth(2)?.parse().ok()?;
+            (pgrp == group).then_some(pid)
+        })
+        .collect()
+}
+
+impl TestApp {
+    /// The host's process group (its leader is the host process itself).
+    pub fn process_group(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
         if std::thread::panicking() {
             eprintln!("--- host stderr ---\n{}", self.stderr());
         }
@@ -398,9 +483,17 @@ pub fn mint(claims: &domain::token::Claims) -> String {
     domain::token::mint(&token_secret(), claims)
 }
 
-/// A valid admin token, good for ten minutes.
+/// Mints a token with the test `admin_token_secret`.
+pub fn mint_admin(claims: &domain::token::Claims) -> String {
+    domain::token::mint(
+        &domain::secret::TokenSecret::parse(ADMIN_TOKEN_SECRET).unwrap(),
+        claims,
+    )
+}
+
+/// A valid admin token (signed with `admin_token_secret`), good for ten minutes.
 pub fn admin_token() -> String {
-    mint(&domain::token::Claims {
+    mint_admin(&domain::token::Claims {
         sub: None,
         scope: domain::token::Scope::Admin,
         exp: Some(now() + 600),
@@ -457,6 +550,29 @@ impl TestApp {
             req = req.header(k, v);
         }
         req.send().await.unwrap()
+    }
+
+    /// Posts a Systeme.io callback signed with the test webhook secret.
+    pub async fn post_systeme_event(
+        &self,
+        event: &str,
+        message_id: &str,
+        body: &str,
+    ) -> reqwest::Response {
+        let secret = domain::secret::SystemeSecret::parse(SYSTEME_WEBHOOK_SECRET).unwrap();
+        self.client
+            .post(self.url("/v1/systeme/events"))
+            .header("x-webhook-event", event)
+            .header("x-webhook-message-id", message_id)
+            .header(
+                "x-webhook-signature",
+                domain::signature::sign_systeme(&secret, body.as_bytes()),
+            )
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Creates a tenant and returns its id, prefix and capture token.

@@ -22,28 +22,24 @@ mod store;
 
 use platform::ApiError;
 use platform::response::handle;
-use spin_sdk::http::conversions::TryFromIncomingRequest;
 use spin_sdk::http::{IncomingRequest, Method, Params, Request, ResponseOutparam, Router};
 use spin_sdk::http_component;
 
+/// The largest body a dashboard request may carry: settings with every origin, rule and funnel
+/// allowed fit well within it.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
 #[http_component]
 async fn handle_dashboard(incoming: IncomingRequest, out: ResponseOutparam) {
-    let req = match Request::try_from_incoming_request(incoming).await {
+    let req = match platform::request::read_limited(incoming, MAX_BODY_BYTES).await {
         Ok(req) => req,
-        Err(e) => {
-            let error = ApiError::BadRequest {
-                code: "unreadable_body",
-                detail: format!("the request body could not be read: {e}"),
-            };
-            export_leads::send(out, error.into_response()).await;
-            return;
-        }
+        Err(e) => return export_leads::send(out, e.into_response()).await,
     };
     if (req.method(), req.path()) == (&Method::Get, "/v1/dashboard/leads.csv") {
         export_leads::export_leads(&req, out).await;
         return;
     }
-    export_leads::send(out, router().handle(req)).await;
+    export_leads::send(out, router().handle_async(req).await).await;
 }
 
 /// A handler that answers `405` naming the methods the path allows.

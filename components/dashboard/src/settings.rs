@@ -13,7 +13,6 @@ pub fn get_settings(req: &Request) -> Result<Response, ApiError> {
 }
 
 pub fn put_settings(req: &Request) -> Result<Response, ApiError> {
-    platform::request::check_body_size(req)?;
     let mut ctx = authenticate(req, Scope::Dashboard)?;
     let settings = Settings::parse(req.body()).map_err(|e| match e {
         SettingsError::NotJson(_) => ApiError::BadRequest {

@@ -11,7 +11,7 @@ use domain::dashboard::{
 };
 use domain::funnel::Stage;
 use domain::id::LeadId;
-use domain::lead::SyncStatus;
+use domain::lead::{SyncStatus, erasure_key};
 use domain::tags::Tag;
 use platform::ApiError;
 use platform::db::{FromRow, Row};
@@ -206,6 +206,15 @@ impl FromRow for LeadView {
             created_at: row.text("created_at")?.to_string(),
             updated_at: row.text("updated_at")?.to_string(),
         })
+    }
+}
+
+/// A lead's `email`.
+struct LeadEmail(String);
+
+impl FromRow for LeadEmail {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok(Self(row.text("email")?.to_string()))
     }
 }
 
@@ -458,10 +467,28 @@ impl Dashboard {
 
     /// Erases a lead and its timeline (GDPR); `false` when the tenant has no such lead.
     pub fn erase(&self, id: &LeadId) -> Result<bool> {
-        let deleted = self.db.execute(
-            tenant_sql!("DELETE FROM leads WHERE tenant_id = ?1 AND id = ?2 RETURNING id"),
+        let Some(lead) = self.db.query_one::<LeadEmail>(
+            tenant_sql!("SELECT email FROM leads WHERE tenant_id = ?1 AND id = ?2"),
             &[Value::Text(id.to_string())],
+        )?
+        else {
+            return Ok(false);
+        };
+        // One statement: writing the tombstone (a hash of tenant and email, migration 0010)
+        // deletes the lead, and with it its timeline; the quota keeps counting it.
+        self.db.execute(
+            tenant_sql!(
+                "INSERT INTO erased_leads (tenant_id, email_hash, lead_id, erased_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tenant_id, email_hash) DO UPDATE SET
+                    lead_id = excluded.lead_id, erased_at = excluded.erased_at"
+            ),
+            &[
+                Value::Text(erasure_key(self.db.tenant(), &lead.0)),
+                Value::Text(id.to_string()),
+                Value::Text(platform::clock::now_rfc3339()?),
+            ],
         )?;
-        Ok(!deleted.rows.is_empty())
+        Ok(true)
     }
 }

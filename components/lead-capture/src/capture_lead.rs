@@ -1,10 +1,12 @@
 //! `POST /v1/leads`: a landing-page form post becomes a stored lead, then a Systeme.io contact.
 //!
 //! Order: size (413) → capture token (401/403) → origin (403) → content type (415) →
-//! idempotency replay → fields (400/422) → rate limit (429) and store in one transaction
-//! (durable before any 2xx) → inline sync (its failure leaves the lead pending; never an error
-//! for the visitor). Refused bodies count against the rate limit too.
+//! idempotency claim (a replay, or 409 while another request holds the key) → fields (400/422)
+//! → rate limit (429) and store in one transaction (durable before any 2xx) → inline sync (its
+//! failure leaves the lead pending; never an error for the visitor). Refused bodies count
+//! against the rate limit too.
 
+use domain::funnel::TagRules;
 use domain::lead::{Submission, SyncStatus};
 use domain::token::Scope;
 use platform::ApiError;
@@ -36,7 +38,10 @@ pub fn origin_not_allowed() -> ApiError {
 pub fn capture_lead(req: &Request) -> Response {
     let origin = request::origin(req);
     let mut allow_cors = true;
-    let mut resp = platform::response::handle(|| capture(req, &mut allow_cors));
+    // This request's token for claiming its Idempotency-Key: made once, outside the retry
+    // loop, so a rerun of the unit of work finds the claim its own.
+    let claim = new_id();
+    let mut resp = platform::response::handle(|| capture(req, &mut allow_cors, &claim));
     if let Some(origin) = origin
         && allow_cors
     {
@@ -45,10 +50,14 @@ pub fn capture_lead(req: &Request) -> Response {
     resp
 }
 
-fn capture(req: &Request, allow_cors: &mut bool) -> Result<Response, ApiError> {
+fn capture(
+    req: &Request,
+    allow_cors: &mut bool,
+    claim: &anyhow::Result<String>,
+) -> Result<Response, ApiError> {
     request::check_body_size(req)?;
     let ctx = authenticate(req, Scope::Capture)?;
-    if let Some(origin) = request::origin(req)
+    if let Some(origin) = request::sent_origin(req)
         && !ctx.tenant().settings.allows_origin(origin)
     {
         *allow_cors = false;
@@ -75,14 +84,26 @@ fn capture(req: &Request, allow_cors: &mut bool) -> Result<Response, ApiError> {
         let _ = count_only();
     })?;
     let key = request::idempotency_key(req)?;
-    let hash = key.as_ref().map(|_| request::request_hash(req));
-    if let (Some(key), Some(hash)) = (&key, &hash)
-        && let Some(answer) = leads.replay(key, hash)?
-    {
-        let mut resp = answer_response(req, &ctx, kind, &answer)?;
-        resp.set_header("idempotent-replayed", "true");
-        return Ok(resp);
-    }
+    let mut claimed = match key {
+        Some(key) => {
+            let claim = claim
+                .as_ref()
+                .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("{e:#}")))?;
+            let hash = request::request_hash(req);
+            if let Some(answer) = leads.claim(&key, &hash, claim, now)? {
+                let mut resp = answer_response(req, &ctx, kind, &answer)?;
+                resp.set_header("idempotent-replayed", "true");
+                return Ok(resp);
+            }
+            Some(Claimed {
+                leads: &leads,
+                key,
+                claim,
+                answered: false,
+            })
+        }
+        None => None,
+    };
     let submission = request::fields(req, kind).and_then(|fields| {
         Submission::parse(&fields).map_err(|e| ApiError::Unprocessable {
             code: "invalid_field",
@@ -104,7 +125,17 @@ fn capture(req: &Request, allow_cors: &mut bool) -> Result<Response, ApiError> {
             accepted(201, &new_id()?, "created")?
         }
         Submission::Lead(lead) => {
-            let tags = lead.tags(&ctx.tenant().tag_prefix);
+            let rules = TagRules::defaults().with_overrides(&ctx.tenant().settings.tag_rules);
+            let tags = match lead.tags(&ctx.tenant().tag_prefix, &rules) {
+                Ok(tags) => tags,
+                Err(reserved) => {
+                    count_only()?;
+                    return Err(ApiError::Unprocessable {
+                        code: "reserved_tag",
+                        detail: reserved.to_string(),
+                    });
+                }
+            };
             let captured = leads
                 .capture_within_limit(&client, limit, &lead, &tags, now)?
                 .map_err(limited)?;
@@ -118,10 +149,38 @@ fn capture(req: &Request, allow_cors: &mut bool) -> Result<Response, ApiError> {
             }
         }
     };
-    if let (Some(key), Some(hash)) = (&key, &hash) {
-        leads.remember(key, hash, &answer)?;
+    if let Some(claimed) = &mut claimed {
+        claimed.remember(&answer)?;
     }
     answer_response(req, &ctx, kind, &answer)
+}
+
+/// This request's claim on its `Idempotency-Key`: answered, or let go when the request fails
+/// (any `?` above drops it), so a retry with the same key runs at once instead of waiting out
+/// the claim.
+struct Claimed<'a> {
+    leads: &'a LeadStore,
+    key: String,
+    claim: &'a str,
+    answered: bool,
+}
+
+impl Claimed<'_> {
+    fn remember(&mut self, answer: &StoredAnswer) -> Result<(), ApiError> {
+        self.leads.remember(&self.key, self.claim, answer)?;
+        self.answered = true;
+        Ok(())
+    }
+}
+
+impl Drop for Claimed<'_> {
+    fn drop(&mut self) {
+        if !self.answered
+            && let Err(e) = self.leads.release(&self.key, self.claim)
+        {
+            eprintln!("releasing an Idempotency-Key claim failed (it expires): {e:#}");
+        }
+    }
 }
 
 /// The lead is stored; a failed or impossible sync only leaves it pending for the batch.

@@ -15,12 +15,17 @@ mod store;
 mod sync;
 
 use platform::ApiError;
+use platform::request::MAX_BODY_BYTES;
 use platform::response::handle;
-use spin_sdk::http::{Params, Request, Response, Router};
+use spin_sdk::http::{IncomingRequest, Params, Request, Response, Router};
 use spin_sdk::http_component;
 
 #[http_component]
-fn handle_lead_capture(req: Request) -> Response {
+async fn handle_lead_capture(incoming: IncomingRequest) -> Response {
+    let req = match platform::request::read_limited(incoming, MAX_BODY_BYTES).await {
+        Ok(req) => req,
+        Err(e) => return e.into_response(),
+    };
     let mut router = Router::new();
     router.post("/v1/leads", |req: Request, _: Params| {
         capture_lead::capture_lead(&req)
@@ -42,5 +47,5 @@ fn handle_lead_capture(req: Request) -> Response {
     router.any("/*", |req: Request, _: Params| {
         ApiError::route_not_found(req.path())
     });
-    router.handle(req)
+    router.handle_async(req).await
 }

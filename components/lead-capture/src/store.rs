@@ -5,12 +5,12 @@
 //! Storage calls per capture, no sync: the schema check when the connection opens, then one
 //! autocommit statement, the lead upsert. It proceeds only while the client's rate window is
 //! under the limit, and its triggers count the hit, the lead for the plan, the day's rollup,
-//! the facet counts and the timeline, all in that statement. `Idempotency-Key` adds one read
-//! and one write.
+//! the facet counts and the timeline, all in that statement. `Idempotency-Key` adds a claim
+//! before the work (one write, plus a read when the key is taken) and one write after it.
 
 use anyhow::{Context, Result, anyhow};
 use domain::id::LeadId;
-use domain::lead::{LeadSubmission, SyncStatus};
+use domain::lead::{LeadSubmission, MAX_LEAD_TAGS, SyncStatus};
 use domain::tags::Tag;
 use platform::ApiError;
 use platform::clock::{new_id, now_rfc3339};
@@ -42,6 +42,14 @@ pub struct StoredAnswer {
     pub status: u16,
     pub body: String,
 }
+
+/// A request's claim on an `Idempotency-Key` is stored as a row with this status (and the
+/// claim's token as its body) until the answer replaces it.
+const CLAIMED: i64 = 0;
+
+/// How long an unanswered claim holds its key: a request that died mid-way (a trap, a lost
+/// instance) must not lock its key for good.
+const CLAIM_SECS: i64 = 30;
 
 /// The tenant's leads.
 pub struct LeadStore {
@@ -156,9 +164,12 @@ impl LeadStore {
                     utm_campaign = COALESCE(leads.utm_campaign, excluded.utm_campaign),
                     page_url = COALESCE(leads.page_url, excluded.page_url),
                     consent = MAX(leads.consent, excluded.consent),
-                    tags = (SELECT json_group_array(value) FROM (
-                        SELECT value FROM json_each(leads.tags) UNION SELECT value FROM json_each(excluded.tags)
-                        ORDER BY value)),
+                    tags = (SELECT json_group_array(value) FROM (SELECT value FROM (
+                        SELECT value, 0 AS later FROM json_each(leads.tags)
+                        UNION ALL
+                        SELECT value, 1 FROM json_each(excluded.tags)
+                        WHERE value NOT IN (SELECT value FROM json_each(leads.tags))
+                        ORDER BY later, value LIMIT ?22) ORDER BY value)),
                     sync_status = CASE WHEN leads.sync_status IN ('synced', 'failed') THEN 'pending' ELSE leads.sync_status END,
                     sync_attempts = CASE WHEN leads.sync_status IN ('synced', 'failed') THEN 0 ELSE leads.sync_attempts END,
                     next_sync_at = CASE WHEN leads.sync_status = 'held' THEN leads.next_sync_at ELSE excluded.next_sync_at END,
@@ -166,7 +177,8 @@ impl LeadStore {
                     updated_at = excluded.updated_at,
                     client = excluded.client
                  WHERE leads.tenant_id = ?1
-                 RETURNING id, sync_status, revision, email, name, phone, tags, systeme_contact_id, sync_attempts"
+                 RETURNING id, sync_status, revision, email, name, phone, tags, synced_tags,
+                    systeme_contact_id, sync_attempts"
             ),
             &[
                 Value::Text(id.to_string()),
@@ -189,6 +201,7 @@ impl LeadStore {
                 Value::Text(stamp),
                 Value::Text(client.to_string()),
                 Value::Integer(i64::from(limit)),
+                Value::Integer(i64::try_from(MAX_LEAD_TAGS).unwrap_or(i64::MAX)),
             ],
         )?;
         let Some(stored) = stored else {
@@ -269,17 +282,58 @@ impl LeadStore {
         Ok(None)
     }
 
-    /// The stored answer for `key`, if any. `Err` with a conflict when the key was used for a
-    /// different request body.
-    pub fn replay(&self, key: &str, request_hash: &str) -> Result<Option<StoredAnswer>, ApiError> {
+    /// Claims `key` for this request (`claim` is the request's own token, the same on every
+    /// retry of its unit of work) before any work, in one statement, so two concurrent first
+    /// requests on any replicas cannot both run: `Ok(None)` when this request owns the key,
+    /// `Ok(Some(answer))` to replay a finished first answer, `Err` with a `409` while another
+    /// request still works on it, or a `422` when the key was used for a different request.
+    /// An unanswered claim older than [`CLAIM_SECS`] is taken over.
+    pub fn claim(
+        &self,
+        key: &str,
+        request_hash: &str,
+        claim: &str,
+        now: i64,
+    ) -> Result<Option<StoredAnswer>, ApiError> {
+        let stale = time::OffsetDateTime::from_unix_timestamp(now - CLAIM_SECS)
+            .map_err(|e| anyhow!("clock out of range: {e}"))?;
+        let owned = self.db.execute(
+            tenant_sql!(
+                "INSERT INTO idempotency_keys (tenant_id, key, request_hash, status, body, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (tenant_id, key) DO UPDATE SET
+                    request_hash = excluded.request_hash, body = excluded.body,
+                    created_at = excluded.created_at
+                 WHERE idempotency_keys.status = ?4
+                   AND (idempotency_keys.body = excluded.body OR idempotency_keys.created_at < ?7)
+                 RETURNING key"
+            ),
+            &[
+                Value::Text(key.to_string()),
+                Value::Text(request_hash.to_string()),
+                Value::Integer(CLAIMED),
+                Value::Text(claim.to_string()),
+                Value::Text(now_rfc3339()?),
+                Value::Text(platform::clock::timestamp(stale)),
+            ],
+        )?;
+        if !owned.rows.is_empty() {
+            return Ok(None);
+        }
         let found = self.db.query_one::<StoredKey>(
             tenant_sql!(
                 "SELECT request_hash, status, body FROM idempotency_keys WHERE tenant_id = ?1 AND key = ?2"
             ),
             &[Value::Text(key.to_string())],
         )?;
+        let in_progress = || ApiError::Conflict {
+            code: "idempotency_key_in_progress",
+            detail: "a request with this Idempotency-Key is still being processed; retry shortly"
+                .into(),
+        };
+        // Gone between the two statements: its claimant failed and let it go.
         let Some(found) = found else {
-            return Ok(None);
+            return Err(in_progress());
         };
         if found.request_hash != request_hash {
             return Err(ApiError::Unprocessable {
@@ -287,22 +341,40 @@ impl LeadStore {
                 detail: "this Idempotency-Key was used for a different request".into(),
             });
         }
+        if i64::from(found.answer.status) == CLAIMED {
+            return Err(in_progress());
+        }
         Ok(Some(found.answer))
     }
 
-    /// Keeps the first answer to `key` (a concurrent first request keeps its own).
-    pub fn remember(&self, key: &str, request_hash: &str, answer: &StoredAnswer) -> Result<()> {
+    /// Gives up this request's claim on `key` after it failed, so a retry can run at once.
+    pub fn release(&self, key: &str, claim: &str) -> Result<()> {
         self.db.execute(
             tenant_sql!(
-                "INSERT INTO idempotency_keys (tenant_id, key, request_hash, status, body, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tenant_id, key) DO NOTHING"
+                "DELETE FROM idempotency_keys WHERE tenant_id = ?1 AND key = ?2 AND status = ?3 AND body = ?4"
             ),
             &[
                 Value::Text(key.to_string()),
-                Value::Text(request_hash.to_string()),
+                Value::Integer(CLAIMED),
+                Value::Text(claim.to_string()),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces this request's claim on `key` with its answer, for replays.
+    pub fn remember(&self, key: &str, claim: &str, answer: &StoredAnswer) -> Result<()> {
+        self.db.execute(
+            tenant_sql!(
+                "UPDATE idempotency_keys SET status = ?3, body = ?4
+                 WHERE tenant_id = ?1 AND key = ?2 AND status = ?5 AND body = ?6"
+            ),
+            &[
+                Value::Text(key.to_string()),
                 Value::Integer(i64::from(answer.status)),
                 Value::Text(answer.body.clone()),
-                Value::Text(now_rfc3339()?),
+                Value::Integer(CLAIMED),
+                Value::Text(claim.to_string()),
             ],
         )?;
         Ok(())

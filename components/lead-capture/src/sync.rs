@@ -92,7 +92,7 @@ impl FromRow for TagClaim {
 }
 
 /// What a sync needs of one lead, read by column name: `id, revision, email, name, phone,
-/// tags, systeme_contact_id, sync_attempts`.
+/// tags, synced_tags, systeme_contact_id, sync_attempts`.
 #[derive(Debug, Clone)]
 pub struct LeadSync {
     pub id: LeadId,
@@ -101,6 +101,8 @@ pub struct LeadSync {
     name: Option<String>,
     phone: Option<String>,
     tags: Vec<Tag>,
+    /// The tags the last successful sync gave the contact: only the others are assigned.
+    synced_tags: Vec<Tag>,
     contact_id: Option<i64>,
     attempts: u32,
 }
@@ -114,6 +116,7 @@ impl FromRow for LeadSync {
             name: row.opt_text("name"),
             phone: row.opt_text("phone"),
             tags: row.json("tags")?,
+            synced_tags: row.json("synced_tags")?,
             contact_id: row.opt_int("systeme_contact_id"),
             attempts: u32::try_from(row.int("sync_attempts")?).unwrap_or(MAX_SYNC_ATTEMPTS),
         })
@@ -212,13 +215,15 @@ impl Syncer {
                     tenant_sql!(
                         "UPDATE leads SET
                             sync_status = CASE WHEN revision = ?3 THEN 'synced' ELSE sync_status END,
-                            sync_attempts = 0, sync_error = NULL, systeme_contact_id = ?4
+                            sync_attempts = 0, sync_error = NULL, systeme_contact_id = ?4,
+                            synced_tags = ?5
                          WHERE tenant_id = ?1 AND id = ?2 AND sync_status = 'pending'"
                     ),
                     &[
                         Value::Text(target.lead.id.to_string()),
                         Value::Integer(target.lead.revision),
                         contact_id.map_or(Value::Null, Value::Integer),
+                        Value::Text(serde_json::to_string(&target.lead.tags)?),
                     ],
                 )?;
                 Ok(Attempt {
@@ -281,7 +286,14 @@ impl Syncer {
                 id
             }
         };
-        for tag in &target.lead.tags {
+        // The contact already has what the last successful sync gave it (same contact): a
+        // repeat post assigns only its new tags, not all of them again.
+        let already: &[Tag] = if target.lead.contact_id == Some(contact) {
+            &target.lead.synced_tags
+        } else {
+            &[]
+        };
+        for tag in target.lead.tags.iter().filter(|t| !already.contains(t)) {
             if !tag.is_owned_by(&target.tag_prefix) {
                 eprintln!(
                     "refusing to write tag {tag} for tenant {}: not its prefix",
@@ -578,9 +590,11 @@ pub fn run_due(admin: &AdminContext, options: BatchOptions) -> Result<BatchRepor
     report.sync_enabled = true;
     let due = db.query::<DueLead>(
         "SELECT l.id, l.tenant_id, t.tag_prefix, l.revision, l.email, l.name, l.phone, l.tags,
-            l.systeme_contact_id, l.sync_attempts
+            l.synced_tags, l.systeme_contact_id, l.sync_attempts
          FROM leads l JOIN tenants t ON t.id = l.tenant_id
          WHERE l.sync_status = 'pending' AND l.next_sync_at <= ?
+            -- A suspended tenant's leads wait, pending, until it is active again.
+            AND t.status = 'active'
          ORDER BY l.next_sync_at LIMIT ?",
         &[
             Value::Integer(due_by(started)),
@@ -630,7 +644,8 @@ impl FromRow for Count {
 
 fn remaining_due(db: &Db, now: i64) -> Result<i64> {
     let counted = db.query::<Count>(
-        "SELECT COUNT(*) AS n FROM leads WHERE sync_status = 'pending' AND next_sync_at <= ?",
+        "SELECT COUNT(*) AS n FROM leads l JOIN tenants t ON t.id = l.tenant_id
+         WHERE l.sync_status = 'pending' AND l.next_sync_at <= ? AND t.status = 'active'",
         &[Value::Integer(now)],
     )?;
     Ok(counted.first().map_or(0, |c| c.0))
@@ -643,6 +658,12 @@ fn housekeeping(db: &Db, now: i64) -> Result<()> {
     );
     db.execute(
         "DELETE FROM idempotency_keys WHERE created_at < ?",
+        &[Value::Text(day_ago.clone())],
+    )?;
+    // A callback's content digest deduplicates replays for a day; after that the same body
+    // may legitimately come again (a tag removed and added back).
+    db.execute(
+        "UPDATE applied_events SET digest = NULL WHERE digest IS NOT NULL AND applied_at < ?",
         &[Value::Text(day_ago)],
     )?;
     db.execute(

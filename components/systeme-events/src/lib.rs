@@ -9,12 +9,17 @@ mod receive_event;
 mod store;
 
 use platform::ApiError;
+use platform::request::MAX_BODY_BYTES;
 use platform::response::handle;
-use spin_sdk::http::{Params, Request, Response, Router};
+use spin_sdk::http::{IncomingRequest, Params, Request, Response, Router};
 use spin_sdk::http_component;
 
 #[http_component]
-fn handle_systeme_events(req: Request) -> Response {
+async fn handle_systeme_events(incoming: IncomingRequest) -> Response {
+    let req = match platform::request::read_limited(incoming, MAX_BODY_BYTES).await {
+        Ok(req) => req,
+        Err(e) => return e.into_response(),
+    };
     let mut router = Router::new();
     router.post("/v1/systeme/events", |req: Request, _: Params| {
         handle(|| receive_event::receive_event(&req))
@@ -25,5 +30,5 @@ fn handle_systeme_events(req: Request) -> Response {
     router.any("/*", |req: Request, _: Params| {
         ApiError::route_not_found(req.path())
     });
-    router.handle(req)
+    router.handle_async(req).await
 }

@@ -18,9 +18,10 @@
 //! Storage calls for a tag event: one read of the tenant, one of the lead, one write.
 
 use anyhow::{Result, anyhow};
-use domain::events::{Contact, Sale, SystemeEvent, TagRef, utm_from_url};
+use domain::events::{Contact, Sale, SystemeEvent, TagRef, replay_digest, utm_from_url};
 use domain::funnel::{Delta, Effect, LeadState, Stage, StageOrNew, TagRules};
 use domain::id::LeadId;
+use domain::lead::erasure_key;
 use domain::tags::Tag;
 use domain::tenant::{TagPrefix, TenantId};
 use platform::ApiError;
@@ -28,7 +29,7 @@ use platform::auth::SystemeCallback;
 use platform::clock::{new_id, now_rfc3339};
 use platform::db::{Db, FromRow, Row};
 use platform::scope::TenantDb;
-use platform::tenant::{Tenant, load_tenant};
+use platform::tenant::{TENANT_COLUMNS, Tenant, load_tenant};
 use platform::tenant_sql;
 use serde_json::json;
 use spin_sdk::sqlite::Value;
@@ -52,7 +53,17 @@ struct Share {
     lead_id: Option<LeadId>,
 }
 
-/// Applies a verified callback's parsed `event` exactly once per tenant.
+/// What identifies one delivery.
+struct Received<'a> {
+    message_id: &'a str,
+    event: &'a str,
+    /// [`replay_digest`] of the event name and raw body.
+    digest: String,
+    stamp: String,
+}
+
+/// Applies a verified callback's parsed `event` exactly once per tenant: once per message id,
+/// and once per content (the same body under a new message id is a duplicate).
 pub fn receive(callback: &SystemeCallback<'_>, event: &SystemeEvent) -> Result<Outcome, ApiError> {
     if let SystemeEvent::Unknown(name) = event {
         eprintln!(
@@ -62,16 +73,19 @@ pub fn receive(callback: &SystemeCallback<'_>, event: &SystemeEvent) -> Result<O
         return Ok(Outcome::Ignored);
     }
     let db = callback.db()?;
-    let stamp = now_rfc3339()?;
+    let received = Received {
+        message_id: &callback.message_id,
+        event: event.name(),
+        digest: replay_digest(event.name(), callback.body),
+        stamp: now_rfc3339()?,
+    };
     let mut outcome = Outcome::Ignored;
-    for share in shares(&db, event)? {
+    for share in shares(&db, event, &received)? {
         let tdb = TenantDb::on(&db, share.tenant.id.clone());
         let applying = Applying {
             tdb: &tdb,
             tenant: &share.tenant,
-            message_id: &callback.message_id,
-            event_name: event.name(),
-            stamp: &stamp,
+            received: &received,
         };
         match applying.apply_once(event, share.lead_id.as_ref())? {
             Outcome::Applied => outcome = Outcome::Applied,
@@ -98,14 +112,26 @@ fn is_duplicate(error: &anyhow::Error) -> bool {
 }
 
 /// The tenants an event belongs to.
-fn shares(db: &Db, event: &SystemeEvent) -> Result<Vec<Share>> {
+fn shares(db: &Db, event: &SystemeEvent, received: &Received<'_>) -> Result<Vec<Share>> {
     let prefixes: Vec<TagPrefix> = match event {
         SystemeEvent::TagAdded { tag, .. } | SystemeEvent::TagRemoved { tag, .. } => {
             tag.ours().and_then(|t| t.prefix()).into_iter().collect()
         }
         SystemeEvent::ContactCreated(c) | SystemeEvent::OptIn(c) => c.prefixes(),
-        SystemeEvent::SaleNew(sale) | SystemeEvent::SaleCanceled(sale) => {
-            return sale_shares(db, sale);
+        SystemeEvent::SaleNew(sale) => return sale_shares(db, sale, received),
+        SystemeEvent::SaleCanceled(sale) => {
+            // A cancellation goes where its sale went: the tenant whose lead recorded the
+            // order (migration 0010 indexes it). Otherwise the sale rules decide.
+            if let Some(recorded) = order_holder(db, sale)? {
+                return Ok(load_tenant(&recorded.tenant_id, Some(db))?
+                    .map(|tenant| Share {
+                        tenant,
+                        lead_id: Some(recorded.lead_id),
+                    })
+                    .into_iter()
+                    .collect());
+            }
+            return sale_shares(db, sale, received);
         }
         SystemeEvent::Unknown(_) => Vec::new(),
     };
@@ -125,8 +151,7 @@ fn shares(db: &Db, event: &SystemeEvent) -> Result<Vec<Share>> {
 fn tenant_by_prefix(db: &Db, prefix: &TagPrefix) -> Result<Option<Tenant>> {
     Ok(db
         .query::<Tenant>(
-            "SELECT id, tag_prefix, plan, status, capture_gen, allowed_origins, thank_you_url,
-                tag_rules FROM tenants WHERE tag_prefix = ?",
+            &format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE tag_prefix = ?"),
             &[Value::Text(prefix.to_string())],
         )?
         .into_iter()
@@ -148,9 +173,16 @@ impl FromRow for SaleLead {
     }
 }
 
-/// A sale belongs to every tenant with a lead linked to the buyer (contact id, else email).
-fn sale_shares(db: &Db, sale: &Sale) -> Result<Vec<Share>> {
-    let found = db.query::<SaleLead>(
+/// A sale belongs to one tenant at most (migration 0010; README "Threat model"):
+/// - the tenant that registered the sale's funnel (`funnel_ids` in its settings), on its lead
+///   for the buyer;
+/// - else the only tenant holding the buyer (by Systeme.io contact id, else email).
+///
+/// Anything else (the funnel's tenant has no lead for the buyer, or several tenants hold the
+/// buyer and none registered the funnel) is recorded in `unattributed_sales` for the operator
+/// and counted for no tenant: capturing a buyer's email must not reveal or claim a sale.
+fn sale_shares(db: &Db, sale: &Sale, callback: &Received<'_>) -> Result<Vec<Share>> {
+    let holders = db.query::<SaleLead>(
         "SELECT tenant_id, id FROM leads WHERE (?1 IS NOT NULL AND systeme_contact_id = ?1)
          UNION
          SELECT tenant_id, id FROM leads WHERE ?2 IS NOT NULL AND email = ?2
@@ -160,19 +192,118 @@ fn sale_shares(db: &Db, sale: &Sale) -> Result<Vec<Share>> {
             sale.email.as_ref().map_or(Value::Null, |e| Value::Text(e.to_string())),
         ],
     )?;
-    let mut out: Vec<Share> = Vec::new();
-    for SaleLead { tenant_id, lead_id } in found {
-        if out.iter().any(|s| s.tenant.id == tenant_id) {
-            continue;
-        }
-        if let Some(tenant) = load_tenant(&tenant_id, Some(db))? {
-            out.push(Share {
-                tenant,
-                lead_id: Some(lead_id),
-            });
+    let mut tenants: Vec<&SaleLead> = Vec::new();
+    for holder in &holders {
+        if !tenants.iter().any(|t| t.tenant_id == holder.tenant_id) {
+            tenants.push(holder);
         }
     }
-    Ok(out)
+    let funnel_owner = match sale.funnel_id {
+        Some(funnel) => db
+            .query::<TenantIdRow>(
+                "SELECT tenant_id FROM tenant_funnels WHERE funnel_id = ?",
+                &[Value::Integer(funnel)],
+            )?
+            .into_iter()
+            .next()
+            .map(|row| row.0),
+        None => None,
+    };
+    let chosen = match (&funnel_owner, tenants.as_slice()) {
+        (Some(owner), _) => match tenants.iter().find(|t| &t.tenant_id == owner) {
+            Some(holder) => Some(*holder),
+            None => {
+                unattributed(
+                    db,
+                    sale,
+                    callback,
+                    tenants.len(),
+                    "the funnel's tenant has no lead for this buyer",
+                )?;
+                return Ok(Vec::new());
+            }
+        },
+        (None, []) => return Ok(Vec::new()),
+        (None, [only]) => Some(*only),
+        (None, _) => {
+            unattributed(
+                db,
+                sale,
+                callback,
+                tenants.len(),
+                "several tenants hold this buyer and none registered the funnel",
+            )?;
+            return Ok(Vec::new());
+        }
+    };
+    let Some(holder) = chosen else {
+        return Ok(Vec::new());
+    };
+    Ok(load_tenant(&holder.tenant_id, Some(db))?
+        .map(|tenant| Share {
+            tenant,
+            lead_id: Some(holder.lead_id.clone()),
+        })
+        .into_iter()
+        .collect())
+}
+
+/// The tenant and lead that recorded the sale of `sale`'s order, if one did.
+fn order_holder(db: &Db, sale: &Sale) -> Result<Option<SaleLead>> {
+    let Some(order_id) = sale.order_id else {
+        return Ok(None);
+    };
+    Ok(db
+        .query::<SaleLead>(
+            "SELECT tenant_id, lead_id AS id FROM lead_events
+             WHERE json_extract(detail, '$.order_id') = ? AND kind = 'sale'
+             ORDER BY rowid LIMIT 1",
+            &[Value::Integer(order_id)],
+        )?
+        .into_iter()
+        .next())
+}
+
+/// Records a sale no single tenant can claim (once per message id).
+fn unattributed(
+    db: &Db,
+    sale: &Sale,
+    callback: &Received<'_>,
+    candidates: usize,
+    reason: &str,
+) -> Result<()> {
+    let opt = |v: Option<i64>| v.map_or(Value::Null, Value::Integer);
+    db.execute(
+        "INSERT INTO unattributed_sales (message_id, event, contact_id, order_id, funnel_id,
+            amount_cents, currency, candidates, reason, received_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+        &[
+            Value::Text(callback.message_id.to_string()),
+            Value::Text(callback.event.to_string()),
+            opt(sale.contact_id),
+            opt(sale.order_id),
+            opt(sale.funnel_id),
+            opt(sale.amount_cents),
+            sale.currency.clone().map_or(Value::Null, Value::Text),
+            Value::Integer(i64::try_from(candidates).unwrap_or(i64::MAX)),
+            Value::Text(reason.to_string()),
+            Value::Text(callback.stamp.to_string()),
+        ],
+    )?;
+    eprintln!(
+        "systeme sale (message {}) unattributed: {reason}",
+        callback.message_id
+    );
+    Ok(())
+}
+
+/// A `tenant_id` column.
+struct TenantIdRow(TenantId);
+
+impl FromRow for TenantIdRow {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        row.parsed("tenant_id", TenantId::parse).map(Self)
+    }
 }
 
 /// The columns [`LeadRecord`] reads.
@@ -248,9 +379,7 @@ impl FromRow for RecordedSale {
 struct Applying<'a> {
     tdb: &'a TenantDb,
     tenant: &'a Tenant,
-    message_id: &'a str,
-    event_name: &'a str,
-    stamp: &'a str,
+    received: &'a Received<'a>,
 }
 
 impl Applying<'_> {
@@ -272,7 +401,7 @@ impl Applying<'_> {
         }
         Err(anyhow!(
             "message {} for tenant {}: the lead kept changing",
-            self.message_id,
+            self.received.message_id,
             self.tenant.id
         ))
     }
@@ -380,6 +509,15 @@ impl Applying<'_> {
         let Some(email) = email.filter(|_| !own_tags.is_empty()) else {
             return Ok(None);
         };
+        // An erased lead stays erased: its tombstone (migration 0010) stops a Systeme.io event
+        // for the contact from creating it again. A new form post is a new lead.
+        let erased = self.tdb.execute(
+            tenant_sql!("SELECT 1 FROM erased_leads WHERE tenant_id = ?1 AND email_hash = ?2"),
+            &[Value::Text(erasure_key(&self.tenant.id, &email))],
+        )?;
+        if !erased.rows.is_empty() {
+            return Ok(None);
+        }
         let [source, medium, campaign] = contact
             .source_url
             .as_deref()
@@ -468,14 +606,14 @@ impl Applying<'_> {
                     sales, revenue_cents, inactive, churned, tags, opted_in, systeme_contact_id,
                     email, name, phone, utm_source, utm_medium, utm_campaign, page_url, kind,
                     detail, day, add_emails_sent, add_emails_opened, add_emails_clicked,
-                    add_conversions, add_revenue_cents, at)
+                    add_conversions, add_revenue_cents, at, digest)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
                     ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31,
-                    ?32, ?33)"
+                    ?32, ?33, ?34)"
             ),
             &[
-                Value::Text(self.message_id.to_string()),
-                Value::Text(self.event_name.to_string()),
+                Value::Text(self.received.message_id.to_string()),
+                Value::Text(self.received.event.to_string()),
                 Value::Text(lead.id.to_string()),
                 lead.seq.map_or(Value::Null, Value::Integer),
                 Value::Text(s.stage.0.as_str().into()),
@@ -499,13 +637,14 @@ impl Applying<'_> {
                 text(new.and_then(|n| n.page_url.as_ref())),
                 Value::Text(kind.to_string()),
                 Value::Text(detail.to_string()),
-                Value::Text(self.stamp.chars().take(10).collect()),
+                Value::Text(self.received.stamp.chars().take(10).collect()),
                 Value::Integer(delta.emails_sent),
                 Value::Integer(delta.emails_opened),
                 Value::Integer(delta.emails_clicked),
                 Value::Integer(delta.conversions),
                 Value::Integer(delta.revenue_cents),
-                Value::Text(self.stamp.to_string()),
+                Value::Text(self.received.stamp.to_string()),
+                Value::Text(self.received.digest.clone()),
             ],
         )?;
         Ok(())

@@ -7,16 +7,22 @@
 
 mod directory;
 mod list_tenants;
+mod list_unattributed_sales;
 mod sign_up_tenant;
 mod update_tenant;
 
 use platform::ApiError;
+use platform::request::MAX_BODY_BYTES;
 use platform::response::handle;
-use spin_sdk::http::{Params, Request, Response, Router};
+use spin_sdk::http::{IncomingRequest, Params, Request, Response, Router};
 use spin_sdk::http_component;
 
 #[http_component]
-fn handle_tenant_signup(req: Request) -> Response {
+async fn handle_tenant_signup(incoming: IncomingRequest) -> Response {
+    let req = match platform::request::read_limited(incoming, MAX_BODY_BYTES).await {
+        Ok(req) => req,
+        Err(e) => return e.into_response(),
+    };
     let mut router = Router::new();
     router.post("/v1/tenants", |req: Request, _: Params| {
         handle(|| sign_up_tenant::sign_up_tenant(&req))
@@ -38,8 +44,14 @@ fn handle_tenant_signup(req: Request) -> Response {
             allowed: &["PATCH"],
         }
     });
+    router.get("/v1/admin/sales", |req: Request, _: Params| {
+        handle(|| list_unattributed_sales::list_unattributed_sales(&req))
+    });
+    router.any("/v1/admin/sales", |_: Request, _: Params| {
+        ApiError::MethodNotAllowed { allowed: &["GET"] }
+    });
     router.any("/*", |req: Request, _: Params| {
         ApiError::route_not_found(req.path())
     });
-    router.handle(req)
+    router.handle_async(req).await
 }

@@ -9,13 +9,16 @@ mod assets;
 mod serve_asset;
 
 use platform::ApiError;
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 
-// `#[http_component]` hands the request over by value; nothing here needs to own it.
-#[allow(clippy::needless_pass_by_value)]
 #[http_component]
-fn handle_web(req: Request) -> Response {
+async fn handle_web(incoming: IncomingRequest) -> Response {
+    // The page's routes take no body; the limit still holds, as on every route.
+    let req = match platform::request::read_limited(incoming, 0).await {
+        Ok(req) => req,
+        Err(e) => return e.into_response(),
+    };
     let path = req.path().to_string();
     let head = *req.method() == Method::Head;
     if *req.method() != Method::Get && !head {

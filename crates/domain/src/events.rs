@@ -88,6 +88,8 @@ pub struct Sale {
     /// reverses the amount recorded for its `order_id`.
     pub amount_cents: Option<i64>,
     pub currency: Option<String>,
+    /// The Systeme.io funnel the sale was made in (`funnelStep.funnel.id`), if the body says.
+    pub funnel_id: Option<i64>,
 }
 
 /// An event, by type.
@@ -215,7 +217,23 @@ fn sale(body: &Value) -> Result<Sale, EventError> {
             .or_else(|| int(plan, "amount"))
             .map(|a| a.max(0)),
         currency: text(plan, "currency"),
+        funnel_id: body
+            .get("funnelStep")
+            .and_then(|step| step.get("funnel"))
+            .and_then(|funnel| int(funnel, "id")),
     })
+}
+
+/// What identifies a callback's content, whatever its message id: a digest of the event name
+/// and the exact raw body. The same signed body replayed under a fresh
+/// `x-webhook-message-id` has the same digest and is applied once.
+pub fn replay_digest(event: &str, body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(event.trim().as_bytes());
+    hasher.update([0]);
+    hasher.update(body);
+    hex::encode(hasher.finalize())
 }
 
 impl SystemeEvent {

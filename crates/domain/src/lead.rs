@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::funnel::TagRules;
 use crate::tags::{Tag, client_tag, slug};
 use crate::tenant::{EmailAddress, FieldError, TagPrefix};
 
@@ -31,6 +32,32 @@ pub struct RawFields(BTreeMap<String, Vec<String>>);
 
 /// How many client tags one submission may carry.
 pub const MAX_CLIENT_TAGS: usize = 10;
+
+/// How many tags one lead may hold in all. A repeat post merges its tags into the lead's up to
+/// this many; the rest are dropped, so a public capture key cannot grow a lead's tags (and the
+/// Systeme.io calls that assign them) without bound.
+pub const MAX_LEAD_TAGS: usize = 25;
+
+/// The tombstone key of an erased lead: a hash of the tenant and the (normalised) email, so
+/// the tombstone does not keep the address it stands for.
+pub fn erasure_key(tenant: &crate::tenant::TenantId, email: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(tenant.as_ref().as_bytes());
+    hasher.update([0]);
+    hasher.update(email.trim().to_lowercase().as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// A submitted tag, `form` or `ib_type` that would carry a tag the tenant's stage or counter
+/// rules react to. The capture key is public, so it must not be able to claim a stage:
+/// `422 reserved_tag`.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("{field}: {value:?} is reserved for funnel stages and counters; use another name")]
+pub struct ReservedTag {
+    pub field: &'static str,
+    pub value: String,
+}
 
 impl RawFields {
     /// From a JSON object. Strings, numbers and booleans are read as text, arrays of them as
@@ -329,17 +356,47 @@ impl Submission {
 impl LeadSubmission {
     /// The tags this lead earns for `owner`, sorted and without duplicates: the form tag, the
     /// `ib_type` tag, the volume tag, and the client's tags re-prefixed (foreign ones dropped).
-    pub fn tags(&self, owner: &TagPrefix) -> Vec<Tag> {
-        let mut tags: Vec<Tag> = [Some(self.form.as_str()), self.ib_type.as_deref()]
-            .into_iter()
-            .flatten()
-            .chain(self.volume.map(Volume::tag_suffix))
-            .filter_map(|raw| Tag::new(owner, raw))
-            .chain(self.client_tags.iter().filter_map(|t| client_tag(owner, t)))
-            .collect();
+    ///
+    /// Refused when `form`, `ib_type` or a client tag would carry a suffix that `rules` (the
+    /// tenant's stage and counter rules) react to; a volume tag that a tenant's rule happens
+    /// to react to is left out rather than refused (the visitor did not name it).
+    pub fn tags(&self, owner: &TagPrefix, rules: &TagRules) -> Result<Vec<Tag>, ReservedTag> {
+        let reserved = |tag: &Tag| rules.effect(tag.suffix()).is_some();
+        let mut tags = Vec::new();
+        let named = [
+            ("form", Some(self.form.as_str())),
+            ("ib_type", self.ib_type.as_deref()),
+        ];
+        for (field, raw) in named {
+            if let Some(tag) = raw.and_then(|raw| Tag::new(owner, raw)) {
+                if reserved(&tag) {
+                    return Err(ReservedTag {
+                        field,
+                        value: raw.unwrap_or_default().to_string(),
+                    });
+                }
+                tags.push(tag);
+            }
+        }
+        for raw in &self.client_tags {
+            if let Some(tag) = client_tag(owner, raw) {
+                if reserved(&tag) {
+                    return Err(ReservedTag {
+                        field: "tags",
+                        value: raw.clone(),
+                    });
+                }
+                tags.push(tag);
+            }
+        }
+        tags.extend(
+            self.volume
+                .and_then(|v| Tag::new(owner, v.tag_suffix()))
+                .filter(|t| !reserved(t)),
+        );
         tags.sort();
         tags.dedup();
-        tags
+        Ok(tags)
     }
 
     /// `name` split for Systeme.io: the first word, then the rest.
@@ -592,7 +649,12 @@ mod tests {
             "email=a%40b.co&form=Webinar&ib_type=Forex+IB&monthly_leads=100-500\
              &tags=vip&tags=ib-b9z5n4p8-converted,ib-a7x3k2m1-hot",
         ));
-        let tags: Vec<String> = l.tags(&owner).into_iter().map(String::from).collect();
+        let tags: Vec<String> = l
+            .tags(&owner, &TagRules::defaults())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(String::from)
+            .collect();
         assert_eq!(
             tags,
             [
@@ -603,6 +665,45 @@ mod tests {
                 "ib-a7x3k2m1-webinar",
             ]
         );
+    }
+
+    #[test]
+    fn a_visitor_cannot_name_a_stage_or_counter_tag() {
+        let owner = TagPrefix::parse("ib-a7x3k2m1-").unwrap();
+        let rules = TagRules::defaults();
+        for (body, field) in [
+            ("email=a%40b.co&tags=converted", "tags"),
+            ("email=a%40b.co&tags=engaged,vip", "tags"),
+            ("email=a%40b.co&tags=ib-a7x3k2m1-email-opened", "tags"),
+            ("email=a%40b.co&tags=Email+Clicked", "tags"),
+            ("email=a%40b.co&tags=email-anything", "tags"),
+            ("email=a%40b.co&form=converted", "form"),
+            ("email=a%40b.co&ib_type=email-clicked", "ib_type"),
+            ("email=a%40b.co&form=Retained", "form"),
+        ] {
+            let err = lead(&form(body)).tags(&owner, &rules).unwrap_err();
+            assert_eq!(err.field, field, "{body}");
+        }
+        // A tenant's own rule reserves its suffix too.
+        let custom = TagRules::defaults().with_overrides(
+            &TagRules::parse_overrides(&serde_json::json!({"webinar-attended": "converted"}))
+                .unwrap(),
+        );
+        let l = lead(&form("email=a%40b.co&form=webinar-attended"));
+        assert!(l.tags(&owner, &TagRules::defaults()).is_ok());
+        assert_eq!(l.tags(&owner, &custom).unwrap_err().field, "form");
+    }
+
+    #[test]
+    fn a_volume_tag_a_rule_reacts_to_is_left_out_not_refused() {
+        let owner = TagPrefix::parse("ib-a7x3k2m1-").unwrap();
+        let rules = TagRules::defaults().with_overrides(
+            &TagRules::parse_overrides(&serde_json::json!({"high-volume": "converted"})).unwrap(),
+        );
+        let tags = lead(&form("email=a%40b.co&monthly_leads=500%2B"))
+            .tags(&owner, &rules)
+            .unwrap();
+        assert!(tags.iter().all(|t| t.suffix() != "high-volume"), "{tags:?}");
     }
 
     #[test]

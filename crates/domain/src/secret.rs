@@ -36,17 +36,24 @@ impl SecretBytes {
     }
 }
 
-/// `token_secret`: the HMAC key of tenant tokens. Invariant: at least 32 bytes.
+/// An HMAC key of tokens: `token_secret` (capture and dashboard tokens) or
+/// `admin_token_secret` (admin tokens). Invariant: at least 32 bytes.
 #[derive(Clone, Debug)]
 pub struct TokenSecret(SecretBytes);
 
 impl TokenSecret {
     pub const MIN_LEN: usize = 32;
 
+    /// `token_secret`.
     pub fn parse(value: &str) -> Result<Self, SecretError> {
+        Self::parse_named("token_secret", value)
+    }
+
+    /// A token key from the variable `name` (named in the error).
+    pub fn parse_named(name: &'static str, value: &str) -> Result<Self, SecretError> {
         if value.len() < Self::MIN_LEN {
             return Err(SecretError::TooShort {
-                name: "token_secret",
+                name,
                 min: Self::MIN_LEN,
             });
         }
@@ -147,6 +154,17 @@ mod tests {
     #[test]
     fn token_secret_shorter_than_32_bytes_is_refused() {
         assert!(TokenSecret::parse("short").is_err());
+    }
+
+    #[test]
+    fn a_short_admin_token_secret_is_refused_by_its_own_name() {
+        assert_eq!(
+            TokenSecret::parse_named("admin_token_secret", "short").err(),
+            Some(SecretError::TooShort {
+                name: "admin_token_secret",
+                min: 32
+            })
+        );
     }
 
     #[test]

@@ -107,7 +107,14 @@ pub struct Settings {
     /// Overrides on top of the default tag-suffix rules.
     #[serde(default)]
     pub tag_rules: TagRules,
+    /// The tenant's Systeme.io funnel ids: a sale made in one of them belongs to this tenant
+    /// alone. A funnel can be registered by one tenant only.
+    #[serde(default)]
+    pub funnel_ids: Vec<i64>,
 }
+
+/// Most funnels a tenant may register.
+pub const MAX_FUNNELS: usize = 50;
 
 impl Settings {
     /// Whether a browser at `origin` (the `Origin` header, verbatim) may post.
@@ -139,6 +146,8 @@ struct SettingsBody {
     thank_you_url: Option<String>,
     #[serde(default)]
     tag_rules: Option<serde_json::Value>,
+    #[serde(default)]
+    funnel_ids: Vec<serde_json::Value>,
 }
 
 impl Settings {
@@ -171,10 +180,29 @@ impl Settings {
             None | Some(serde_json::Value::Null) => TagRules::default(),
             Some(json) => TagRules::parse_overrides(&json)?,
         };
+        if raw.funnel_ids.len() > MAX_FUNNELS {
+            return Err(
+                FieldError::new("funnel_ids", format!("at most {MAX_FUNNELS} funnels")).into(),
+            );
+        }
+        let mut funnel_ids = Vec::with_capacity(raw.funnel_ids.len());
+        for id in &raw.funnel_ids {
+            let id = id.as_i64().filter(|id| *id > 0).ok_or_else(|| {
+                FieldError::new(
+                    "funnel_ids",
+                    "must be Systeme.io funnel ids (positive numbers)",
+                )
+            })?;
+            if !funnel_ids.contains(&id) {
+                funnel_ids.push(id);
+            }
+        }
+        funnel_ids.sort_unstable();
         Ok(Self {
             allowed_origins,
             thank_you_url,
             tag_rules,
+            funnel_ids,
         })
     }
 }
@@ -230,6 +258,20 @@ mod tests {
             Settings::parse(br#"{"colour":"red"}"#),
             Err(SettingsError::NotJson(_))
         ));
+    }
+
+    #[test]
+    fn funnel_ids_are_positive_numbers_without_repeats() {
+        let s = Settings::parse(br#"{"funnel_ids":[801,12,801]}"#).unwrap();
+        assert_eq!(s.funnel_ids, [12, 801]);
+        for bad in [
+            &br#"{"funnel_ids":[0]}"#[..],
+            br#"{"funnel_ids":["801"]}"#,
+            br#"{"funnel_ids":[-3]}"#,
+        ] {
+            let err = Settings::parse(bad).unwrap_err();
+            assert!(matches!(err, SettingsError::Field(f) if f.field == "funnel_ids"));
+        }
     }
 
     #[test]

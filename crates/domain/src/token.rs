@@ -1,8 +1,9 @@
-//! Tenant tokens: JWT (RFC 7519) signed HS256 with `token_secret` (see docs/contract.md).
+//! Tokens: JWT (RFC 7519) signed HS256, capture and dashboard tokens with `token_secret`, admin
+//! tokens with `admin_token_secret` (see docs/contract.md). The caller picks the secret.
 //!
 //! Verification order: size, shape, header (`alg` must be exactly `HS256`), signature (checked
-//! in constant time by `hmac`), then claims. Nothing from the payload is trusted before the
-//! signature is.
+//! in constant time by `hmac`), then claims: scope, `exp`, `nbf`, lifetime, `sub`, `gen`.
+//! Nothing from the payload is trusted before the signature is.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -18,6 +19,14 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// The longest a dashboard token may still be valid for: a working day for a logged-in IB, so
+/// a leaked one is worth little; the SaaS back end mints a new one at each login.
+pub const MAX_DASHBOARD_LIFETIME_SECS: i64 = 24 * 60 * 60;
+
+/// The longest an admin token may still be valid for: 90 days, so a scheduled batch sync can
+/// hold one for a quarter and an operator renews it, and a forgotten one dies by itself.
+pub const MAX_ADMIN_LIFETIME_SECS: i64 = 90 * 24 * 60 * 60;
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +63,10 @@ pub enum TokenError {
     BadSignature,
     #[error("the token has expired")]
     Expired,
+    #[error("the token is not valid yet (its nbf is in the future)")]
+    NotYetValid,
+    #[error("the token is valid for longer than a {scope} token may be ({max_secs} s)")]
+    LifetimeTooLong { scope: &'static str, max_secs: i64 },
     #[error("the token lacks a required claim or has an invalid one: {0}")]
     InvalidClaims(&'static str),
     #[error("this route needs a {needed} token, not a {got} token")]
@@ -72,6 +85,8 @@ impl TokenError {
             Self::UnsupportedAlgorithm => "token_algorithm",
             Self::BadSignature => "token_signature",
             Self::Expired => "token_expired",
+            Self::NotYetValid => "token_not_yet_valid",
+            Self::LifetimeTooLong { .. } => "token_lifetime",
             Self::InvalidClaims(_) => "token_claims",
             Self::WrongScope { .. } => "token_scope",
         }
@@ -91,7 +106,29 @@ pub struct Claims {
     pub generation: Option<i64>,
 }
 
-/// A token whose signature, scope and expiry have been checked. Its tenant (if any) must still
+/// The time claims that [`Claims`] does not carry (the app never mints them; the SaaS back end's
+/// JWT library may), read from the same verified payload.
+#[derive(Deserialize)]
+struct TimeClaims {
+    #[serde(default)]
+    nbf: Option<i64>,
+    #[serde(default)]
+    iat: Option<i64>,
+}
+
+impl Scope {
+    /// How long a token of this scope may still be valid for; `None` for capture tokens, which
+    /// are revoked by rotation instead.
+    pub fn max_lifetime_secs(self) -> Option<i64> {
+        match self {
+            Self::Capture => None,
+            Self::Dashboard => Some(MAX_DASHBOARD_LIFETIME_SECS),
+            Self::Admin => Some(MAX_ADMIN_LIFETIME_SECS),
+        }
+    }
+}
+
+/// A token whose signature, scope, `exp`, `nbf` and lifetime have been checked. Its tenant (if any) must still
 /// be looked up: existence, status and, for capture tokens, the key generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
@@ -180,6 +217,23 @@ pub fn verify(
         (None, Scope::Dashboard | Scope::Admin) => return Err(TokenError::InvalidClaims("exp")),
         (Some(exp), _) if exp <= now => return Err(TokenError::Expired),
         _ => {}
+    }
+    let times: TimeClaims =
+        serde_json::from_slice(&payload).map_err(|_| TokenError::InvalidClaims("nbf"))?;
+    if times.nbf.is_some_and(|nbf| nbf > now) {
+        return Err(TokenError::NotYetValid);
+    }
+    // The lifetime is measured from now (`exp - now`), which holds whatever `iat` says, so a
+    // token minted too long is refused from its first use; a token that states `iat` is also
+    // held to `exp - iat`, so an over-long one stays refused in its last hours too.
+    if let (Some(max), Some(exp)) = (claims.scope.max_lifetime_secs(), claims.exp) {
+        let too_long = |from: i64| exp.saturating_sub(from) > max;
+        if too_long(now) || times.iat.is_some_and(too_long) {
+            return Err(TokenError::LifetimeTooLong {
+                scope: claims.scope.as_str(),
+                max_secs: max,
+            });
+        }
     }
     let tenant = match (claims.scope, claims.sub.as_deref()) {
         (Scope::Admin, _) => None,
@@ -387,6 +441,109 @@ mod tests {
             verify(&secret(), &mint(&secret(), &admin), Scope::Admin, NOW),
             Err(TokenError::InvalidClaims("exp"))
         );
+    }
+
+    #[test]
+    fn a_token_whose_nbf_is_in_the_future_is_not_valid_yet() {
+        let token = raw_payload(&format!(
+            r#"{{"sub":"{TENANT}","scope":"dashboard","exp":{},"nbf":{}}}"#,
+            NOW + 600,
+            NOW + 1
+        ));
+        let refused = verify(&secret(), &token, Scope::Dashboard, NOW);
+        assert_eq!(refused, Err(TokenError::NotYetValid));
+        assert_eq!(
+            refused.unwrap_err().code(),
+            "token_not_yet_valid",
+            "its own code"
+        );
+        // From `nbf` on it verifies.
+        assert!(verify(&secret(), &token, Scope::Dashboard, NOW + 1).is_ok());
+    }
+
+    #[test]
+    fn nbf_binds_capture_tokens_too_and_must_be_a_whole_number() {
+        let token = raw_payload(&format!(
+            r#"{{"sub":"{TENANT}","scope":"capture","gen":1,"nbf":{}}}"#,
+            NOW + 60
+        ));
+        assert_eq!(
+            verify(&secret(), &token, Scope::Capture, NOW),
+            Err(TokenError::NotYetValid)
+        );
+        let token = raw_payload(&format!(
+            r#"{{"sub":"{TENANT}","scope":"capture","gen":1,"nbf":"soon"}}"#
+        ));
+        assert_eq!(
+            verify(&secret(), &token, Scope::Capture, NOW),
+            Err(TokenError::InvalidClaims("nbf"))
+        );
+    }
+
+    #[test]
+    fn a_dashboard_token_valid_for_more_than_a_day_is_refused() {
+        let mut claims = dashboard();
+        claims.exp = Some(NOW + MAX_DASHBOARD_LIFETIME_SECS);
+        assert!(verify(&secret(), &mint(&secret(), &claims), Scope::Dashboard, NOW).is_ok());
+        claims.exp = Some(NOW + MAX_DASHBOARD_LIFETIME_SECS + 1);
+        let refused = verify(&secret(), &mint(&secret(), &claims), Scope::Dashboard, NOW);
+        assert_eq!(
+            refused.map_err(|e| e.code()),
+            Err("token_lifetime"),
+            "exp - now over the maximum"
+        );
+    }
+
+    #[test]
+    fn an_over_long_token_stays_refused_in_its_last_hours_when_it_states_iat() {
+        let exp = NOW + 3600;
+        let token = raw_payload(&format!(
+            r#"{{"sub":"{TENANT}","scope":"dashboard","exp":{exp},"iat":{}}}"#,
+            exp - MAX_DASHBOARD_LIFETIME_SECS - 1
+        ));
+        assert!(matches!(
+            verify(&secret(), &token, Scope::Dashboard, NOW),
+            Err(TokenError::LifetimeTooLong { .. })
+        ));
+        let token = raw_payload(&format!(
+            r#"{{"sub":"{TENANT}","scope":"dashboard","exp":{exp},"iat":{}}}"#,
+            NOW - 60
+        ));
+        assert!(verify(&secret(), &token, Scope::Dashboard, NOW).is_ok());
+    }
+
+    #[test]
+    fn an_admin_token_may_live_90_days_and_no_longer() {
+        let admin = |exp: i64| Claims {
+            sub: None,
+            scope: Scope::Admin,
+            exp: Some(exp),
+            generation: None,
+        };
+        let ok = mint(&secret(), &admin(NOW + MAX_ADMIN_LIFETIME_SECS));
+        assert!(verify(&secret(), &ok, Scope::Admin, NOW).is_ok());
+        let long = mint(&secret(), &admin(NOW + MAX_ADMIN_LIFETIME_SECS + 1));
+        assert!(matches!(
+            verify(&secret(), &long, Scope::Admin, NOW),
+            Err(TokenError::LifetimeTooLong { .. })
+        ));
+        // Extreme claims neither overflow nor slip through.
+        let token = raw_payload(&format!(
+            r#"{{"scope":"admin","exp":{},"iat":{}}}"#,
+            i64::MAX,
+            i64::MIN
+        ));
+        assert!(matches!(
+            verify(&secret(), &token, Scope::Admin, NOW),
+            Err(TokenError::LifetimeTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn capture_tokens_have_no_maximum_lifetime() {
+        let mut claims = capture(1);
+        claims.exp = Some(NOW + 10 * 365 * 24 * 60 * 60);
+        assert!(verify(&secret(), &mint(&secret(), &claims), Scope::Capture, NOW).is_ok());
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! A Spin-compatible local host for ClientFlow Edge, on wasmtime (dev and test only).
 //!
 //! It runs a `spin.toml` the way `spin up` does for everything a component can observe:
-//! routing and `spin-*` headers, a fresh instance per request, `fermyon:spin` key-value, SQLite
-//! and variables, and `allowed_outbound_hosts`. Production runs on real Spin or SpinKube.
+//! routing and `spin-*` headers, a fresh instance per request, `fermyon:spin` key-value (local
+//! or Redis), SQLite and variables, and `allowed_outbound_hosts`. Production runs on real Spin
+//! or SpinKube.
 
 pub mod faults;
+pub mod kv_redis;
 pub mod manifest;
 pub mod outbound;
 pub mod resources;

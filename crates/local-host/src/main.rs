@@ -35,7 +35,7 @@ struct UpArgs {
     /// Where key-value and SQLite files live.
     #[arg(long, default_value = ".spin")]
     state_dir: PathBuf,
-    /// Runtime config file (only `type = "spin"` stores are supported locally).
+    /// Runtime config file: `type = "spin"` stores and databases, `type = "redis"` key-value.
     #[arg(long)]
     runtime_config_file: Option<PathBuf>,
     /// Application variable, `name=value`; may be repeated.

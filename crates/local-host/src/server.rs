@@ -25,6 +25,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::kv_redis::RedisStore;
 use crate::manifest::Manifest;
 use crate::outbound::{AllowedHost, OutboundPolicy};
 use crate::routes::{Route, RouteMatch, Router};
@@ -69,6 +70,7 @@ struct StoreConfig {
     #[serde(rename = "type")]
     kind: String,
     path: Option<PathBuf>,
+    url: Option<String>,
 }
 
 fn engine(cache_dir: Option<&Path>) -> Result<Engine> {
@@ -97,13 +99,24 @@ impl App {
             None => RuntimeConfig::default(),
         };
         let mut kv_labels = vec!["default".to_string()];
+        let mut redis_stores = HashMap::new();
         for (label, store) in &runtime.key_value_store {
-            if store.kind != "spin" {
-                anyhow::bail!(
-                    "key_value_store.{label}: type {:?} is not supported by the local host \
-                     (only \"spin\"); run production backends under real Spin",
-                    store.kind
-                );
+            match store.kind.as_str() {
+                "spin" => {}
+                // As in Spin: each label gets its own client, and labels on one Redis share
+                // its key space (the label is not part of the key).
+                "redis" => {
+                    let url = store.url.as_deref().ok_or_else(|| {
+                        anyhow!("key_value_store.{label}: type \"redis\" needs a url")
+                    })?;
+                    let redis =
+                        RedisStore::new(url).with_context(|| format!("key_value_store.{label}"))?;
+                    redis_stores.insert(label.clone(), redis);
+                }
+                other => anyhow::bail!(
+                    "key_value_store.{label}: type {other:?} is not supported by the local host \
+                     (only \"spin\" and \"redis\"); run other backends under real Spin"
+                ),
             }
             kv_labels.push(label.clone());
         }
@@ -125,7 +138,7 @@ impl App {
 
         std::fs::create_dir_all(&config.state_dir)
             .with_context(|| format!("creating state dir {}", config.state_dir.display()))?;
-        let kv = KeyValueBackend::open(&config.state_dir)?;
+        let kv = KeyValueBackend::open(&config.state_dir, redis_stores)?;
         let sqlite = SqliteBackend::new(&config.state_dir, db_paths);
 
         let engine = engine(config.cache_dir.as_deref())?;

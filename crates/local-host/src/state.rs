@@ -122,6 +122,7 @@ impl key_value::HostStore for HostState {
         if !self.access.key_value_stores.contains(&label) {
             return Err(key_value::Error::AccessDenied);
         }
+        self.kv.open_store(&label)?;
         self.table
             .push(KvStore { label })
             .map_err(|_| key_value::Error::StoreTableFull)

@@ -3,6 +3,8 @@
 //! Like Spin's local defaults: key-value lives in `<state-dir>/sqlite_key_value.db`, one table
 //! keyed by (store label, key) behind one shared connection; the default database is
 //! `<state-dir>/sqlite_db.db`, and every `open` is its own connection with Spin's pragmas.
+//! A key-value label the runtime config maps to `type = "redis"` lives in Redis instead
+//! ([`crate::kv_redis`]). Injected faults ([`crate::faults`]) hit every backend alike.
 
 use anyhow::{Context, Result, bail};
 use rusqlite::fallible_iterator::FallibleIterator;
@@ -13,15 +15,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::bindings::fermyon::spin::{key_value, sqlite};
+use crate::kv_redis::RedisStore;
 
-/// Shared key-value backend: one SQLite file, one connection, as in Spin.
+/// Every key-value store: labels mapped to Redis by the runtime config, and the rest in one
+/// local SQLite file behind one connection, as in Spin.
 #[derive(Clone)]
 pub struct KeyValueBackend {
     conn: Arc<Mutex<rusqlite::Connection>>,
+    redis: Arc<HashMap<String, RedisStore>>,
 }
 
 impl KeyValueBackend {
-    pub fn open(state_dir: &Path) -> Result<Self> {
+    /// Opens the local file; `redis` holds the labels that live in Redis (connected lazily).
+    pub fn open(state_dir: &Path, redis: HashMap<String, RedisStore>) -> Result<Self> {
         let path = state_dir.join("sqlite_key_value.db");
         let conn = rusqlite::Connection::open(&path)
             .with_context(|| format!("opening key-value store {}", path.display()))?;
@@ -35,14 +41,29 @@ impl KeyValueBackend {
         .context("creating the key-value table")?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            redis: Arc::new(redis),
         })
+    }
+
+    /// What a component's `open` does beyond the access check: Spin connects a Redis store
+    /// here, so an unreachable Redis already fails the `open` with `Other`.
+    pub fn open_store(&self, store: &str) -> Result<(), key_value::Error> {
+        match self.redis.get(store) {
+            Some(redis) => redis.connect().map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// The Redis store behind `store`, if it has one, once an injected fault has had its turn.
+    fn redis(&self, store: &str) -> Result<Option<&RedisStore>, key_value::Error> {
+        crate::faults::kv().map_err(key_value::Error::Other)?;
+        Ok(self.redis.get(store))
     }
 
     fn with<T>(
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
     ) -> Result<T, key_value::Error> {
-        crate::faults::kv().map_err(key_value::Error::Other)?;
         let conn = self
             .conn
             .lock()
@@ -51,6 +72,13 @@ impl KeyValueBackend {
     }
 
     pub fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, key_value::Error> {
+        if let Some(redis) = self.redis(store)? {
+            return redis.get(key);
+        }
+        self.local_get(store, key)
+    }
+
+    fn local_get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, key_value::Error> {
         self.with(|c| {
             let mut stmt =
                 c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?;
@@ -63,6 +91,9 @@ impl KeyValueBackend {
     }
 
     pub fn set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), key_value::Error> {
+        if let Some(redis) = self.redis(store)? {
+            return redis.set(key, value);
+        }
         self.with(|c| {
             c.prepare_cached(
                 "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
@@ -74,6 +105,9 @@ impl KeyValueBackend {
     }
 
     pub fn delete(&self, store: &str, key: &str) -> Result<(), key_value::Error> {
+        if let Some(redis) = self.redis(store)? {
+            return redis.delete(key);
+        }
         self.with(|c| {
             c.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
                 .execute([store, key])
@@ -82,10 +116,16 @@ impl KeyValueBackend {
     }
 
     pub fn exists(&self, store: &str, key: &str) -> Result<bool, key_value::Error> {
-        self.get(store, key).map(|v| v.is_some())
+        if let Some(redis) = self.redis(store)? {
+            return redis.exists(key);
+        }
+        self.local_get(store, key).map(|v| v.is_some())
     }
 
     pub fn get_keys(&self, store: &str) -> Result<Vec<String>, key_value::Error> {
+        if let Some(redis) = self.redis(store)? {
+            return redis.get_keys();
+        }
         self.with(|c| {
             let mut stmt = c.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1")?;
             stmt.query_map([store], |row| row.get(0))?.collect()

@@ -1,6 +1,6 @@
-//! `cfe-ops`: operator tooling. Mints tenant tokens from `token_secret` and signs signup
-//! webhooks with `signup_secret`, reading the secrets from the same `SPIN_VARIABLE_*`
-//! environment (or `.env`) the app uses.
+//! `cfe-ops`: operator tooling. Mints capture and dashboard tokens from `token_secret`, admin
+//! tokens from `admin_token_secret`, and signs signup webhooks with `signup_secret`, reading the
+//! secrets from the same `SPIN_VARIABLE_*` environment (or `.env`) the app uses.
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -25,14 +25,17 @@ enum ScopeArg {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print a tenant token signed with token_secret (SPIN_VARIABLE_TOKEN_SECRET).
+    /// Print a token: capture and dashboard tokens signed with token_secret
+    /// (SPIN_VARIABLE_TOKEN_SECRET), admin tokens with admin_token_secret
+    /// (SPIN_VARIABLE_ADMIN_TOKEN_SECRET).
     Token {
         #[arg(long, value_enum)]
         scope: ScopeArg,
         /// Tenant id (not for admin tokens).
         #[arg(long)]
         tenant: Option<String>,
-        /// Lifetime in seconds (required for dashboard and admin; optional for capture).
+        /// Lifetime in seconds (default 3600 for dashboard and admin, at most 86400 and 7776000;
+        /// none for capture unless given).
         #[arg(long)]
         ttl: Option<i64>,
         /// Capture-key generation (capture tokens).
@@ -78,11 +81,17 @@ fn main() -> Result<()> {
             ttl,
             generation,
         } => {
-            let secret = TokenSecret::parse(&env_secret("SPIN_VARIABLE_TOKEN_SECRET")?)?;
             let scope = match scope {
                 ScopeArg::Capture => Scope::Capture,
                 ScopeArg::Dashboard => Scope::Dashboard,
                 ScopeArg::Admin => Scope::Admin,
+            };
+            let secret = match scope {
+                Scope::Admin => TokenSecret::parse_named(
+                    "admin_token_secret",
+                    &env_secret("SPIN_VARIABLE_ADMIN_TOKEN_SECRET")?,
+                )?,
+                _ => TokenSecret::parse(&env_secret("SPIN_VARIABLE_TOKEN_SECRET")?)?,
             };
             let sub = match (scope, tenant) {
                 (Scope::Admin, _) => None,
@@ -99,6 +108,14 @@ fn main() -> Result<()> {
                 (_, Some(ttl)) => Some(ttl),
                 (_, None) => Some(3600),
             };
+            if let (Some(max), Some(ttl)) = (scope.max_lifetime_secs(), ttl)
+                && ttl > max
+            {
+                return Err(anyhow!(
+                    "--ttl {ttl} is over the {max} s a {} token may live; the app would refuse it",
+                    scope.as_str()
+                ));
+            }
             let exp = ttl.map(|t| now().map(|n| n + t)).transpose()?;
             let generation = (scope == Scope::Capture).then_some(generation);
             println!(

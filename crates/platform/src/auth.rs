@@ -3,11 +3,11 @@
 //!
 //! - A tenant ([`authenticate`]): a token from `Authorization: Bearer`, or for capture only the
 //!   `key` query parameter (plain HTML forms cannot send headers). Checks: signature, scope,
-//!   expiry (domain), then the tenant's existence, status and, for capture tokens, the key
-//!   generation. Cost: one key-value read. The proof is a [`TenantContext`], whose storage is
-//!   scoped to the tenant.
-//! - The operator ([`authenticate_admin`]): an `admin` token; [`AdminContext`] hands out the
-//!   whole database.
+//!   expiry, `nbf` and lifetime (domain), then the tenant's existence, status and, for capture
+//!   tokens, the key generation. Cost: one key-value read. The proof is a [`TenantContext`],
+//!   whose storage is scoped to the tenant.
+//! - The operator ([`authenticate_admin`]): an `admin` token, signed with its own
+//!   `admin_token_secret`; [`AdminContext`] hands out the whole database.
 //! - The SaaS back end's signup webhook ([`verify_signup`]): a Standard Webhooks signature;
 //!   [`VerifiedSignup`] hands out the database to create the tenant.
 //! - Systeme.io's callback ([`verify_systeme_callback`]): an HMAC of the raw body;
@@ -116,17 +116,30 @@ pub fn authenticate(req: &Request, scope: Scope) -> Result<TenantContext, ApiErr
     Ok(TenantContext::new(tenant))
 }
 
-/// Verifies the request's `admin` token.
+/// Verifies the request's `admin` token, signed with `admin_token_secret`.
+///
+/// A token whose signature does not verify with it is tried once more with `token_secret`,
+/// only to tell a tenant's token (`403 token_scope`, as on every other route) from a forgery.
+/// An `admin` token signed with `token_secret`, which the SaaS back end could mint, stays
+/// `401 token_signature`.
 pub fn authenticate_admin(req: &Request) -> Result<AdminContext, ApiError> {
-    let secret = crate::config::token_secret()?;
-    verify(
-        &secret,
-        &token(req, Scope::Admin)?,
+    let token = token(req, Scope::Admin)?;
+    let now = now_unix();
+    match verify(
+        &crate::config::admin_token_secret()?,
+        &token,
         Scope::Admin,
-        now_unix(),
-    )
-    .map_err(|e| token_error(&e))?;
-    Ok(AdminContext { _private: () })
+        now,
+    ) {
+        Ok(_) => Ok(AdminContext { _private: () }),
+        Err(TokenError::BadSignature) => {
+            match verify(&crate::config::token_secret()?, &token, Scope::Admin, now) {
+                Err(e @ TokenError::WrongScope { .. }) => Err(token_error(&e)),
+                _ => Err(token_error(&TokenError::BadSignature)),
+            }
+        }
+        Err(e) => Err(token_error(&e)),
+    }
 }
 
 /// A signup webhook whose Standard Webhooks signature verified. Only [`verify_signup`] builds

@@ -19,6 +19,14 @@ pub fn token_secret() -> Result<TokenSecret, ApiError> {
     Ok(TokenSecret::parse(&value).context("variable token_secret")?)
 }
 
+/// `admin_token_secret`: the key of admin tokens only, so whoever holds `token_secret` (the SaaS
+/// back end, which mints dashboard tokens) cannot mint an admin token.
+pub fn admin_token_secret() -> Result<TokenSecret, ApiError> {
+    let value = variable("admin_token_secret")?;
+    Ok(TokenSecret::parse_named("admin_token_secret", &value)
+        .context("variable admin_token_secret")?)
+}
+
 pub fn signup_secret() -> Result<WebhookSecret, ApiError> {
     let value = variable("signup_secret")?;
     Ok(WebhookSecret::parse(&value).context("variable signup_secret")?)

@@ -27,13 +27,59 @@ pub fn client_addr(req: &Request) -> String {
     }
 }
 
+fn too_large(limit: usize) -> ApiError {
+    ApiError::PayloadTooLarge {
+        code: "body_too_large",
+        detail: format!("the body is over {limit} bytes"),
+    }
+}
+
+/// Reads an incoming request whose body may hold at most `limit` bytes; every component's
+/// entry point goes through this. A declared `Content-Length` over the limit is `413` before
+/// a byte of the body is read; a body without one (chunked) is read only up to `limit + 1`
+/// bytes, so no client can make a component buffer more than that.
+pub async fn read_limited(
+    incoming: spin_sdk::http::IncomingRequest,
+    limit: usize,
+) -> Result<Request, ApiError> {
+    use futures::TryStreamExt as _;
+    let headers = incoming.headers();
+    let declared = headers
+        .get("content-length")
+        .first()
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return Err(too_large(limit));
+    }
+    let method = incoming.method();
+    let uri = incoming.uri();
+    let mut stream = incoming.into_body_stream();
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.try_next().await.map_err(|e| ApiError::BadRequest {
+        code: "unreadable_body",
+        detail: format!(
+            "the request body could not be read: {}",
+            e.to_debug_string()
+        ),
+    })? {
+        body.extend_from_slice(&chunk);
+        if body.len() > limit {
+            return Err(too_large(limit));
+        }
+    }
+    Ok(Request::builder()
+        .method(method)
+        .uri(uri)
+        .headers(headers)
+        .body(body)
+        .build())
+}
+
 /// Refuses a body over [`MAX_BODY_BYTES`] with `413`.
 pub fn check_body_size(req: &Request) -> Result<(), ApiError> {
     if req.body().len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge {
-            code: "body_too_large",
-            detail: format!("the body is over {MAX_BODY_BYTES} bytes"),
-        });
+        return Err(too_large(MAX_BODY_BYTES));
     }
     Ok(())
 }
@@ -107,9 +153,18 @@ pub fn accepts_html(req: &Request) -> bool {
     header(req, "accept").is_some_and(|a| a.to_ascii_lowercase().contains("text/html"))
 }
 
-/// The `Origin` header, when a browser sent one.
+/// The `Origin` header as the browser sent it, `null` included: the opaque origin of a
+/// sandboxed iframe, a `data:` or `file:` page, or a cross-origin redirect. This is what an
+/// allowed-origins list is checked against, so `null` never passes one (no listed origin can
+/// be `null`).
+pub fn sent_origin(req: &Request) -> Option<&str> {
+    header(req, "origin").filter(|o| !o.is_empty())
+}
+
+/// The origin CORS may be granted to: [`sent_origin`] without `null`, which any sandboxed page
+/// can claim, so it is never echoed back.
 pub fn origin(req: &Request) -> Option<&str> {
-    header(req, "origin").filter(|o| !o.is_empty() && *o != "null")
+    sent_origin(req).filter(|o| *o != "null")
 }
 
 /// The `Idempotency-Key` header: 1–255 visible ASCII characters.

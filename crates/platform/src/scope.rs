@@ -5,6 +5,12 @@
 //! proofs hand out). They add the tenant themselves: every SQL statement binds `?1` to the
 //! tenant id, and [`TenantSql`] refuses, at compile time, SQL that does not filter on
 //! `tenant_id = ?1`; every key-value key is under `t:<tenant>:`.
+//!
+//! The compile-time check is a first line only: it reads bytes, not SQL. The proof is
+//! `tests/tenant_sql.rs`, which finds every `tenant_sql!` in the repository, parses each
+//! statement with sqlparser (SQLite dialect) and checks that every `SELECT`, `UPDATE` and
+//! `DELETE` on a tenant table, in every branch and subquery, has a top-level `AND` conjunct
+//! `tenant_id = ?1`, and that every `INSERT` binds `tenant_id` to `?1`.
 
 use anyhow::{Context, Result};
 use domain::tenant::TenantId;
@@ -15,9 +21,10 @@ use crate::db::{Db, FromRow, rows};
 use crate::kv::{open_store, tenant_key};
 use crate::storage_error::kv_error;
 
-/// SQL a tenant may run. Invariant (checked at compile time by [`tenant_sql!`]): it filters on
-/// `tenant_id = ?1`, or it is an `INSERT` whose first column is `tenant_id` and first value
-/// `?1`; [`TenantDb`] always binds `?1` to the verified tenant.
+/// SQL a tenant may run. Invariant: every tenant table it reads or writes is filtered by
+/// `tenant_id = ?1` (or, for an `INSERT`, gets `?1` as its `tenant_id`); [`TenantDb`] always
+/// binds `?1` to the verified tenant. [`tenant_sql!`] checks a necessary condition at compile
+/// time; `tests/tenant_sql.rs` parses every statement and proves the invariant.
 #[derive(Debug, Clone, Copy)]
 pub struct TenantSql(&'static str);
 
