@@ -114,8 +114,8 @@ mod tests {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .unwrap_or(1);
-        let store = RedisStore::new(&format!("redis://127.0.0.1:{port}"))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let store =
+            RedisStore::new(&format!("redis://127.0.0.1:{port}")).unwrap_or_else(|e| panic!("{e}"));
         let started = std::time::Instant::now();
         assert!(matches!(store.connect(), Err(Error::Other(_))));
         assert!(matches!(store.get("k"), Err(Error::Other(_))));
