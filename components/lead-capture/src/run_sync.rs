@@ -4,6 +4,7 @@
 
 use platform::ApiError;
 use platform::auth::authenticate_admin;
+use platform::request::Limit;
 use serde::Deserialize;
 use spin_sdk::http::{Request, Response};
 
@@ -15,27 +16,9 @@ const MAX_LIMIT: u32 = 500;
 /// The query string; unknown parameters are ignored.
 #[derive(Deserialize)]
 struct SyncQuery {
-    limit: Option<BatchLimit>,
+    limit: Option<Limit<MAX_LIMIT>>,
     retry_failed: Option<Flag>,
     ignore_backoff: Option<Flag>,
-}
-
-/// Leads per batch. Invariant: 1..=500.
-#[derive(Deserialize)]
-#[serde(try_from = "String")]
-struct BatchLimit(u32);
-
-impl TryFrom<String> for BatchLimit {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        value
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .map(Self)
-            .ok_or_else(|| format!("limit must be a whole number from 1 to {MAX_LIMIT}"))
-    }
 }
 
 /// `true`/`1` or `false`/`0`.
@@ -59,7 +42,7 @@ pub fn run_sync(req: &Request) -> Result<Response, ApiError> {
     let admin = authenticate_admin(req)?;
     let query: SyncQuery = platform::request::query(req)?;
     let options = BatchOptions {
-        limit: query.limit.map_or(DEFAULT_LIMIT, |l| l.0),
+        limit: query.limit.map_or(DEFAULT_LIMIT, Limit::get),
         retry_failed: query.retry_failed.is_some_and(|f| f.0),
         ignore_backoff: query.ignore_backoff.is_some_and(|f| f.0),
     };

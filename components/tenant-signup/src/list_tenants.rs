@@ -3,6 +3,7 @@
 use domain::tenant::TenantId;
 use platform::ApiError;
 use platform::auth::authenticate_admin;
+use platform::request::Limit;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::{Request, Response};
 
@@ -22,26 +23,8 @@ struct Page {
 /// The query string; unknown parameters are ignored, a malformed value is `400`.
 #[derive(Deserialize)]
 struct ListQuery {
-    limit: Option<PageLimit>,
+    limit: Option<Limit<MAX_LIMIT>>,
     cursor: Option<TenantCursor>,
-}
-
-/// Tenants per page. Invariant: 1..=500.
-#[derive(Deserialize)]
-#[serde(try_from = "String")]
-struct PageLimit(u32);
-
-impl TryFrom<String> for PageLimit {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        value
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .map(Self)
-            .ok_or_else(|| format!("limit must be an integer from 1 to {MAX_LIMIT}"))
-    }
 }
 
 /// The id of the last tenant of the previous page.
@@ -62,7 +45,7 @@ impl TryFrom<String> for TenantCursor {
 pub fn list_tenants(req: &Request) -> Result<Response, ApiError> {
     let admin = authenticate_admin(req)?;
     let query: ListQuery = platform::request::query(req)?;
-    let limit = query.limit.map_or(DEFAULT_LIMIT, |l| l.0);
+    let limit = query.limit.map_or(DEFAULT_LIMIT, Limit::get);
     let cursor = query.cursor.map(|c| c.0);
     let directory = AdminDirectory::open(&admin)?;
     let tenants = directory.list(cursor.as_ref(), limit)?;

@@ -5,16 +5,17 @@ use anyhow::Result;
 use platform::ApiError;
 use platform::auth::authenticate_admin;
 use platform::db::{FromRow, Row};
+use platform::request::Limit;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::{Request, Response};
 use spin_sdk::sqlite::Value;
 
-const DEFAULT_LIMIT: i64 = 100;
-const MAX_LIMIT: i64 = 500;
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 500;
 
 #[derive(Deserialize)]
 struct SalesQuery {
-    limit: Option<String>,
+    limit: Option<Limit<MAX_LIMIT>>,
 }
 
 /// One unattributed sale, read by column name.
@@ -58,22 +59,12 @@ struct Page {
 pub fn list_unattributed_sales(req: &Request) -> Result<Response, ApiError> {
     let admin = authenticate_admin(req)?;
     let query: SalesQuery = platform::request::query(req)?;
-    let limit = match query.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| ApiError::BadRequest {
-                code: "invalid_query",
-                detail: format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
-            })?,
-    };
+    let limit = query.limit.map_or(DEFAULT_LIMIT, Limit::get);
     let sales = admin.db()?.query::<UnattributedSale>(
         "SELECT message_id, event, contact_id, order_id, funnel_id, amount_cents, currency,
             candidates, reason, received_at
          FROM unattributed_sales ORDER BY received_at DESC, message_id LIMIT ?",
-        &[Value::Integer(limit)],
+        &[Value::Integer(i64::from(limit))],
     )?;
     platform::response::json(200, &Page { sales })
 }

@@ -93,6 +93,30 @@ pub fn query<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiErro
     })
 }
 
+/// A `limit` query parameter (page or batch size). Invariant: `1..=MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct Limit<const MAX: u32>(u32);
+
+impl<const MAX: u32> Limit<MAX> {
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl<const MAX: u32> TryFrom<String> for Limit<MAX> {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=MAX).contains(l))
+            .map(Self)
+            .ok_or_else(|| format!("limit must be a whole number from 1 to {MAX}"))
+    }
+}
+
 /// How a form body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyKind {
