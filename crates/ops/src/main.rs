@@ -112,7 +112,7 @@ fn main() -> Result<()> {
                 && ttl > max
             {
                 return Err(anyhow!(
-                    "--ttl {ttl} is over the {max} s a {} token may live; the app would refuse it",
+                    "--ttl {ttl} is over the {max} s that {} tokens may live; the app would refuse it",
                     scope.as_str()
                 ));
             }
