@@ -86,7 +86,7 @@ impl Faults {
             match std::env::var(name) {
                 Ok(v) if !v.trim().is_empty() => FaultRule::parse(&v)
                     .map(Some)
-                    .with_context(|| format!("{name}")),
+                    .with_context(|| name.to_string()),
                 _ => Ok(None),
             }
         };

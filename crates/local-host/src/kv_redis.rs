@@ -46,7 +46,7 @@ fn block<F: Future>(future: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
 }
 
-fn other(error: redis::RedisError) -> Error {
+fn other(error: &redis::RedisError) -> Error {
     Error::Other(error.to_string())
 }
 
@@ -68,12 +68,12 @@ impl RedisStore {
                 .get_or_try_init(|| self.client.get_connection_manager_with_config(config())),
         )
         .cloned()
-        .map_err(other)
+        .map_err(|e| other(&e))
     }
 
     fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Error> {
         let mut conn = self.connect()?;
-        block(cmd.query_async(&mut conn)).map_err(other)
+        block(cmd.query_async(&mut conn)).map_err(|e| other(&e))
     }
 
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
