@@ -398,6 +398,7 @@ async fn settings_save_show_the_apis_field_errors_and_the_snippet_follows_the_ca
             "webinar-* = email_clicked\nemail-sent = ignore",
         )
         .await;
+    browser.type_into("#funnel-ids", "801, 12").await;
     browser.click("#settings button[type=submit]").await;
     browser
         .until_text("#settings-status", |t| t.starts_with("Saved"))
@@ -409,6 +410,7 @@ async fn settings_save_show_the_apis_field_errors_and_the_snippet_follows_the_ca
             "allowed_origins": ["https://lp.example.com", "https://promo.example.com"],
             "thank_you_url": "https://lp.example.com/thanks",
             "tag_rules": {"webinar-*": "email_clicked", "email-sent": "ignore"},
+            "funnel_ids": [12, 801],
         })
     );
 

@@ -35,7 +35,7 @@ function clearData() {
   $("#lead-total").textContent = "–";
   $("#window").textContent = "";
   $("#snippet").value = "";
-  for (const id of ["#allowed-origins", "#thank-you-url", "#tag-rules"]) $(id).value = "";
+  for (const id of ["#allowed-origins", "#thank-you-url", "#tag-rules", "#funnel-ids"]) $(id).value = "";
   state.captureToken = null;
   state.cursor = null;
   state.daily = null;
@@ -287,6 +287,7 @@ function fillSettings(settings) {
   $("#tag-rules").value = Object.entries(settings.tag_rules ?? {})
     .map(([suffix, effect]) => `${suffix} = ${effect}`)
     .join("\n");
+  $("#funnel-ids").value = (settings.funnel_ids ?? []).join(", ");
 }
 
 async function loadSettings() {
@@ -320,17 +321,23 @@ async function saveSettings(event) {
     if (!match) return settingsError("tag_rules", `tag_rules: line ${i + 1} must read "suffix = effect"`);
     tagRules[match[1]] = match[2];
   }
+  const funnelIds = [];
+  for (const part of $("#funnel-ids").value.split(/[\s,]+/).filter(Boolean)) {
+    if (!/^[0-9]+$/.test(part)) return settingsError("funnel_ids", `funnel_ids: "${part}" is not a funnel id`);
+    funnelIds.push(Number(part));
+  }
   const body = {
     allowed_origins: lines($("#allowed-origins").value),
     thank_you_url: $("#thank-you-url").value.trim() || null,
     tag_rules: tagRules,
+    funnel_ids: funnelIds,
   };
   try {
     const saved = await (await call("/v1/dashboard/settings", { method: "PUT", json: body })).json();
     fillSettings(saved);
     flash($("#settings-status"), "Saved. The next form post uses these settings.");
   } catch (error) {
-    if (error instanceof ApiProblem && !error.signsOut && (error.status === 422 || error.status === 400)) {
+    if (error instanceof ApiProblem && !error.signsOut && [400, 409, 422].includes(error.status)) {
       // The API's field errors start with the field's name: "thank_you_url: must be …".
       return settingsError(error.detail.split(":")[0].trim(), error.detail);
     }
