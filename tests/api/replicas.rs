@@ -431,6 +431,38 @@ async fn two_sync_batches_at_once_on_two_replicas_push_each_lead_exactly_once() 
     expected.sort();
     assert_eq!(created, expected, "each lead pushed exactly once");
     assert_eq!(r.systeme.contact_count(), 24);
+
+    // The same with `ignore_backoff=true` on both (after an outage): the claim is a
+    // compare-and-set on what each batch read, so the backoff being ignored does not let the
+    // second batch take leads the first has claimed.
+    r.systeme.set_mode(Mode::Fail(503));
+    let later: Vec<_> = (0..12)
+        .map(|i| {
+            (
+                t.capture_token.clone(),
+                json!({"email": format!("c{i}@example.com")}),
+            )
+        })
+        .collect();
+    r.a.post_leads(&later).await;
+    r.systeme.set_mode(Mode::Normal);
+    r.systeme.clear_calls();
+    let (ra, rb) = tokio::join!(
+        r.a.run_sync("?ignore_backoff=true"),
+        r.b.run_sync("?ignore_backoff=true")
+    );
+    let attempted = ra["attempted"].as_i64().unwrap() + rb["attempted"].as_i64().unwrap();
+    assert_eq!(attempted, 12, "{ra} {rb}");
+    for i in 0..12 {
+        let email = format!("c{i}@example.com");
+        let lookups = r
+            .systeme
+            .calls_to("GET", "/api/contacts")
+            .iter()
+            .filter(|c| c.param("email") == Some(email.as_str()))
+            .count();
+        assert_eq!(lookups, 1, "{email} pushed more than once");
+    }
 }
 
 // Multi-threaded: stopping and starting redis-server blocks.

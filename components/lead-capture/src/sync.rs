@@ -145,6 +145,8 @@ impl SyncTarget {
 struct DueLead {
     tenant_id: TenantId,
     target: SyncTarget,
+    /// `next_sync_at` as read: the claim succeeds only if nobody changed it since.
+    next_sync_at: i64,
 }
 
 impl FromRow for DueLead {
@@ -157,6 +159,7 @@ impl FromRow for DueLead {
                 lead: LeadSync::from_row(row)?,
             },
             tenant_id,
+            next_sync_at: row.int("next_sync_at")?,
         })
     }
 }
@@ -590,7 +593,7 @@ pub fn run_due(admin: &AdminContext, options: BatchOptions) -> Result<BatchRepor
     report.sync_enabled = true;
     let due = db.query::<DueLead>(
         "SELECT l.id, l.tenant_id, t.tag_prefix, l.revision, l.email, l.name, l.phone, l.tags,
-            l.synced_tags, l.systeme_contact_id, l.sync_attempts
+            l.synced_tags, l.systeme_contact_id, l.sync_attempts, l.next_sync_at
          FROM leads l JOIN tenants t ON t.id = l.tenant_id
          WHERE l.sync_status = 'pending' AND l.next_sync_at <= ?
             -- A suspended tenant's leads wait, pending, until it is active again.
@@ -601,16 +604,25 @@ pub fn run_due(admin: &AdminContext, options: BatchOptions) -> Result<BatchRepor
             Value::Integer(i64::from(limit)),
         ],
     )?;
-    for DueLead { tenant_id, target } in due {
+    for DueLead {
+        tenant_id,
+        target,
+        next_sync_at,
+    } in due
+    {
         let now = now_unix();
         if now - started >= BATCH_BUDGET_SECS {
             break;
         }
+        // Compare-and-set on the value this batch read: a concurrent batch (even one that
+        // ignores backoffs) or an inline sync that claimed the lead meanwhile changed it.
         let claimed = db.execute(
-            "UPDATE leads SET next_sync_at = ? WHERE id = ? AND sync_status = 'pending' AND next_sync_at <= ? RETURNING id",
+            "UPDATE leads SET next_sync_at = ? WHERE id = ? AND sync_status = 'pending'
+                AND next_sync_at = ? AND next_sync_at <= ? RETURNING id",
             &[
                 Value::Integer(now + BATCH_LEASE_SECS),
                 Value::Text(target.lead.id.to_string()),
+                Value::Integer(next_sync_at),
                 Value::Integer(due_by(now)),
             ],
         )?;
