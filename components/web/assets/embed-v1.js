@@ -126,7 +126,9 @@
           }
           return resp.json().catch(function () { return null; }).then(function (problem) {
             done();
-            if (resp.status === 503) {
+            // 503: storage busy; 409 idempotency_key_in_progress: this very submission is still
+            // being stored (a retry came in while the first try was running). Both: try again.
+            if (resp.status === 503 || (problem && problem.code === "idempotency_key_in_progress")) {
               say(form, "error", RETRY);
             } else if (resp.status === 429) {
               var wait = resp.headers.get("retry-after");
