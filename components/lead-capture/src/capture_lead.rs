@@ -1,6 +1,6 @@
 //! `POST /v1/leads`: a landing-page form post becomes a stored lead, then a Systeme.io contact.
 //!
-//! Order: size (413) → capture token (401/403) → origin (403) → content type (415) →
+//! Order: size (413, at the entry point: `read_limited`) → capture token (401/403) → origin (403) → content type (415) →
 //! idempotency claim (a replay, or 409 while another request holds the key) → fields (400/422)
 //! → rate limit (429) and store in one transaction (durable before any 2xx) → inline sync (its
 //! failure leaves the lead pending; never an error for the visitor). Refused bodies count
@@ -55,7 +55,6 @@ fn capture(
     allow_cors: &mut bool,
     claim: &anyhow::Result<String>,
 ) -> Result<Response, ApiError> {
-    request::check_body_size(req)?;
     let ctx = authenticate(req, Scope::Capture)?;
     if let Some(origin) = request::sent_origin(req)
         && !ctx.tenant().settings.allows_origin(origin)

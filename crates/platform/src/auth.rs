@@ -22,7 +22,6 @@ use spin_sdk::http::Request;
 use crate::ApiError;
 use crate::clock::now_unix;
 use crate::db::Db;
-use crate::request::check_body_size;
 use crate::tenant::{TenantContext, load_tenant};
 
 /// Proof that the request carried a valid `admin` token.
@@ -159,7 +158,6 @@ impl VerifiedSignup {
 
 /// Verifies a signup webhook (signature before parsing) and validates its body.
 pub fn verify_signup(req: &Request) -> Result<VerifiedSignup, ApiError> {
-    check_body_size(req)?;
     let body = req.body();
     let secret = crate::config::signup_secret()?;
     let id = header(req, "webhook-id");
@@ -208,10 +206,9 @@ impl SystemeCallback<'_> {
     }
 }
 
-/// Checks size, then the signature over the raw body (Systeme.io escapes `/` as `\/`, so
+/// Checks the signature over the raw body (Systeme.io escapes `/` as `\/`, so
 /// nothing is re-serialised), then the message id.
 pub fn verify_systeme_callback(req: &Request) -> Result<SystemeCallback<'_>, ApiError> {
-    check_body_size(req)?;
     let secret = crate::config::systeme_webhook_secret()?;
     verify_systeme(&secret, header(req, "x-webhook-signature"), req.body()).map_err(|e| {
         ApiError::Unauthorized {

@@ -76,14 +76,6 @@ pub async fn read_limited(
         .build())
 }
 
-/// Refuses a body over [`MAX_BODY_BYTES`] with `413`.
-pub fn check_body_size(req: &Request) -> Result<(), ApiError> {
-    if req.body().len() > MAX_BODY_BYTES {
-        return Err(too_large(MAX_BODY_BYTES));
-    }
-    Ok(())
-}
-
 /// The query string decoded into `T` (unknown parameters are ignored); `400 invalid_query`
 /// naming the parameter when a value does not parse.
 pub fn query<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
