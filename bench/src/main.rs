@@ -52,6 +52,10 @@ struct Args {
     /// Also write the report to this file.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Only the write paths against their ceiling: the probe's one INSERT (WAL), capture and
+    /// callbacks, with their ratios (about 40 s). For iterating on a write path.
+    #[arg(long)]
+    write_paths: bool,
 }
 
 struct Row {
@@ -170,6 +174,14 @@ fn event_requests(prefix: &str, pool: u64) -> MakeRequest {
     })
 }
 
+/// Repeats what the local host flagged about the statements the scenarios ran: a statement
+/// SQLite compiles twice on every call is a cost Spin pays too.
+fn report_host_warnings(app: &TestApp) {
+    for line in app.stderr().lines().filter(|l| l.contains("re-prepared")) {
+        eprintln!("  host warning: {line}");
+    }
+}
+
 fn wasm_sizes() -> Vec<(String, u64)> {
     [
         "dashboard",
@@ -230,24 +242,29 @@ async fn main() -> Result<()> {
     // 1. The host's ceilings: the probe component.
     eprintln!("== probe (ceilings)");
     let probe = spawn_async(AppSpec::probe()).await;
-    let host_only = measure(
-        &mut rows,
-        "host health route, no component (1 conn)",
-        &probe,
-        single,
-        200,
-        get("/.well-known/spin/health"),
-    )
-    .await?;
-    let empty_one = measure(
-        &mut rows,
-        "probe empty handler (1 conn)",
-        &probe,
-        single,
-        200,
-        get("/probe/empty"),
-    )
-    .await?;
+    let (host_only, empty_one) = if args.write_paths {
+        (None, None)
+    } else {
+        let host_only = measure(
+            &mut rows,
+            "host health route, no component (1 conn)",
+            &probe,
+            single,
+            200,
+            get("/.well-known/spin/health"),
+        )
+        .await?;
+        let empty_one = measure(
+            &mut rows,
+            "probe empty handler (1 conn)",
+            &probe,
+            single,
+            200,
+            get("/probe/empty"),
+        )
+        .await?;
+        (Some(host_only), Some(empty_one))
+    };
     let empty = measure(
         &mut rows,
         "probe empty handler",
@@ -258,15 +275,21 @@ async fn main() -> Result<()> {
     )
     .await?;
     probe.client.post(probe.url("/probe/setup")).send().await?;
-    let insert_delete = measure(
-        &mut rows,
-        "probe one INSERT (rollback journal)",
-        &probe,
-        load,
-        201,
-        Arc::new(|_| request("POST", "/probe/insert", &[], Vec::new())),
-    )
-    .await?;
+    let insert_delete = if args.write_paths {
+        None
+    } else {
+        Some(
+            measure(
+                &mut rows,
+                "probe one INSERT (rollback journal)",
+                &probe,
+                load,
+                201,
+                Arc::new(|_| request("POST", "/probe/insert", &[], Vec::new())),
+            )
+            .await?,
+        )
+    };
     let wal = probe
         .client
         .post(probe.url("/sqlite/default"))
@@ -312,7 +335,17 @@ async fn main() -> Result<()> {
         event_requests(&tenant.tag_prefix, 1_000),
     )
     .await?;
+    report_host_warnings(&app);
 
+    if args.write_paths {
+        drop(app);
+        let ratios = [
+            ("capture (sync off) / one INSERT (WAL)".to_string(), capture.rps() / insert_wal.rps()),
+            ("events / one INSERT (WAL)".to_string(), events.rps() / insert_wal.rps()),
+            ("one INSERT (WAL) / empty handler".to_string(), insert_wal.rps() / empty.rps()),
+        ];
+        return print_report(&args, &host, started, &rows, &ratios, "");
+    }
     // 3. Stats against lead count, with many tenants in the database.
     eprintln!(
         "== stats scaling: seeding {} tenants and {:?} leads",
@@ -386,11 +419,68 @@ async fn main() -> Result<()> {
         HostKind::Spin(_) => Vec::new(),
     };
 
+    let (insert_delete, host_only, empty_one) = (
+        insert_delete.context("measured unless --write-paths")?,
+        host_only.context("measured unless --write-paths")?,
+        empty_one.context("measured unless --write-paths")?,
+    );
+    let mut ratios = vec![
+        ("capture (sync off) / one INSERT (WAL)".to_string(), capture.rps() / insert_wal.rps()),
+        (
+            "capture (sync off) / one INSERT (rollback journal)".to_string(),
+            capture.rps() / insert_delete.rps(),
+        ),
+        (
+            "capture (sync on) / capture (sync off)".to_string(),
+            capture_sync.rps() / capture.rps(),
+        ),
+        ("events / one INSERT (WAL)".to_string(), events.rps() / insert_wal.rps()),
+        ("one INSERT (WAL) / empty handler".to_string(), insert_wal.rps() / empty.rps()),
+    ];
+    if let (Some((small_n, small)), Some((large_n, large))) = (stats.first(), stats.last()) {
+        ratios.push((
+            format!("stats p50 latency, {large_n} / {small_n} leads"),
+            large.ms(0.5) / small.ms(0.5),
+        ));
+        ratios.push((
+            format!("stats req/s, {large_n} / {small_n} leads"),
+            large.rps() / small.rps(),
+        ));
+    }
+    let mut extra = format!(
+        "\nPer-request instantiation on this host (mean latency, 1 connection, empty handler minus the host's own health route): {:.3} ms.\n\n",
+        empty_one.mean_ms() - host_only.mean_ms()
+    );
+    let _ = writeln!(
+        extra,
+        "| component | .wasm bytes | compile at start-up (cold cache) |\n| --- | ---: | ---: |"
+    );
+    for (name, bytes) in wasm_sizes() {
+        let id = name.replace('_', "-");
+        let time = compile
+            .iter()
+            .find(|(c, _)| *c == id)
+            .map_or("n/a", |(_, t)| t.as_str());
+        let _ = writeln!(extra, "| {id} | {bytes} | {time} |");
+    }
+    print_report(&args, &host, started, &rows, &ratios, &extra)
+}
+
+/// Prints the report (and writes it to `--out`): every scenario, then the same-run ratios,
+/// then `extra`.
+fn print_report(
+    args: &Args,
+    host: &HostKind,
+    started: Instant,
+    rows: &[Row],
+    ratios: &[(String, f64)],
+    extra: &str,
+) -> Result<()> {
     let mut report = String::new();
     let _ = writeln!(
         report,
         "Host: {}. {} connections, {} s per scenario after warm-up. Total run {:.0} s.\n",
-        match &host {
+        match host {
             HostKind::Local(_) => "local host (cfe-host)".to_string(),
             HostKind::Spin(p) => format!("Spin ({})", p.display()),
         },
@@ -402,7 +492,7 @@ async fn main() -> Result<()> {
         report,
         "| scenario | req/s | p50 ms | p99 ms | p99.9 ms |\n| --- | ---: | ---: | ---: | ---: |"
     );
-    for row in &rows {
+    for row in rows {
         let o = &row.outcome;
         let _ = writeln!(
             report,
@@ -415,61 +505,10 @@ async fn main() -> Result<()> {
         );
     }
     let _ = writeln!(report, "\n| ratio (same run) | value |\n| --- | ---: |");
-    let ratio = |a: &Outcome, b: &Outcome| a.rps() / b.rps();
-    let _ = writeln!(
-        report,
-        "| capture (sync off) / one INSERT (WAL) | {:.2} |",
-        ratio(&capture, &insert_wal)
-    );
-    let _ = writeln!(
-        report,
-        "| capture (sync off) / one INSERT (rollback journal) | {:.2} |",
-        ratio(&capture, &insert_delete)
-    );
-    let _ = writeln!(
-        report,
-        "| capture (sync on) / capture (sync off) | {:.2} |",
-        ratio(&capture_sync, &capture)
-    );
-    let _ = writeln!(
-        report,
-        "| events / one INSERT (WAL) | {:.2} |",
-        ratio(&events, &insert_wal)
-    );
-    let _ = writeln!(
-        report,
-        "| one INSERT (WAL) / empty handler | {:.2} |",
-        ratio(&insert_wal, &empty)
-    );
-    if let (Some((small_n, small)), Some((large_n, large))) = (stats.first(), stats.last()) {
-        let _ = writeln!(
-            report,
-            "| stats p50 latency, {large_n} / {small_n} leads | {:.2} |",
-            large.ms(0.5) / small.ms(0.5)
-        );
-        let _ = writeln!(
-            report,
-            "| stats req/s, {large_n} / {small_n} leads | {:.2} |",
-            ratio(large, small)
-        );
+    for (name, value) in ratios {
+        let _ = writeln!(report, "| {name} | {value:.2} |");
     }
-    let _ = writeln!(
-        report,
-        "\nPer-request instantiation on this host (mean latency, 1 connection, empty handler minus the host's own health route): {:.3} ms.\n",
-        empty_one.mean_ms() - host_only.mean_ms()
-    );
-    let _ = writeln!(
-        report,
-        "| component | .wasm bytes | compile at start-up (cold cache) |\n| --- | ---: | ---: |"
-    );
-    for (name, bytes) in wasm_sizes() {
-        let id = name.replace('_', "-");
-        let time = compile
-            .iter()
-            .find(|(c, _)| *c == id)
-            .map_or("n/a", |(_, t)| t.as_str());
-        let _ = writeln!(report, "| {id} | {bytes} | {time} |");
-    }
+    report.push_str(extra);
     println!("{report}");
     if let Some(out) = &args.out {
         std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;

@@ -425,7 +425,7 @@ impl Dashboard {
                 " FROM leads WHERE tenant_id = ?1 AND (?2 IS NULL OR stage = ?2)
                     AND (?3 IS NULL OR id < ?3)
                     AND (?4 IS NULL OR email LIKE ?4 ESCAPE '\\' OR lower(name) LIKE ?4 ESCAPE '\\')
-                 ORDER BY id DESC LIMIT ?5"
+                 ORDER BY id DESC LIMIT CAST(?5 AS INTEGER)"
             ),
             &[stage, cursor, like, limit],
         )?;
@@ -457,7 +457,7 @@ impl Dashboard {
             tenant_sql!(
                 "SELECT kind, detail, created_at FROM (
                     SELECT id, kind, detail, created_at FROM lead_events
-                    WHERE tenant_id = ?1 AND lead_id = ?2 ORDER BY id DESC LIMIT ?3)
+                    WHERE tenant_id = ?1 AND lead_id = ?2 ORDER BY id DESC LIMIT CAST(?3 AS INTEGER))
                  ORDER BY id"
             ),
             &[Value::Text(id.to_string()), Value::Integer(MAX_TIMELINE)],

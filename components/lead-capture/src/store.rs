@@ -169,7 +169,7 @@ impl LeadStore {
                         UNION ALL
                         SELECT value, 1 FROM json_each(excluded.tags)
                         WHERE value NOT IN (SELECT value FROM json_each(leads.tags))
-                        ORDER BY later, value LIMIT ?22) ORDER BY value)),
+                        ORDER BY later, value LIMIT CAST(?22 AS INTEGER)) ORDER BY value)),
                     sync_status = CASE WHEN leads.sync_status IN ('synced', 'failed') THEN 'pending' ELSE leads.sync_status END,
                     sync_attempts = CASE WHEN leads.sync_status IN ('synced', 'failed') THEN 0 ELSE leads.sync_attempts END,
                     next_sync_at = CASE WHEN leads.sync_status = 'held' THEN leads.next_sync_at ELSE excluded.next_sync_at END,

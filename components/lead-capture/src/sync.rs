@@ -598,7 +598,7 @@ pub fn run_due(admin: &AdminContext, options: BatchOptions) -> Result<BatchRepor
          WHERE l.sync_status = 'pending' AND l.next_sync_at <= ?
             -- A suspended tenant's leads wait, pending, until it is active again.
             AND t.status = 'active'
-         ORDER BY l.next_sync_at LIMIT ?",
+         ORDER BY l.next_sync_at LIMIT CAST(? AS INTEGER)",
         &[
             Value::Integer(due_by(started)),
             Value::Integer(i64::from(limit)),

@@ -491,11 +491,16 @@ impl Applying<'_> {
     fn lead_for_contact(&self, contact: &Contact) -> Result<Option<LeadRecord>> {
         let email = contact.email.as_ref().map(ToString::to_string);
         let found = self.tdb.query_one::<LeadRecord>(
+            // Two index searches, the contact id's first. (One `WHERE … AND (contact = ?2
+            // OR email = ?3)` makes SQLite walk every lead of the tenant.)
             tenant_sql!(
-                "SELECT ",
+                "SELECT * FROM (SELECT ",
                 lead_record_columns!(),
-                " FROM leads WHERE tenant_id = ?1 AND (systeme_contact_id = ?2 OR email = ?3)
-                 ORDER BY systeme_contact_id IS ?2 DESC LIMIT 1"
+                ", 0 AS by_email FROM leads WHERE tenant_id = ?1 AND systeme_contact_id = ?2
+                 UNION ALL SELECT ",
+                lead_record_columns!(),
+                ", 1 FROM leads WHERE tenant_id = ?1 AND email = ?3)
+                 ORDER BY by_email LIMIT 1"
             ),
             &[
                 contact.id.map_or(Value::Null, Value::Integer),

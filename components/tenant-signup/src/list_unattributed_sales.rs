@@ -63,7 +63,7 @@ pub fn list_unattributed_sales(req: &Request) -> Result<Response, ApiError> {
     let sales = admin.db()?.query::<UnattributedSale>(
         "SELECT message_id, event, contact_id, order_id, funnel_id, amount_cents, currency,
             candidates, reason, received_at
-         FROM unattributed_sales ORDER BY received_at DESC, message_id LIMIT ?",
+         FROM unattributed_sales ORDER BY received_at DESC, message_id LIMIT CAST(? AS INTEGER)",
         &[Value::Integer(i64::from(limit))],
     )?;
     platform::response::json(200, &Page { sales })

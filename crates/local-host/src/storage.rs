@@ -206,17 +206,41 @@ pub fn execute(
         };
         let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
         let params: Vec<SqlValue> = params.into_iter().map(to_sql).collect();
-        let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(io)?;
         let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(io)? {
-            let values = (0..columns.len())
-                .map(|i| row.get_ref(i).map(from_sql))
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(io)?;
-            out.push(sqlite::RowResult { values });
+        {
+            let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(io)?;
+            while let Some(row) = rows.next().map_err(io)? {
+                let values = (0..columns.len())
+                    .map(|i| row.get_ref(i).map(from_sql))
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(io)?;
+                out.push(sqlite::RowResult { values });
+            }
         }
+        warn_if_reprepared(&stmt, sql);
         Ok(sqlite::QueryResult { columns, rows: out })
     })
+}
+
+/// SQLite compiles a statement again on its first step when its plan depended on a bound
+/// value: a parameter in `LIMIT`, or compared with a partial index's constant (SQLite's
+/// `sqlite3VdbeSetVarmask`). Spin runs the same SQLite build, so such a statement is compiled
+/// twice on every call there too: the host says so, once per statement text, so that a hot
+/// path can be fixed (for example `LIMIT CAST(?1 AS INTEGER)`). Tests assert the line is absent.
+fn warn_if_reprepared(stmt: &rusqlite::Statement<'_>, sql: &str) {
+    use std::collections::HashSet;
+    use std::sync::LazyLock;
+    static SEEN: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Mutex::default);
+    if stmt.get_status(rusqlite::StatementStatus::RePrepare) == 0 {
+        return;
+    }
+    let text: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if let Ok(mut seen) = SEEN.lock()
+        && seen.insert(text.clone())
+    {
+        let head: String = text.chars().take(120).collect();
+        eprintln!("cfe-host: sqlite statement re-prepared on every call (a bound value shaped its plan): {head}");
+    }
 }
 
 /// Checks, at start-up, that every non-default store label a component declares is defined.
