@@ -57,7 +57,15 @@ pub struct LeadStore {
     tenant: Tenant,
 }
 
-/// The row the capture upsert returns: the lead as stored now.
+/// What the capture statements return: [`CapturedRow`]'s columns.
+macro_rules! captured_columns {
+    () => {
+        "id, sync_status, revision, email, name, phone, tags, synced_tags, systeme_contact_id,
+        sync_attempts"
+    };
+}
+
+/// The row a capture statement returns: the lead as stored now.
 struct CapturedRow {
     sync_status: SyncStatus,
     lead: LeadSync,
@@ -129,6 +137,12 @@ impl LeadStore {
     /// (fields given now win, tags are merged, a synced lead is queued again). Over the plan's
     /// limit a new lead is `held`. Durable when this returns.
     /// `None` when the client's rate window is full: nothing was written.
+    ///
+    /// Two statements, the common one first: an `INSERT … ON CONFLICT DO NOTHING` for a new
+    /// email, and only when that stored nothing, the `UPDATE` of the existing lead. One upsert
+    /// would do both, but SQLite compiles a statement's every branch and trigger on each call
+    /// (each request is a new connection): the upsert's update half with its five `UPDATE`
+    /// triggers cost a new lead as much again as its insert (BENCHMARKS.md).
     fn capture(
         &self,
         client: &str,
@@ -141,7 +155,7 @@ impl LeadStore {
         let stamp = now_rfc3339()?;
         let tags_json = serde_json::to_string(tags)?;
         let plan_limit = i64::try_from(self.tenant.plan.limits().leads).unwrap_or(i64::MAX);
-        let stored = self.db.query_one::<CapturedRow>(
+        let inserted = self.db.query_one::<CapturedRow>(
             tenant_sql!(
                 "INSERT INTO leads (tenant_id, id, email, name, phone, ib_type, monthly_leads, volume,
                     broker_network, form, utm_source, utm_medium, utm_campaign, page_url, consent, tags,
@@ -151,34 +165,9 @@ impl LeadStore {
                     ?18, ?19, ?19, ?20
                  WHERE COALESCE((SELECT hits FROM capture_rate WHERE tenant_id = ?1 AND client = ?20
                     AND window_start = (CAST(strftime('%s', ?19) AS INTEGER) / 60) * 60), 0) < ?21
-                 ON CONFLICT (tenant_id, email) DO UPDATE SET
-                    name = COALESCE(excluded.name, leads.name),
-                    phone = COALESCE(excluded.phone, leads.phone),
-                    ib_type = COALESCE(excluded.ib_type, leads.ib_type),
-                    monthly_leads = COALESCE(excluded.monthly_leads, leads.monthly_leads),
-                    volume = COALESCE(excluded.volume, leads.volume),
-                    broker_network = COALESCE(excluded.broker_network, leads.broker_network),
-                    form = excluded.form,
-                    utm_source = COALESCE(leads.utm_source, excluded.utm_source),
-                    utm_medium = COALESCE(leads.utm_medium, excluded.utm_medium),
-                    utm_campaign = COALESCE(leads.utm_campaign, excluded.utm_campaign),
-                    page_url = COALESCE(leads.page_url, excluded.page_url),
-                    consent = MAX(leads.consent, excluded.consent),
-                    tags = (SELECT json_group_array(value) FROM (SELECT value FROM (
-                        SELECT value, 0 AS later FROM json_each(leads.tags)
-                        UNION ALL
-                        SELECT value, 1 FROM json_each(excluded.tags)
-                        WHERE value NOT IN (SELECT value FROM json_each(leads.tags))
-                        ORDER BY later, value LIMIT CAST(?22 AS INTEGER)) ORDER BY value)),
-                    sync_status = CASE WHEN leads.sync_status IN ('synced', 'failed') THEN 'pending' ELSE leads.sync_status END,
-                    sync_attempts = CASE WHEN leads.sync_status IN ('synced', 'failed') THEN 0 ELSE leads.sync_attempts END,
-                    next_sync_at = CASE WHEN leads.sync_status = 'held' THEN leads.next_sync_at ELSE excluded.next_sync_at END,
-                    revision = leads.revision + 1,
-                    updated_at = excluded.updated_at,
-                    client = excluded.client
-                 WHERE leads.tenant_id = ?1
-                 RETURNING id, sync_status, revision, email, name, phone, tags, synced_tags,
-                    systeme_contact_id, sync_attempts"
+                 ON CONFLICT DO NOTHING
+                 RETURNING ",
+                captured_columns!()
             ),
             &[
                 Value::Text(id.to_string()),
@@ -195,20 +184,80 @@ impl LeadStore {
                 text(lead.utm_campaign.as_deref()),
                 text(lead.page_url.as_deref()),
                 Value::Integer(i64::from(lead.consent)),
-                Value::Text(tags_json),
+                Value::Text(tags_json.clone()),
                 Value::Integer(plan_limit),
+                Value::Integer(now + INLINE_LEASE_SECS),
+                Value::Text(stamp.clone()),
+                Value::Text(client.to_string()),
+                Value::Integer(i64::from(limit)),
+            ],
+        )?;
+        if let Some(stored) = inserted {
+            return Ok(Some(Captured {
+                created: true,
+                id: stored.lead.id.clone(),
+                sync_status: stored.sync_status,
+                target: SyncTarget::new(&self.tenant, stored.lead),
+            }));
+        }
+        // The email is taken (or the window is full: then this changes nothing either).
+        let updated = self.db.query_one::<CapturedRow>(
+            tenant_sql!(
+                "UPDATE leads SET
+                    name = COALESCE(?3, name),
+                    phone = COALESCE(?4, phone),
+                    ib_type = COALESCE(?5, ib_type),
+                    monthly_leads = COALESCE(?6, monthly_leads),
+                    volume = COALESCE(?7, volume),
+                    broker_network = COALESCE(?8, broker_network),
+                    form = ?9,
+                    utm_source = COALESCE(utm_source, ?10),
+                    utm_medium = COALESCE(utm_medium, ?11),
+                    utm_campaign = COALESCE(utm_campaign, ?12),
+                    page_url = COALESCE(page_url, ?13),
+                    consent = MAX(consent, ?14),
+                    tags = (SELECT json_group_array(value) FROM (SELECT value FROM (
+                        SELECT value, 0 AS later FROM json_each(leads.tags)
+                        UNION ALL
+                        SELECT value, 1 FROM json_each(?15)
+                        WHERE value NOT IN (SELECT value FROM json_each(leads.tags))
+                        ORDER BY later, value LIMIT CAST(?19 AS INTEGER)) ORDER BY value)),
+                    sync_status = CASE WHEN sync_status IN ('synced', 'failed') THEN 'pending' ELSE sync_status END,
+                    sync_attempts = CASE WHEN sync_status IN ('synced', 'failed') THEN 0 ELSE sync_attempts END,
+                    next_sync_at = CASE WHEN sync_status = 'held' THEN next_sync_at ELSE ?16 END,
+                    revision = revision + 1,
+                    updated_at = ?17,
+                    client = ?18
+                 WHERE tenant_id = ?1 AND email = ?2
+                    AND COALESCE((SELECT hits FROM capture_rate WHERE tenant_id = ?1 AND client = ?18
+                        AND window_start = (CAST(strftime('%s', ?17) AS INTEGER) / 60) * 60), 0) < ?20
+                 RETURNING ",
+                captured_columns!()
+            ),
+            &[
+                Value::Text(lead.email.to_string()),
+                text(lead.name.as_deref()),
+                text(lead.phone.as_deref()),
+                text(lead.ib_type.as_deref()),
+                text(lead.monthly_leads.as_deref()),
+                text(lead.volume.map(|v| v.as_str())),
+                text(lead.broker_network.as_deref()),
+                Value::Text(lead.form.clone()),
+                text(lead.utm_source.as_deref()),
+                text(lead.utm_medium.as_deref()),
+                text(lead.utm_campaign.as_deref()),
+                text(lead.page_url.as_deref()),
+                Value::Integer(i64::from(lead.consent)),
+                Value::Text(tags_json),
                 Value::Integer(now + INLINE_LEASE_SECS),
                 Value::Text(stamp),
                 Value::Text(client.to_string()),
-                Value::Integer(i64::from(limit)),
                 Value::Integer(i64::try_from(MAX_LEAD_TAGS).unwrap_or(i64::MAX)),
+                Value::Integer(i64::from(limit)),
             ],
         )?;
-        let Some(stored) = stored else {
-            return Ok(None);
-        };
-        Ok(Some(Captured {
-            created: stored.lead.id == id,
+        Ok(updated.map(|stored| Captured {
+            created: false,
             id: stored.lead.id.clone(),
             sync_status: stored.sync_status,
             target: SyncTarget::new(&self.tenant, stored.lead),
