@@ -340,9 +340,18 @@ async fn main() -> Result<()> {
     if args.write_paths {
         drop(app);
         let ratios = [
-            ("capture (sync off) / one INSERT (WAL)".to_string(), capture.rps() / insert_wal.rps()),
-            ("events / one INSERT (WAL)".to_string(), events.rps() / insert_wal.rps()),
-            ("one INSERT (WAL) / empty handler".to_string(), insert_wal.rps() / empty.rps()),
+            (
+                "capture (sync off) / one INSERT (WAL)".to_string(),
+                capture.rps() / insert_wal.rps(),
+            ),
+            (
+                "events / one INSERT (WAL)".to_string(),
+                events.rps() / insert_wal.rps(),
+            ),
+            (
+                "one INSERT (WAL) / empty handler".to_string(),
+                insert_wal.rps() / empty.rps(),
+            ),
         ];
         return print_report(&args, &host, started, &rows, &ratios, "");
     }
@@ -425,7 +434,10 @@ async fn main() -> Result<()> {
         empty_one.context("measured unless --write-paths")?,
     );
     let mut ratios = vec![
-        ("capture (sync off) / one INSERT (WAL)".to_string(), capture.rps() / insert_wal.rps()),
+        (
+            "capture (sync off) / one INSERT (WAL)".to_string(),
+            capture.rps() / insert_wal.rps(),
+        ),
         (
             "capture (sync off) / one INSERT (rollback journal)".to_string(),
             capture.rps() / insert_delete.rps(),
@@ -434,8 +446,14 @@ async fn main() -> Result<()> {
             "capture (sync on) / capture (sync off)".to_string(),
             capture_sync.rps() / capture.rps(),
         ),
-        ("events / one INSERT (WAL)".to_string(), events.rps() / insert_wal.rps()),
-        ("one INSERT (WAL) / empty handler".to_string(), insert_wal.rps() / empty.rps()),
+        (
+            "events / one INSERT (WAL)".to_string(),
+            events.rps() / insert_wal.rps(),
+        ),
+        (
+            "one INSERT (WAL) / empty handler".to_string(),
+            insert_wal.rps() / empty.rps(),
+        ),
     ];
     if let (Some((small_n, small)), Some((large_n, large))) = (stats.first(), stats.last()) {
         ratios.push((

@@ -434,6 +434,40 @@ async fn concurrent_redeliveries_apply_once() {
     );
 }
 
+/// Distinct callbacks racing on one lead: each reads the lead, and its write is refused when
+/// another changed the lead meanwhile (the `event_seq` check in migration 0012's trigger), then
+/// applied again on the fresh state. None is lost and none counts twice.
+#[tokio::test]
+async fn concurrent_distinct_callbacks_on_one_lead_each_count_once() {
+    let (app, a, b) = app_and_tenants().await;
+    app.post_lead(&a.capture_token, &json!({"email": "trader1@example.com"}))
+        .await;
+    let base = fixture("contact_tag_added.json", &a, &b);
+    let pa = a.tag_prefix.clone();
+    let opened = base.replace(&format!("{pa}engaged"), &format!("{pa}email-opened"));
+    let n = 12;
+    // Distinct bodies too: the same body under a new message id is a replay.
+    let bodies: Vec<String> = (0..n)
+        .map(|i| opened.replacen('{', &format!("{{\"race\": {i}, "), 1))
+        .collect();
+    let ids: Vec<String> = (0..n).map(|i| format!("race-{i}")).collect();
+    let sends = bodies
+        .iter()
+        .zip(&ids)
+        .map(|(body, id)| post_event(&app, "CONTACT_TAG_ADDED", id, body));
+    for resp in futures::future::join_all(sends).await {
+        expect_status(resp, "applied").await;
+    }
+    let f = funnel(&app, &a.id, "trader1@example.com").unwrap();
+    assert_eq!(f["opened"], n);
+    assert_eq!(rollup(&app, &a.id)["opened"], n);
+    assert_eq!(
+        timeline(&app, &a.id, "trader1@example.com").len(),
+        n + 1,
+        "captured, then one entry per callback"
+    );
+}
+
 #[tokio::test]
 async fn signatures_are_checked_on_the_raw_body() {
     let (app, a, b) = app_and_tenants().await;

@@ -1,12 +1,14 @@
-//! A tenant's leads as capture writes them: the upsert, the spam counter, idempotency keys and
-//! the per-client rate limit. Built only from a verified tenant ([`LeadStore::new`]);
+//! A tenant's leads as capture writes them: the lead write, the spam counter, idempotency keys
+//! and the per-client rate limit. Built only from a verified tenant ([`LeadStore::new`]);
 //! every statement goes through [`TenantDb`], so it cannot reach another tenant's rows.
 //!
-//! Storage calls per capture, no sync: the schema check when the connection opens, then one
-//! autocommit statement, the lead upsert. It proceeds only while the client's rate window is
-//! under the limit, and its triggers count the hit, the lead for the plan, the day's rollup,
-//! the facet counts and the timeline, all in that statement. `Idempotency-Key` adds a claim
-//! before the work (one write, plus a read when the key is taken) and one write after it.
+//! Storage calls per capture of a new email, no sync: one autocommit statement, the lead
+//! `INSERT`. It proceeds only while the client's rate window is under the limit, and its one
+//! trigger (`leads_inserted`, migration 0012) counts the hit, the lead for the plan, the day's
+//! rollup, the facet counts and the timeline, all in that statement. A repeat email adds a
+//! second statement, the `UPDATE` of the stored lead (its triggers count the hit and move the
+//! facet counts). `Idempotency-Key` adds a claim before the work (one write, plus a read when
+//! the key is taken) and one write after it.
 
 use anyhow::{Context, Result, anyhow};
 use domain::id::LeadId;

@@ -157,7 +157,9 @@ impl AdminDirectory {
 
     /// Tenants ordered by id, after the keyset cursor `after`, at most `limit`.
     pub fn list(&self, after: Option<&TenantId>, limit: u32) -> Result<Vec<TenantView>, ApiError> {
-        let sql = format!("SELECT {COLUMNS} FROM tenants WHERE id > ? ORDER BY id LIMIT CAST(? AS INTEGER)");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM tenants WHERE id > ? ORDER BY id LIMIT CAST(? AS INTEGER)"
+        );
         let after = after.map(ToString::to_string).unwrap_or_default();
         Ok(self.db.query::<TenantView>(
             &sql,

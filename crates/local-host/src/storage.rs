@@ -160,7 +160,8 @@ impl SqliteBackend {
         let conn = tokio::task::block_in_place(|| -> rusqlite::Result<_> {
             let conn = rusqlite::Connection::open(path)?;
             conn.busy_timeout(Duration::from_millis(5000))?;
-            conn.pragma_update(None, "foreign_keys", 1)?;
+            // `foreign_keys` is already 1, as under Spin: rusqlite's bundled SQLite (Spin's
+            // too) is built with SQLITE_DEFAULT_FOREIGN_KEYS=1. The conformance suite checks it.
             Ok(conn)
         })
         .map_err(|e| sqlite::Error::Io(e.to_string()))?;
@@ -239,7 +240,9 @@ fn warn_if_reprepared(stmt: &rusqlite::Statement<'_>, sql: &str) {
         && seen.insert(text.clone())
     {
         let head: String = text.chars().take(120).collect();
-        eprintln!("cfe-host: sqlite statement re-prepared on every call (a bound value shaped its plan): {head}");
+        eprintln!(
+            "cfe-host: sqlite statement re-prepared on every call (a bound value shaped its plan): {head}"
+        );
     }
 }
 
