@@ -19,6 +19,7 @@ mod leads;
 mod openapi;
 mod origins;
 mod replicas;
+mod statements;
 mod stopping;
 mod sync;
 mod tenant_cache;

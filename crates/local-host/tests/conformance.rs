@@ -527,3 +527,31 @@ async fn outbound_http_reaches_allowed_hosts_only() {
     );
     assert_eq!(upstream.received_requests().await.unwrap().len(), 1);
 }
+
+/// SQLite compiles a statement again on its first step when a bound value shaped its plan
+/// (here a parameter in `LIMIT`). Both hosts answer the same; the local host also says so in
+/// its log, once per statement text, which `tests/api/statements.rs` relies on.
+#[tokio::test]
+async fn a_statement_compiled_twice_is_reported_by_the_local_host() {
+    let app = probe().await;
+    let results = sql(
+        &app,
+        "/sqlite/default",
+        json!([
+            { "sql": "SELECT 1 AS a LIMIT ?", "params": [1] },
+            { "sql": "SELECT 2 AS b LIMIT CAST(? AS INTEGER)", "params": [1] },
+        ]),
+    )
+    .await;
+    assert_eq!(results[0]["rows"], json!([[{"Integer": 1}]]));
+    assert_eq!(results[1]["rows"], json!([[{"Integer": 2}]]));
+    if app.host.is_real_spin() {
+        return;
+    }
+    let line = host_log_line_containing(&app, "re-prepared").await;
+    assert!(line.contains("SELECT 1 AS a LIMIT ?"), "{line}");
+    assert!(
+        !app.stderr().contains("SELECT 2 AS b"),
+        "a CAST keeps the plan independent of the value"
+    );
+}
