@@ -266,9 +266,9 @@ impl LeadStore {
         }))
     }
 
-    /// The hot path: stores the lead if the client is within its rate limit, counting the hit,
-    /// in one statement (the limit check is part of the upsert; triggers count). `Err(seconds)`
-    /// when the client must wait; the refused hit is counted too.
+    /// The hot path: stores the lead if the client is within its rate limit, counting the hit
+    /// in the same statement (the limit check is part of the `INSERT` or `UPDATE`; triggers
+    /// count). `Err(seconds)` when the client must wait; the refused hit is counted too.
     pub fn capture_within_limit(
         &self,
         client: &str,
