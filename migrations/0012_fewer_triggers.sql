@@ -3,7 +3,8 @@
 -- on every request, whatever the request does, and every trigger that fires is compiled into
 -- the statement that fires it. Same rules, fewer and shorter objects:
 -- - the four AFTER INSERT triggers on leads become one, `leads_inserted`;
--- - the five facet triggers on UPDATE become one, `leads_facets_moved`;
+-- - the five facet triggers on UPDATE become one, `leads_facets_moved`, and it and
+--   `facets_on_delete` find each facet count by its primary key;
 -- - the stale-state check of a callback moves into `event_applications_apply` (a RAISE in an
 --   AFTER trigger undoes the whole statement, as the BEFORE trigger did);
 -- - `systeme_messages`, unread since migration 0007, goes.
@@ -53,16 +54,21 @@ DROP TRIGGER facets_on_volume;
 
 DROP TRIGGER facets_on_utm_source;
 
--- A facet value that changed moves its lead from the old value's count to the new one's.
+-- A facet value that changed moves its lead from the old value's count to the new one's. One
+-- statement per facet for the decrement, so each is a primary-key search (an OR of the five
+-- would walk all of the tenant's facet rows, and utm_source values are unbounded).
 CREATE TRIGGER leads_facets_moved AFTER UPDATE OF stage, sync_status, ib_type, volume, utm_source ON leads
 BEGIN
-    UPDATE lead_facets SET n = n - 1 WHERE tenant_id = OLD.tenant_id AND (
-        (facet = 'stage' AND value = OLD.stage AND OLD.stage IS NOT NEW.stage)
-        OR (facet = 'sync' AND value = OLD.sync_status AND OLD.sync_status IS NOT NEW.sync_status)
-        OR (facet = 'ib_type' AND value = COALESCE(OLD.ib_type, '') AND OLD.ib_type IS NOT NEW.ib_type)
-        OR (facet = 'volume' AND value = COALESCE(OLD.volume, '') AND OLD.volume IS NOT NEW.volume)
-        OR (facet = 'utm_source' AND value = COALESCE(OLD.utm_source, '')
-            AND OLD.utm_source IS NOT NEW.utm_source));
+    UPDATE lead_facets SET n = n - 1 WHERE OLD.stage IS NOT NEW.stage
+        AND tenant_id = OLD.tenant_id AND facet = 'stage' AND value = OLD.stage;
+    UPDATE lead_facets SET n = n - 1 WHERE OLD.sync_status IS NOT NEW.sync_status
+        AND tenant_id = OLD.tenant_id AND facet = 'sync' AND value = OLD.sync_status;
+    UPDATE lead_facets SET n = n - 1 WHERE OLD.ib_type IS NOT NEW.ib_type
+        AND tenant_id = OLD.tenant_id AND facet = 'ib_type' AND value = COALESCE(OLD.ib_type, '');
+    UPDATE lead_facets SET n = n - 1 WHERE OLD.volume IS NOT NEW.volume
+        AND tenant_id = OLD.tenant_id AND facet = 'volume' AND value = COALESCE(OLD.volume, '');
+    UPDATE lead_facets SET n = n - 1 WHERE OLD.utm_source IS NOT NEW.utm_source
+        AND tenant_id = OLD.tenant_id AND facet = 'utm_source' AND value = COALESCE(OLD.utm_source, '');
     INSERT INTO lead_facets (tenant_id, facet, value, n)
     SELECT NEW.tenant_id, 'stage', NEW.stage, 1 WHERE OLD.stage IS NOT NEW.stage
     UNION ALL SELECT NEW.tenant_id, 'sync', NEW.sync_status, 1
@@ -74,6 +80,24 @@ BEGIN
     UNION ALL SELECT NEW.tenant_id, 'utm_source', COALESCE(NEW.utm_source, ''), 1
         WHERE OLD.utm_source IS NOT NEW.utm_source
     ON CONFLICT (tenant_id, facet, value) DO UPDATE SET n = n + 1;
+END;
+
+-- Erasing a lead takes it out of its five counts, each by a primary-key search (migration
+-- 0010's single OR walked the tenant's facet rows).
+DROP TRIGGER facets_on_delete;
+
+CREATE TRIGGER facets_on_delete AFTER DELETE ON leads
+BEGIN
+    UPDATE lead_facets SET n = n - 1
+        WHERE tenant_id = OLD.tenant_id AND facet = 'stage' AND value = OLD.stage;
+    UPDATE lead_facets SET n = n - 1
+        WHERE tenant_id = OLD.tenant_id AND facet = 'sync' AND value = OLD.sync_status;
+    UPDATE lead_facets SET n = n - 1
+        WHERE tenant_id = OLD.tenant_id AND facet = 'ib_type' AND value = COALESCE(OLD.ib_type, '');
+    UPDATE lead_facets SET n = n - 1
+        WHERE tenant_id = OLD.tenant_id AND facet = 'volume' AND value = COALESCE(OLD.volume, '');
+    UPDATE lead_facets SET n = n - 1
+        WHERE tenant_id = OLD.tenant_id AND facet = 'utm_source' AND value = COALESCE(OLD.utm_source, '');
 END;
 
 DROP TRIGGER event_applications_check;

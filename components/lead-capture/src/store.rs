@@ -157,7 +157,8 @@ impl LeadStore {
         let stamp = now_rfc3339()?;
         let tags_json = serde_json::to_string(tags)?;
         let plan_limit = i64::try_from(self.tenant.plan.limits().leads).unwrap_or(i64::MAX);
-        let inserted = self.db.query_one::<CapturedRow>(
+        let insert = || {
+            self.db.query_one::<CapturedRow>(
             tenant_sql!(
                 "INSERT INTO leads (tenant_id, id, email, name, phone, ib_type, monthly_leads, volume,
                     broker_network, form, utm_source, utm_medium, utm_campaign, page_url, consent, tags,
@@ -193,14 +194,16 @@ impl LeadStore {
                 Value::Text(client.to_string()),
                 Value::Integer(i64::from(limit)),
             ],
-        )?;
-        if let Some(stored) = inserted {
-            return Ok(Some(Captured {
-                created: true,
-                id: stored.lead.id.clone(),
-                sync_status: stored.sync_status,
-                target: SyncTarget::new(&self.tenant, stored.lead),
-            }));
+        )
+        };
+        let captured = |stored: CapturedRow, created: bool| Captured {
+            created,
+            id: stored.lead.id.clone(),
+            sync_status: stored.sync_status,
+            target: SyncTarget::new(&self.tenant, stored.lead),
+        };
+        if let Some(stored) = insert()? {
+            return Ok(Some(captured(stored, true)));
         }
         // The email is taken (or the window is full: then this changes nothing either).
         let updated = self.db.query_one::<CapturedRow>(
@@ -250,20 +253,21 @@ impl LeadStore {
                 text(lead.utm_campaign.as_deref()),
                 text(lead.page_url.as_deref()),
                 Value::Integer(i64::from(lead.consent)),
-                Value::Text(tags_json),
+                Value::Text(tags_json.clone()),
                 Value::Integer(now + INLINE_LEASE_SECS),
-                Value::Text(stamp),
+                Value::Text(stamp.clone()),
                 Value::Text(client.to_string()),
                 Value::Integer(i64::try_from(MAX_LEAD_TAGS).unwrap_or(i64::MAX)),
                 Value::Integer(i64::from(limit)),
             ],
         )?;
-        Ok(updated.map(|stored| Captured {
-            created: false,
-            id: stored.lead.id.clone(),
-            sync_status: stored.sync_status,
-            target: SyncTarget::new(&self.tenant, stored.lead),
-        }))
+        if let Some(stored) = updated {
+            return Ok(Some(captured(stored, false)));
+        }
+        // The lead was erased between the two statements, so the email is free again (or the
+        // window is full, and this stores nothing either). Whichever statement stores the lead
+        // counts the hit, so the request is counted once.
+        Ok(insert()?.map(|stored| captured(stored, true)))
     }
 
     /// The hot path: stores the lead if the client is within its rate limit, counting the hit
@@ -311,7 +315,8 @@ impl LeadStore {
     /// Counts one request from `client` in the current one-minute window. `Some(seconds)` to
     /// wait when the window already holds `limit` requests. One atomic statement, so
     /// concurrent requests cannot both slip under the limit. The window rule, `(unix / 60) * 60`,
-    /// is the one migration 0006's triggers apply when a lead write counts its hit.
+    /// is the one the triggers apply when a lead write counts its hit (`leads_inserted`, migration
+    /// 0012, for a new lead; `capture_rate_on_update`, migration 0006, for a known one).
     pub fn rate_limit(&self, client: &str, limit: u32, now: i64) -> Result<Option<u64>> {
         let counted = self.db.query_one::<RateWindow>(
             tenant_sql!(

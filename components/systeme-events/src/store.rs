@@ -8,7 +8,7 @@
 //!    linked to the buyer. Unknown prefixes are ignored.
 //! 3. For each tenant, through that tenant's [`TenantDb`]: read the lead (outside any
 //!    transaction), compute its next state with the domain rules, and write it with one
-//!    `INSERT INTO event_applications` whose triggers (migration 0007) record the message as
+//!    `INSERT INTO event_applications` whose trigger (migration 0012) records the message as
 //!    applied for this tenant, update the lead, append the timeline entry and count the day,
 //!    atomically. The write fails, changing nothing, when the message was already applied for
 //!    this tenant (`applied_events` primary key: a redelivery is a `duplicate`) or when the lead
@@ -500,7 +500,7 @@ impl Applying<'_> {
                  UNION ALL SELECT ",
                 lead_record_columns!(),
                 ", 1 FROM leads WHERE tenant_id = ?1 AND email = ?3)
-                 ORDER BY by_email LIMIT 1"
+                 ORDER BY by_email, id LIMIT 1"
             ),
             &[
                 contact.id.map_or(Value::Null, Value::Integer),

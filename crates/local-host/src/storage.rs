@@ -228,6 +228,8 @@ pub fn execute(
 /// `sqlite3VdbeSetVarmask`). Spin runs the same SQLite build, so such a statement is compiled
 /// twice on every call there too: the host says so, once per statement text, so that a hot
 /// path can be fixed (for example `LIMIT CAST(?1 AS INTEGER)`). Tests assert the line is absent.
+/// (SQLite counts a re-prepare after another connection changed the schema too, such as a
+/// migration racing the statement: rare, and the line names the statement.)
 fn warn_if_reprepared(stmt: &rusqlite::Statement<'_>, sql: &str) {
     use std::collections::HashSet;
     use std::sync::LazyLock;
