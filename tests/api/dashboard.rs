@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use api_tests::{
-    SYSTEME_WEBHOOK_SECRET, TestApp, TestTenant, admin_token, assert_problem, json_body, mint, now,
-    spawn_app, spawn_app_with,
+    TestApp, TestTenant, admin_token, assert_problem, json_body, mint, now, spawn_app,
+    spawn_app_with,
 };
 use domain::token::{Claims, Scope};
 use serde_json::{Value, json};
@@ -36,21 +36,7 @@ async fn get_json(app: &TestApp, path: &str, t: &TestTenant) -> Value {
 
 /// Posts a signed Systeme.io event built from parts.
 async fn event(app: &TestApp, id: &str, name: &str, body: Value) {
-    let body = body.to_string();
-    let secret = domain::secret::SystemeSecret::parse(SYSTEME_WEBHOOK_SECRET).unwrap();
-    let resp = app
-        .client
-        .post(app.url("/v1/systeme/events"))
-        .header("x-webhook-event", name)
-        .header("x-webhook-message-id", id)
-        .header(
-            "x-webhook-signature",
-            domain::signature::sign_systeme(&secret, body.as_bytes()),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.post_systeme_event(name, id, &body.to_string()).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(json_body(resp).await["status"], "applied", "{id}");
 }

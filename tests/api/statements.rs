@@ -5,7 +5,7 @@
 //! local host logs each such statement once (`crates/local-host/src/storage.rs`); this test
 //! drives every route with the data shapes that matter and asserts the log is clean.
 
-use api_tests::{SYSTEME_WEBHOOK_SECRET, admin_token, json_body, spawn_app_with};
+use api_tests::{admin_token, json_body, spawn_app_with};
 use serde_json::json;
 
 #[tokio::test]
@@ -32,25 +32,12 @@ async fn no_statement_is_compiled_twice_on_any_route() {
         assert_eq!(resp.status(), expected);
     }
     // A callback on a known lead, and one creating a lead from a Systeme.io contact.
-    let secret = domain::secret::SystemeSecret::parse(SYSTEME_WEBHOOK_SECRET).unwrap();
     for (id, email) in [("st-1", "s1@example.com"), ("st-2", "new@example.com")] {
         let tag = format!("{}email-opened", t.tag_prefix);
         let body = json!({"contact": {"id": 77, "email": email, "tags": [{"id": 1, "name": tag}]},
                           "tag": {"id": 1, "name": tag}})
         .to_string();
-        let resp = app
-            .client
-            .post(app.url("/v1/systeme/events"))
-            .header("x-webhook-event", "CONTACT_TAG_ADDED")
-            .header("x-webhook-message-id", id)
-            .header(
-                "x-webhook-signature",
-                domain::signature::sign_systeme(&secret, body.as_bytes()),
-            )
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let resp = app.post_systeme_event("CONTACT_TAG_ADDED", id, &body).await;
         assert_eq!(json_body(resp).await["status"], "applied", "{id}");
     }
     // Every dashboard route, the lead list with each of its filters and a cursor.

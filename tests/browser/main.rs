@@ -17,7 +17,7 @@ mod driver;
 mod embed;
 mod servers;
 
-use api_tests::{SYSTEME_WEBHOOK_SECRET, TestApp, TestTenant, json_body};
+use api_tests::{TestApp, TestTenant, json_body};
 use serde_json::{Value, json};
 
 /// GETs a dashboard route with the tenant's token and returns its JSON.
@@ -35,21 +35,7 @@ pub async fn api_json(app: &TestApp, path: &str, tenant: &TestTenant) -> Value {
 
 /// Posts a signed Systeme.io event and asserts it applied.
 pub async fn event(app: &TestApp, id: &str, name: &str, body: Value) {
-    let body = body.to_string();
-    let secret = domain::secret::SystemeSecret::parse(SYSTEME_WEBHOOK_SECRET).unwrap();
-    let resp = app
-        .client
-        .post(app.url("/v1/systeme/events"))
-        .header("x-webhook-event", name)
-        .header("x-webhook-message-id", id)
-        .header(
-            "x-webhook-signature",
-            domain::signature::sign_systeme(&secret, body.as_bytes()),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.post_systeme_event(name, id, &body.to_string()).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(json_body(resp).await["status"], "applied", "{id}");
 }

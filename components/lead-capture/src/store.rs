@@ -157,6 +157,27 @@ impl LeadStore {
         let stamp = now_rfc3339()?;
         let tags_json = serde_json::to_string(tags)?;
         let plan_limit = i64::try_from(self.tenant.plan.limits().leads).unwrap_or(i64::MAX);
+        // The submitted fields, bound in this order by both statements (after `head`, before
+        // `tail`): the INSERT's ?3..?16, the UPDATE's ?2..?15.
+        let fields = [
+            Value::Text(lead.email.to_string()),
+            text(lead.name.as_deref()),
+            text(lead.phone.as_deref()),
+            text(lead.ib_type.as_deref()),
+            text(lead.monthly_leads.as_deref()),
+            text(lead.volume.map(|v| v.as_str())),
+            text(lead.broker_network.as_deref()),
+            Value::Text(lead.form.clone()),
+            text(lead.utm_source.as_deref()),
+            text(lead.utm_medium.as_deref()),
+            text(lead.utm_campaign.as_deref()),
+            text(lead.page_url.as_deref()),
+            Value::Integer(i64::from(lead.consent)),
+            Value::Text(tags_json),
+        ];
+        let params = |head: &[Value], tail: &[Value]| -> Vec<Value> {
+            head.iter().chain(&fields).chain(tail).cloned().collect()
+        };
         let insert = || {
             self.db.query_one::<CapturedRow>(
             tenant_sql!(
@@ -172,28 +193,16 @@ impl LeadStore {
                  RETURNING ",
                 captured_columns!()
             ),
-            &[
-                Value::Text(id.to_string()),
-                Value::Text(lead.email.to_string()),
-                text(lead.name.as_deref()),
-                text(lead.phone.as_deref()),
-                text(lead.ib_type.as_deref()),
-                text(lead.monthly_leads.as_deref()),
-                text(lead.volume.map(|v| v.as_str())),
-                text(lead.broker_network.as_deref()),
-                Value::Text(lead.form.clone()),
-                text(lead.utm_source.as_deref()),
-                text(lead.utm_medium.as_deref()),
-                text(lead.utm_campaign.as_deref()),
-                text(lead.page_url.as_deref()),
-                Value::Integer(i64::from(lead.consent)),
-                Value::Text(tags_json.clone()),
-                Value::Integer(plan_limit),
-                Value::Integer(now + INLINE_LEASE_SECS),
-                Value::Text(stamp.clone()),
-                Value::Text(client.to_string()),
-                Value::Integer(i64::from(limit)),
-            ],
+            &params(
+                &[Value::Text(id.to_string())],
+                &[
+                    Value::Integer(plan_limit),
+                    Value::Integer(now + INLINE_LEASE_SECS),
+                    Value::Text(stamp.clone()),
+                    Value::Text(client.to_string()),
+                    Value::Integer(i64::from(limit)),
+                ],
+            ),
         )
         };
         let captured = |stored: CapturedRow, created: bool| Captured {
@@ -239,27 +248,16 @@ impl LeadStore {
                  RETURNING ",
                 captured_columns!()
             ),
-            &[
-                Value::Text(lead.email.to_string()),
-                text(lead.name.as_deref()),
-                text(lead.phone.as_deref()),
-                text(lead.ib_type.as_deref()),
-                text(lead.monthly_leads.as_deref()),
-                text(lead.volume.map(|v| v.as_str())),
-                text(lead.broker_network.as_deref()),
-                Value::Text(lead.form.clone()),
-                text(lead.utm_source.as_deref()),
-                text(lead.utm_medium.as_deref()),
-                text(lead.utm_campaign.as_deref()),
-                text(lead.page_url.as_deref()),
-                Value::Integer(i64::from(lead.consent)),
-                Value::Text(tags_json.clone()),
-                Value::Integer(now + INLINE_LEASE_SECS),
-                Value::Text(stamp.clone()),
-                Value::Text(client.to_string()),
-                Value::Integer(i64::try_from(MAX_LEAD_TAGS).unwrap_or(i64::MAX)),
-                Value::Integer(i64::from(limit)),
-            ],
+            &params(
+                &[],
+                &[
+                    Value::Integer(now + INLINE_LEASE_SECS),
+                    Value::Text(stamp.clone()),
+                    Value::Text(client.to_string()),
+                    Value::Integer(i64::try_from(MAX_LEAD_TAGS).unwrap_or(i64::MAX)),
+                    Value::Integer(i64::from(limit)),
+                ],
+            ),
         )?;
         if let Some(stored) = updated {
             return Ok(Some(captured(stored, false)));
