@@ -417,11 +417,19 @@ async fn a_lead_shows_its_timeline_and_erasing_it_removes_everything() {
     let resp = app
         .post_lead(
             &a.capture_token,
-            &json!({"email": "gdpr@example.com", "name": "Gus"}),
+            &json!({"email": "gdpr@example.com", "name": "Gus", "form": "landing"}),
         )
         .await;
     let id = json_body(resp).await["id"].as_str().unwrap().to_string();
     tag(&app, "e1", &a, "gdpr@example.com", "email-opened").await;
+    // A repeat post changes the lead's form, not what its first entry says it was captured by.
+    let resp = app
+        .post_lead(
+            &a.capture_token,
+            &json!({"email": "gdpr@example.com", "form": "webinar"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
     let lead = get_json(&app, &format!("/v1/dashboard/leads/{id}"), &a).await;
     assert_eq!(
         (
@@ -438,6 +446,11 @@ async fn a_lead_shows_its_timeline_and_erasing_it_removes_everything() {
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["captured", "tag_added"]);
+    let first = &lead["timeline"][0];
+    assert_eq!(
+        (first["detail"]["form"].as_str(), first["at"].as_str()),
+        (Some("landing"), lead["created_at"].as_str())
+    );
     assert_eq!(
         lead["timeline"][1]["detail"]["tag"],
         format!("{}email-opened", a.tag_prefix)

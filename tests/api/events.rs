@@ -103,8 +103,14 @@ fn timeline(app: &TestApp, tenant: &str, email: &str) -> Vec<String> {
     let conn = app.db();
     let mut stmt = conn
         .prepare(
-            "SELECT e.kind FROM lead_events e JOIN leads l ON l.id = e.lead_id
-             WHERE l.tenant_id = ? AND l.email = ? ORDER BY e.id",
+            // The first entry lives in the lead's row (migration 0013), the rest in lead_events.
+            "SELECT kind FROM (
+                SELECT 0 AS id, CASE source WHEN 'systeme' THEN 'systeme_contact' ELSE 'captured' END AS kind
+                FROM leads WHERE tenant_id = ?1 AND email = ?2 AND first_event IS NOT NULL
+                UNION ALL
+                SELECT e.id, e.kind FROM lead_events e JOIN leads l ON l.id = e.lead_id
+                WHERE l.tenant_id = ?1 AND l.email = ?2)
+             ORDER BY id",
         )
         .unwrap();
     stmt.query_map([tenant, email], |r| r.get(0))

@@ -411,3 +411,59 @@ where
     }
     out
 }
+
+/// Migration 0013 moves each lead's first timeline entry from `lead_events` into the lead's
+/// row: on a database at version 12 holding a captured lead, a lead Systeme.io created and an
+/// event, nothing of the timeline is lost and nothing is left twice.
+#[test]
+fn migration_0013_moves_first_timeline_entries_into_the_lead_rows() {
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    let apply = |conn: &rusqlite::Connection, m: &Migration| {
+        for stmt in m.statements() {
+            conn.execute_batch(stmt)
+                .unwrap_or_else(|e| panic!("{e}: {stmt}"));
+        }
+    };
+    let (before, after): (Vec<_>, Vec<_>) = migration_files()
+        .into_iter()
+        .partition(|m| m.version() < 13);
+    before.iter().for_each(|m| apply(&conn, m));
+    conn.execute_batch(
+        "INSERT INTO tenants (id, name, email, tag_prefix, plan, created_at, updated_at)
+             VALUES ('t1', 'T', 't@example.com', 'p1-', 'pro', '2026', '2026');
+         INSERT INTO leads (tenant_id, id, email, form, tags, sync_status, created_at, updated_at)
+             VALUES ('t1', 'l1', 'a@example.com', 'landing', '[\"p1-a\"]', 'pending', 'T1', 'T1');
+         INSERT INTO leads (tenant_id, id, email, form, tags, source, sync_status, created_at, updated_at)
+             VALUES ('t1', 'l2', 'b@example.com', 'systeme', '[]', 'systeme', 'synced', 'T2', 'T2');
+         INSERT INTO lead_events (tenant_id, lead_id, kind, detail, created_at)
+             VALUES ('t1', 'l1', 'tag_added', '{\"tag\":\"p1-b\"}', 'T3');
+         UPDATE leads SET form = 'webinar' WHERE id = 'l1';",
+    )
+    .unwrap();
+    after.iter().for_each(|m| apply(&conn, m));
+    let firsts: Vec<(String, Option<String>)> = conn
+        .prepare("SELECT id, first_event FROM leads ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        firsts,
+        [
+            (
+                "l1".into(),
+                Some(r#"{"form":"landing","tags":["p1-a"]}"#.into())
+            ),
+            ("l2".into(), Some(r#"{"form":"systeme","tags":[]}"#.into())),
+        ]
+    );
+    let events: Vec<(String, String)> = conn
+        .prepare("SELECT lead_id, kind FROM lead_events ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(events, [("l1".into(), "tag_added".into())]);
+}

@@ -440,7 +440,9 @@ impl Dashboard {
     }
 
     /// One lead of this tenant with its timeline; `None` for a missing id and for another
-    /// tenant's id alike.
+    /// tenant's id alike. The timeline's first entry (the capture, or Systeme.io creating the
+    /// contact) is kept in the lead's row, `first_event` (migration 0013); the rest are its
+    /// `lead_events`.
     pub fn lead(&self, id: &LeadId) -> Result<Option<LeadDetail>> {
         let found = self.db.query_one::<LeadView>(
             tenant_sql!(
@@ -457,7 +459,12 @@ impl Dashboard {
             tenant_sql!(
                 "SELECT kind, detail, created_at FROM (
                     SELECT id, kind, detail, created_at FROM lead_events
-                    WHERE tenant_id = ?1 AND lead_id = ?2 ORDER BY id DESC LIMIT CAST(?3 AS INTEGER))
+                    WHERE tenant_id = ?1 AND lead_id = ?2
+                    UNION ALL
+                    SELECT 0, CASE source WHEN 'systeme' THEN 'systeme_contact' ELSE 'captured' END,
+                        first_event, created_at
+                    FROM leads WHERE tenant_id = ?1 AND id = ?2 AND first_event IS NOT NULL
+                    ORDER BY id DESC LIMIT CAST(?3 AS INTEGER))
                  ORDER BY id"
             ),
             &[Value::Text(id.to_string()), Value::Integer(MAX_TIMELINE)],

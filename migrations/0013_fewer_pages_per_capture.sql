@@ -1,0 +1,47 @@
+-- Fewer pages written per capture (issue 14). A capture's write lock is held while its
+-- statement writes every b-tree it touches and while the commit syncs those pages to the WAL:
+-- a new lead wrote 16 pages, a one-row INSERT writes one or two. Three of the 16 held a copy
+-- of what the lead's own row holds: the first timeline entry (`captured`, or
+-- `systeme_contact` for a lead Systeme.io created) was a row of `lead_events`, with its index
+-- entry and its `sqlite_sequence` update (AUTOINCREMENT). It now lives in the lead's row,
+-- `first_event`: the entry's detail as it was when the lead was stored (a repeat post changes
+-- `form` and `tags`, not this); its kind and time are the lead's `source` and `created_at`.
+-- The dashboard's timeline reads it before the lead's events.
+
+ALTER TABLE leads ADD COLUMN first_event TEXT;
+
+UPDATE leads SET first_event = (
+    SELECT detail FROM lead_events
+    WHERE lead_events.tenant_id = leads.tenant_id AND lead_events.lead_id = leads.id
+        AND lead_events.kind IN ('captured', 'systeme_contact')
+    ORDER BY lead_events.id LIMIT 1);
+
+DELETE FROM lead_events WHERE kind IN ('captured', 'systeme_contact');
+
+-- `leads_inserted` (migration 0012) without the timeline row: the lead's own row takes the
+-- entry's detail instead (the row's page is being written anyway, and no trigger listens to
+-- `first_event`).
+DROP TRIGGER leads_inserted;
+
+CREATE TRIGGER leads_inserted AFTER INSERT ON leads
+BEGIN
+    UPDATE leads SET first_event = json_object('form', NEW.form, 'tags', json(NEW.tags))
+    WHERE rowid = NEW.rowid;
+    UPDATE tenants SET lead_count = lead_count + 1 WHERE id = NEW.tenant_id;
+    INSERT INTO daily_rollups (tenant_id, day, leads)
+    VALUES (NEW.tenant_id, substr(NEW.created_at, 1, 10), 1)
+    ON CONFLICT (tenant_id, day) DO UPDATE SET leads = leads + 1;
+    INSERT INTO lead_facets (tenant_id, facet, value, n) VALUES
+        (NEW.tenant_id, 'stage', NEW.stage, 1),
+        (NEW.tenant_id, 'sync', NEW.sync_status, 1),
+        (NEW.tenant_id, 'ib_type', COALESCE(NEW.ib_type, ''), 1),
+        (NEW.tenant_id, 'volume', COALESCE(NEW.volume, ''), 1),
+        (NEW.tenant_id, 'utm_source', COALESCE(NEW.utm_source, ''), 1)
+    ON CONFLICT (tenant_id, facet, value) DO UPDATE SET n = n + 1;
+    INSERT INTO capture_rate (tenant_id, client, window_start, hits)
+    SELECT NEW.tenant_id, NEW.client, (CAST(strftime('%s', NEW.updated_at) AS INTEGER) / 60) * 60, 1
+    WHERE NEW.client IS NOT NULL
+    ON CONFLICT (tenant_id, client) DO UPDATE SET
+        hits = CASE WHEN capture_rate.window_start = excluded.window_start THEN capture_rate.hits + 1 ELSE 1 END,
+        window_start = excluded.window_start;
+END;
