@@ -181,12 +181,17 @@ impl FromRow for SaleLead {
 /// Anything else (the funnel's tenant has no lead for the buyer, or several tenants hold the
 /// buyer and none registered the funnel) is recorded in `unattributed_sales` for the operator
 /// and counted for no tenant: capturing a buyer's email must not reveal or claim a sale.
+///
+/// There is no index on email alone (migration 0013: every capture paid a page for it), so the
+/// email branch seeks each tenant's `(tenant_id, email)` entry, tenants as the outer loop: one
+/// index search per tenant, for a callback that is rare next to captures.
 fn sale_shares(db: &Db, sale: &Sale, callback: &Received<'_>) -> Result<Vec<Share>> {
     let holders = db.query::<SaleLead>(
         "SELECT tenant_id, id FROM leads WHERE (?1 IS NOT NULL AND systeme_contact_id = ?1)
          UNION
-         SELECT tenant_id, id FROM leads WHERE ?2 IS NOT NULL AND email = ?2
-           AND tenant_id NOT IN (SELECT tenant_id FROM leads WHERE ?1 IS NOT NULL AND systeme_contact_id = ?1)",
+         SELECT l.tenant_id, l.id FROM tenants t CROSS JOIN leads l
+         WHERE ?2 IS NOT NULL AND l.tenant_id = t.id AND l.email = ?2
+           AND l.tenant_id NOT IN (SELECT tenant_id FROM leads WHERE ?1 IS NOT NULL AND systeme_contact_id = ?1)",
         &[
             sale.contact_id.map_or(Value::Null, Value::Integer),
             sale.email.as_ref().map_or(Value::Null, |e| Value::Text(e.to_string())),
