@@ -1,9 +1,9 @@
 -- Fewer pages written per capture (issue 14). A capture's write lock is held while its
 -- statement writes every b-tree it touches and while the commit syncs those pages to the WAL:
--- a new lead wrote 16 pages, a one-row INSERT writes one or two; it now writes 10. Three of the 16 held a copy
--- of what the lead's own row holds: the first timeline entry (`captured`, or
--- `systeme_contact` for a lead Systeme.io created) was a row of `lead_events`, with its index
--- entry and its `sqlite_sequence` update (AUTOINCREMENT). It now lives in the lead's row,
+-- a new lead wrote 16 pages, a one-row INSERT writes one or two; it now writes 10. Three of
+-- the 16 held a copy of what the lead's own row holds: the first timeline entry (`captured`,
+-- or `systeme_contact` for a lead Systeme.io created) was a row of `lead_events`, with its
+-- index entry and its `sqlite_sequence` update (AUTOINCREMENT). It now lives in the lead's row,
 -- `first_event`: the entry's detail as it was when the lead was stored (a repeat post changes
 -- `form` and `tags`, not this); its kind and time are the lead's `source` and `created_at`.
 -- The dashboard's timeline reads it before the lead's events. One more page went to

@@ -4,8 +4,9 @@
 //!
 //! Storage calls per capture of a new email, no sync: one autocommit statement, the lead
 //! `INSERT`. It proceeds only while the client's rate window is under the limit, and its one
-//! trigger (`leads_inserted`, migration 0012) counts the hit, the lead for the plan, the day's
-//! rollup, the facet counts and the timeline, all in that statement. A repeat email adds a
+//! trigger (`leads_inserted`, migration 0013) counts the hit, the lead for the plan, the day's
+//! rollup and the facet counts, and keeps the timeline's first entry in the lead's own row, all
+//! in that statement: 10 pages written per new lead (BENCHMARKS.md). A repeat email adds a
 //! second statement, the `UPDATE` of the stored lead (its triggers count the hit and move the
 //! facet counts). `Idempotency-Key` adds a claim before the work (one write, plus a read when
 //! the key is taken) and one write after it.
@@ -314,7 +315,7 @@ impl LeadStore {
     /// wait when the window already holds `limit` requests. One atomic statement, so
     /// concurrent requests cannot both slip under the limit. The window rule, `(unix / 60) * 60`,
     /// is the one the triggers apply when a lead write counts its hit (`leads_inserted`, migration
-    /// 0012, for a new lead; `capture_rate_on_update`, migration 0006, for a known one).
+    /// 0013, for a new lead; `capture_rate_on_update`, migration 0006, for a known one).
     pub fn rate_limit(&self, client: &str, limit: u32, now: i64) -> Result<Option<u64>> {
         let counted = self.db.query_one::<RateWindow>(
             tenant_sql!(
