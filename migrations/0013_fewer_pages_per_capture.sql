@@ -27,15 +27,16 @@ UPDATE leads SET first_event = (
 
 DELETE FROM lead_events WHERE kind IN ('captured', 'systeme_contact');
 
--- `leads_inserted` (migration 0012) without the timeline row: the lead's own row takes the
--- entry's detail instead (the row's page is being written anyway, and no trigger listens to
--- `first_event`).
+-- `leads_inserted` (migration 0012) without the timeline row. The statements that create a
+-- lead set `first_event` themselves, `{"form": …, "tags": […]}` as the old timeline row had
+-- it: capture's `INSERT` (lead-capture) and, for a contact Systeme.io created, the callback
+-- trigger below. An `UPDATE` of the new row from this trigger would do it in one place, but
+-- it is compiled into every capture statement (about 15% of its compile and run time,
+-- BENCHMARKS.md).
 DROP TRIGGER leads_inserted;
 
 CREATE TRIGGER leads_inserted AFTER INSERT ON leads
 BEGIN
-    UPDATE leads SET first_event = json_object('form', NEW.form, 'tags', json(NEW.tags))
-    WHERE rowid = NEW.rowid;
     UPDATE tenants SET lead_count = lead_count + 1 WHERE id = NEW.tenant_id;
     INSERT INTO daily_rollups (tenant_id, day, leads)
     VALUES (NEW.tenant_id, substr(NEW.created_at, 1, 10), 1)
@@ -53,4 +54,49 @@ BEGIN
     ON CONFLICT (tenant_id, client) DO UPDATE SET
         hits = CASE WHEN capture_rate.window_start = excluded.window_start THEN capture_rate.hits + 1 ELSE 1 END,
         window_start = excluded.window_start;
+END;
+
+-- `event_applications_apply` as in migration 0012, except that a lead it creates gets its
+-- first timeline entry in its row.
+DROP TRIGGER event_applications_apply;
+
+CREATE TRIGGER event_applications_apply AFTER INSERT ON event_applications
+BEGIN
+    SELECT RAISE(ABORT, 'cfe: stale lead state')
+    WHERE NEW.expected_seq IS NOT NULL
+        AND (SELECT event_seq FROM leads WHERE tenant_id = NEW.tenant_id AND id = NEW.lead_id)
+            IS NOT NEW.expected_seq;
+    INSERT INTO applied_events (tenant_id, message_id, event, applied_at, digest)
+    VALUES (NEW.tenant_id, NEW.message_id, NEW.event, NEW.at, NEW.digest);
+    INSERT INTO leads (tenant_id, id, email, name, phone, form, utm_source, utm_medium,
+        utm_campaign, page_url, tags, source, sync_status, systeme_contact_id, created_at,
+        updated_at, first_event)
+    SELECT NEW.tenant_id, NEW.lead_id, NEW.email, NEW.name, NEW.phone, 'systeme',
+        NEW.utm_source, NEW.utm_medium, NEW.utm_campaign, NEW.page_url, NEW.tags, 'systeme',
+        'synced', NEW.systeme_contact_id, NEW.at, NEW.at,
+        json_object('form', 'systeme', 'tags', json(NEW.tags))
+    WHERE NEW.expected_seq IS NULL;
+    UPDATE leads SET stage = NEW.stage, emails_sent = NEW.emails_sent,
+        emails_opened = NEW.emails_opened, emails_clicked = NEW.emails_clicked,
+        converted = NEW.converted, sales = NEW.sales, revenue_cents = NEW.revenue_cents,
+        inactive = NEW.inactive, churned = NEW.churned, tags = NEW.tags,
+        opted_in = NEW.opted_in,
+        systeme_contact_id = COALESCE(systeme_contact_id, NEW.systeme_contact_id),
+        event_seq = event_seq + 1, updated_at = NEW.at
+    WHERE tenant_id = NEW.tenant_id AND id = NEW.lead_id;
+    INSERT INTO lead_events (tenant_id, lead_id, kind, detail, message_id, created_at)
+    VALUES (NEW.tenant_id, NEW.lead_id, NEW.kind, NEW.detail, NEW.message_id, NEW.at);
+    INSERT INTO daily_rollups (tenant_id, day, emails_sent, emails_opened, emails_clicked,
+        conversions, revenue_cents)
+    SELECT NEW.tenant_id, NEW.day, NEW.add_emails_sent, NEW.add_emails_opened,
+        NEW.add_emails_clicked, NEW.add_conversions, NEW.add_revenue_cents
+    WHERE NEW.add_emails_sent != 0 OR NEW.add_emails_opened != 0 OR NEW.add_emails_clicked != 0
+        OR NEW.add_conversions != 0 OR NEW.add_revenue_cents != 0
+    ON CONFLICT (tenant_id, day) DO UPDATE SET
+        emails_sent = emails_sent + excluded.emails_sent,
+        emails_opened = emails_opened + excluded.emails_opened,
+        emails_clicked = emails_clicked + excluded.emails_clicked,
+        conversions = conversions + excluded.conversions,
+        revenue_cents = revenue_cents + excluded.revenue_cents;
+    DELETE FROM event_applications WHERE rowid = NEW.rowid;
 END;

@@ -60,8 +60,9 @@ pub fn leads(db: &Path, tenant: &SeededTenant, tenant_no: usize, n: usize) -> Re
         {
             let mut insert = tx.prepare(
                 "INSERT INTO leads (id, tenant_id, email, ib_type, volume, form, utm_source, tags, stage,
-                    sync_status, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'demo-request', ?6, '[]', ?7, 'synced', ?8, ?8)",
+                    sync_status, created_at, updated_at, first_event)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'demo-request', ?6, '[]', ?7, 'synced', ?8, ?8,
+                    '{\"form\":\"demo-request\",\"tags\":[]}')",
             )?;
             for i in done..done + batch {
                 let created = today - time::Duration::days(i64::try_from(i % 365)?);

@@ -184,10 +184,10 @@ impl LeadStore {
             tenant_sql!(
                 "INSERT INTO leads (tenant_id, id, email, name, phone, ib_type, monthly_leads, volume,
                     broker_network, form, utm_source, utm_medium, utm_campaign, page_url, consent, tags,
-                    sync_status, next_sync_at, created_at, updated_at, client)
+                    sync_status, next_sync_at, created_at, updated_at, client, first_event)
                  SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
                     CASE WHEN (SELECT lead_count FROM tenants WHERE id = ?1) >= ?17 THEN 'held' ELSE 'pending' END,
-                    ?18, ?19, ?19, ?20
+                    ?18, ?19, ?19, ?20, json_object('form', ?10, 'tags', json(?16))
                  WHERE COALESCE((SELECT hits FROM capture_rate WHERE tenant_id = ?1 AND client = ?20
                     AND window_start = (CAST(strftime('%s', ?19) AS INTEGER) / 60) * 60), 0) < ?21
                  ON CONFLICT DO NOTHING
