@@ -12,10 +12,14 @@
 -- newest first, with this index as without it (EXPLAIN QUERY PLAN, with and without
 -- ANALYZE). And one to `leads_email`, whose only reader is a sale matched by email across
 -- tenants: that search now seeks `leads_tenant_email` once per tenant (systeme-events).
+--
+-- The backfill rewrites every lead row once, in the migration's one transaction: about 2 s
+-- per 200,000 leads (Python, this machine's kind), during which writers wait and, past their
+-- retry budget, get `503 storage_unavailable` with `Retry-After`.
 
-DROP INDEX leads_tenant_stage_id;
+DROP INDEX IF EXISTS leads_tenant_stage_id;
 
-DROP INDEX leads_email;
+DROP INDEX IF EXISTS leads_email;
 
 ALTER TABLE leads ADD COLUMN first_event TEXT;
 
@@ -32,11 +36,18 @@ DELETE FROM lead_events WHERE kind IN ('captured', 'systeme_contact');
 -- it: capture's `INSERT` (lead-capture) and, for a contact Systeme.io created, the callback
 -- trigger below. An `UPDATE` of the new row from this trigger would do it in one place, but
 -- it is compiled into every capture statement (about 15% of its compile and run time,
--- BENCHMARKS.md).
+-- BENCHMARKS.md). A lead stored without `first_event` (by a replica still running the code
+-- from before this migration, during a rolling deploy) gets its first entry as a
+-- `lead_events` row, as before: the dashboard's timeline reads both, so no entry is lost. For
+-- a lead that sets it, that step is compiled but writes nothing.
 DROP TRIGGER leads_inserted;
 
 CREATE TRIGGER leads_inserted AFTER INSERT ON leads
 BEGIN
+    INSERT INTO lead_events (tenant_id, lead_id, kind, detail, created_at)
+    SELECT NEW.tenant_id, NEW.id, CASE NEW.source WHEN 'systeme' THEN 'systeme_contact' ELSE 'captured' END,
+        json_object('form', NEW.form, 'tags', json(NEW.tags)), NEW.created_at
+    WHERE NEW.first_event IS NULL;
     UPDATE tenants SET lead_count = lead_count + 1 WHERE id = NEW.tenant_id;
     INSERT INTO daily_rollups (tenant_id, day, leads)
     VALUES (NEW.tenant_id, substr(NEW.created_at, 1, 10), 1)

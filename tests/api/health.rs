@@ -414,7 +414,8 @@ where
 
 /// Migration 0013 moves each lead's first timeline entry from `lead_events` into the lead's
 /// row: on a database at version 12 holding a captured lead, a lead Systeme.io created and an
-/// event, nothing of the timeline is lost and nothing is left twice.
+/// event, nothing of the timeline is lost and nothing is left twice; a lead inserted the old
+/// way afterwards still gets its entry.
 #[test]
 fn migration_0013_moves_first_timeline_entries_into_the_lead_rows() {
     let conn = rusqlite::Connection::open_in_memory().unwrap();
@@ -466,4 +467,32 @@ fn migration_0013_moves_first_timeline_entries_into_the_lead_rows() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(events, [("l1".into(), "tag_added".into())]);
+
+    // During a rolling deploy a replica still on the old code inserts leads without
+    // `first_event`: their first entry is still written, as a timeline row. The new code's
+    // insert writes none.
+    conn.execute_batch(
+        "INSERT INTO leads (tenant_id, id, email, form, tags, sync_status, created_at, updated_at)
+             VALUES ('t1', 'l3', 'c@example.com', 'old-replica', '[]', 'pending', 'T4', 'T4');
+         INSERT INTO leads (tenant_id, id, email, form, tags, sync_status, created_at, updated_at,
+                 first_event)
+             VALUES ('t1', 'l4', 'd@example.com', 'new', '[]', 'pending', 'T5', 'T5',
+                 '{\"form\":\"new\",\"tags\":[]}');",
+    )
+    .unwrap();
+    let rows: Vec<(String, String, String)> = conn
+        .prepare("SELECT lead_id, kind, detail FROM lead_events WHERE lead_id IN ('l3', 'l4')")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows,
+        [(
+            "l3".into(),
+            "captured".into(),
+            r#"{"form":"old-replica","tags":[]}"#.into()
+        )]
+    );
 }

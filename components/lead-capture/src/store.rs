@@ -5,10 +5,10 @@
 //! Storage calls per capture of a new email, no sync: one autocommit statement, the lead
 //! `INSERT`. It proceeds only while the client's rate window is under the limit, and its one
 //! trigger (`leads_inserted`, migration 0013) counts the hit, the lead for the plan, the day's
-//! rollup and the facet counts, and keeps the timeline's first entry in the lead's own row, all
-//! in that statement: 10 pages written per new lead (BENCHMARKS.md). A repeat email adds a
-//! second statement, the `UPDATE` of the stored lead (its triggers count the hit and move the
-//! facet counts). `Idempotency-Key` adds a claim before the work (one write, plus a read when
+//! rollup and the facet counts, all in that statement; the `INSERT` itself keeps the
+//! timeline's first entry in the lead's row (`first_event`): 10 pages written per new lead
+//! (BENCHMARKS.md). A repeat email adds a second statement, the `UPDATE` of the stored lead
+//! (its triggers count the hit and move the facet counts). `Idempotency-Key` adds a claim before the work (one write, plus a read when
 //! the key is taken) and one write after it.
 
 use anyhow::{Context, Result, anyhow};
