@@ -1,21 +1,21 @@
--- Fewer pages written per capture (issue 14). A capture's write lock is held while its
--- statement writes every b-tree it touches and while the commit syncs those pages to the WAL:
--- a new lead wrote 16 pages, a one-row INSERT writes one or two; it now writes 10. Three of
--- the 16 held a copy of what the lead's own row holds: the first timeline entry (`captured`,
--- or `systeme_contact` for a lead Systeme.io created) was a row of `lead_events`, with its
--- index entry and its `sqlite_sequence` update (AUTOINCREMENT). It now lives in the lead's row,
+-- Fewer pages written per capture (issue 14). A capture's write lock is held while its statement
+-- writes every b-tree it touches and while the commit syncs those pages to the WAL: a new lead
+-- wrote 16 pages, a one-row INSERT writes one or two; it now writes 10. Three of the 16 held a
+-- copy of what the lead's own row holds: the first timeline entry (`captured`, or
+-- `systeme_contact` for a lead Systeme.io created) was a row of `lead_events`, with its index
+-- entry and its `sqlite_sequence` update (AUTOINCREMENT). It now lives in the lead's row,
 -- `first_event`: the entry's detail as it was when the lead was stored (a repeat post changes
--- `form` and `tags`, not this); its kind and time are the lead's `source` and `created_at`.
--- The dashboard's timeline reads it before the lead's events. One more page went to
--- `leads_tenant_stage_id`, which no query uses: the lead list's optional stage filter
--- (`?2 IS NULL OR stage = ?2`) is planned once for both cases and walks `leads_tenant_id`
--- newest first, with this index as without it (EXPLAIN QUERY PLAN, with and without
--- ANALYZE). And one to `leads_email`, whose only reader is a sale matched by email across
--- tenants: that search now seeks `leads_tenant_email` once per tenant (systeme-events).
+-- `form` and `tags`, not this); its kind and time are the lead's `source` and `created_at`. The
+-- dashboard's timeline reads it before the lead's events. One more page went to
+-- `leads_tenant_stage_id`, which no query uses: the lead list's optional stage filter (`?2 IS
+-- NULL OR stage = ?2`) is planned once for both cases and walks `leads_tenant_id` newest first,
+-- with this index as without it (EXPLAIN QUERY PLAN, with and without ANALYZE). And one to
+-- `leads_email`, whose only reader is a sale matched by email across tenants: that search now
+-- seeks `leads_tenant_email` once per tenant (systeme-events).
 --
--- The backfill rewrites every lead row once, in the migration's one transaction: about 2 s
--- per 200,000 leads (Python, this machine's kind), during which writers wait and, past their
--- retry budget, get `503 storage_unavailable` with `Retry-After`.
+-- The backfill rewrites every lead row once, in the migration's one transaction: about 2 s per
+-- 200,000 leads (Python, this machine's kind), during which writers wait and, past their retry
+-- budget, get `503 storage_unavailable` with `Retry-After`.
 
 DROP INDEX IF EXISTS leads_tenant_stage_id;
 
@@ -31,15 +31,15 @@ UPDATE leads SET first_event = (
 
 DELETE FROM lead_events WHERE kind IN ('captured', 'systeme_contact');
 
--- `leads_inserted` (migration 0012) without the timeline row. The statements that create a
--- lead set `first_event` themselves, `{"form": …, "tags": […]}` as the old timeline row had
--- it: capture's `INSERT` (lead-capture) and, for a contact Systeme.io created, the callback
--- trigger below. An `UPDATE` of the new row from this trigger would do it in one place, but
--- it is compiled into every capture statement (about 15% of its compile and run time,
--- BENCHMARKS.md). A lead stored without `first_event` (by a replica still running the code
--- from before this migration, during a rolling deploy) gets its first entry as a
--- `lead_events` row, as before: the dashboard's timeline reads both, so no entry is lost. For
--- a lead that sets it, that step is compiled but writes nothing.
+-- `leads_inserted` (migration 0012) without the timeline row. The statements that create a lead
+-- set `first_event` themselves, `{"form": …, "tags": […]}` as the old timeline row had it:
+-- capture's `INSERT` (lead-capture) and, for a contact Systeme.io created, the callback trigger
+-- below. An `UPDATE` of the new row from this trigger would do it in one place, but it is
+-- compiled into every capture statement (measured in Python: about 15% of the statement's compile
+-- and run time, 7% of it with the commit's sync). A lead stored without `first_event` (by a
+-- replica still running the code from before this migration, during a rolling deploy) gets its
+-- first entry as a `lead_events` row, as before: the dashboard's timeline reads both, so no entry
+-- is lost. For a lead that sets it, that step is compiled but writes nothing.
 DROP TRIGGER leads_inserted;
 
 CREATE TRIGGER leads_inserted AFTER INSERT ON leads
@@ -67,8 +67,8 @@ BEGIN
         window_start = excluded.window_start;
 END;
 
--- `event_applications_apply` as in migration 0012, except that a lead it creates gets its
--- first timeline entry in its row.
+-- `event_applications_apply` as in migration 0012, except that a lead it creates gets its first
+-- timeline entry in its row.
 DROP TRIGGER event_applications_apply;
 
 CREATE TRIGGER event_applications_apply AFTER INSERT ON event_applications

@@ -8,8 +8,8 @@
 //! rollup and the facet counts, all in that statement; the `INSERT` itself keeps the
 //! timeline's first entry in the lead's row (`first_event`): 10 pages written per new lead
 //! (BENCHMARKS.md). A repeat email adds a second statement, the `UPDATE` of the stored lead
-//! (its triggers count the hit and move the facet counts). `Idempotency-Key` adds a claim before the work (one write, plus a read when
-//! the key is taken) and one write after it.
+//! (its triggers count the hit and move the facet counts). `Idempotency-Key` adds a claim
+//! before the work (one write, plus a read when the key is taken) and one write after it.
 
 use anyhow::{Context, Result, anyhow};
 use domain::id::LeadId;
