@@ -7,17 +7,21 @@
 -- `first_event`: the entry's detail as it was when the lead was stored (a repeat post changes
 -- `form` and `tags`, not this); its kind and time are the lead's `source` and `created_at`. The
 -- dashboard's timeline reads it before the lead's events. One more page went to
--- `leads_tenant_stage_id`, which no query uses: the lead list's optional stage filter (`?2 IS
--- NULL OR stage = ?2`) is planned once for both cases and walks `leads_tenant_id` newest first,
--- with this index as without it (EXPLAIN QUERY PLAN, with and without ANALYZE). And one to
--- `leads_email`, whose only reader is a sale matched by email across tenants: that search now
--- seeks `leads_tenant_email` once per tenant (systeme-events).
+-- `leads_tenant_stage_id`, which no query used: the lead list's optional stage filter (`?2 IS
+-- NULL OR stage = ?2`) was planned once for both cases and walked `leads_tenant_id` (EXPLAIN
+-- QUERY PLAN, with and without ANALYZE). It becomes `leads_tenant_stage_moved`, which holds only
+-- leads whose stage has left `new` (a capture writes no entry), and the dashboard searches it for
+-- any other stage. And one page went to `leads_email`, whose only reader is a sale matched by
+-- email across tenants: that search now seeks `leads_tenant_email` once per tenant
+-- (systeme-events).
 --
 -- The backfill rewrites every lead row once, in the migration's one transaction: about 2 s per
 -- 200,000 leads (Python, this machine's kind), during which writers wait and, past their retry
 -- budget, get `503 storage_unavailable` with `Retry-After`.
 
 DROP INDEX IF EXISTS leads_tenant_stage_id;
+
+CREATE INDEX leads_tenant_stage_moved ON leads (tenant_id, stage, id) WHERE stage != 'new';
 
 DROP INDEX IF EXISTS leads_email;
 

@@ -407,6 +407,30 @@ async fn search_and_stage_filter_the_list() {
     assert_eq!(emails(&page), BTreeSet::from(["bruno@example.com".into()]));
     let page = get_json(&app, "/v1/dashboard/leads?stage=engaged&q=ana", &t).await;
     assert!(emails(&page).is_empty());
+    let page = get_json(&app, "/v1/dashboard/leads?stage=new", &t).await;
+    assert_eq!(
+        emails(&page),
+        BTreeSet::from([
+            "ana.silva@example.com".into(),
+            "carla@silva.example".into(),
+            "100%@example.com".into()
+        ])
+    );
+    // A stage other than `new` pages through its own index: newest first, then the end.
+    tag(&app, "e2", &t, "carla@silva.example", "email-opened").await;
+    let first = get_json(&app, "/v1/dashboard/leads?stage=engaged&limit=1", &t).await;
+    assert_eq!(
+        emails(&first),
+        BTreeSet::from(["carla@silva.example".into()])
+    );
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let path = format!("/v1/dashboard/leads?stage=engaged&limit=1&cursor={cursor}");
+    let second = get_json(&app, &path, &t).await;
+    assert_eq!(
+        emails(&second),
+        BTreeSet::from(["bruno@example.com".into()])
+    );
+    assert!(second["next_cursor"].is_null());
 }
 
 #[tokio::test]

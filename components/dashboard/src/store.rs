@@ -43,6 +43,21 @@ pub fn lead_not_found() -> ApiError {
     }
 }
 
+/// What both lead-list statements add after their stage condition: the cursor (`?3`), the
+/// search (`?4`) and the page size (`?5`). `id < ?3` is an index range only while `?3` is
+/// never NULL, so a first page binds [`BEFORE_EVERY_ID`].
+macro_rules! lead_page_filters {
+    () => {
+        " AND id < ?3
+            AND (?4 IS NULL OR email LIKE ?4 ESCAPE '\\' OR lower(name) LIKE ?4 ESCAPE '\\')
+         ORDER BY id DESC LIMIT CAST(?5 AS INTEGER)"
+    };
+}
+
+/// The cursor of a first page: sorts after every lead id (lowercase hyphenated UUID text,
+/// compared byte by byte).
+const BEFORE_EVERY_ID: &str = "~";
+
 /// The columns [`LeadView`] reads, for every statement that returns leads.
 macro_rules! lead_view_columns {
     () => {
@@ -408,27 +423,44 @@ impl Dashboard {
 
     /// A page of leads, newest first, after the cursor. New leads sort before any cursor, so
     /// paging never repeats or skips a lead while leads arrive.
+    ///
+    /// Each page is one index range from the cursor down, so a page costs the same deep in a
+    /// million leads as on top (the CSV export reads every page). A stage other than `new` is
+    /// searched in `leads_tenant_stage_moved` (migration 0013), which holds only leads whose
+    /// stage has moved, so a capture writes no entry in it; `new` leads are the newest, found
+    /// walking the tenant's leads from the top.
     pub fn leads(&self, query: &LeadQuery) -> Result<LeadPage> {
         let cursor = query
             .cursor
             .as_ref()
-            .map_or(Value::Null, |c| Value::Text(c.id().to_string()));
+            .map_or(BEFORE_EVERY_ID.to_string(), |c| c.id().to_string());
         let like = query.like_pattern().map_or(Value::Null, Value::Text);
         let limit = Value::Integer(i64::from(query.limit) + 1);
         let stage = query
             .stage
             .map_or(Value::Null, |s| Value::Text(s.as_str().into()));
-        let mut leads = self.db.query::<LeadView>(
-            tenant_sql!(
-                "SELECT ",
-                lead_view_columns!(),
-                " FROM leads WHERE tenant_id = ?1 AND (?2 IS NULL OR stage = ?2)
-                    AND (?3 IS NULL OR id < ?3)
-                    AND (?4 IS NULL OR email LIKE ?4 ESCAPE '\\' OR lower(name) LIKE ?4 ESCAPE '\\')
-                 ORDER BY id DESC LIMIT CAST(?5 AS INTEGER)"
-            ),
-            &[stage, cursor, like, limit],
-        )?;
+        let params = [stage, Value::Text(cursor), like, limit];
+        let mut leads = if query.stage.is_some_and(|s| s != Stage::New) {
+            self.db.query::<LeadView>(
+                tenant_sql!(
+                    "SELECT ",
+                    lead_view_columns!(),
+                    " FROM leads WHERE tenant_id = ?1 AND stage = ?2 AND stage != 'new'",
+                    lead_page_filters!()
+                ),
+                &params,
+            )?
+        } else {
+            self.db.query::<LeadView>(
+                tenant_sql!(
+                    "SELECT ",
+                    lead_view_columns!(),
+                    " FROM leads WHERE tenant_id = ?1 AND (?2 IS NULL OR stage = ?2)",
+                    lead_page_filters!()
+                ),
+                &params,
+            )?
+        };
         let more = leads.len() > usize::try_from(query.limit).unwrap_or(usize::MAX);
         leads.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
         let next_cursor = if more {
