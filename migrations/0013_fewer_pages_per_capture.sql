@@ -3,17 +3,17 @@
 -- wrote 16 pages, a one-row INSERT writes one or two; it now writes 10. Three of the 16 held a
 -- copy of what the lead's own row holds: the first timeline entry (`captured`, or
 -- `systeme_contact` for a lead Systeme.io created) was a row of `lead_events`, with its index
--- entry and its `sqlite_sequence` update (AUTOINCREMENT). It now lives in the lead's row,
--- `first_event`: the entry's detail as it was when the lead was stored (a repeat post changes
--- `form` and `tags`, not this); its kind and time are the lead's `source` and `created_at`. The
--- dashboard's timeline reads it before the lead's events. One more page went to
--- `leads_tenant_stage_id`, which no query used: the lead list's optional stage filter (`?2 IS
--- NULL OR stage = ?2`) was planned once for both cases and walked `leads_tenant_id` (EXPLAIN
--- QUERY PLAN, with and without ANALYZE). It becomes `leads_tenant_stage_moved`, which holds only
--- leads whose stage has left `new` (a capture writes no entry), and the dashboard searches it for
--- any other stage. And one page went to `leads_email`, whose only reader is a sale matched by
--- email across tenants: that search now seeks `leads_tenant_email` once per tenant
--- (systeme-events).
+-- entry and its `sqlite_sequence` update (AUTOINCREMENT). For a capture it now lives in the
+-- lead's row, `first_event` (existing entries move there below): the entry's detail as it was
+-- when the lead was stored (a repeat post changes `form` and `tags`, not this); its kind and time
+-- are the lead's `source` and `created_at`. The dashboard's timeline reads it before the lead's
+-- events. One more page went to `leads_tenant_stage_id`, which no query used: the lead list's
+-- optional stage filter (`?2 IS NULL OR stage = ?2`) was planned once for both cases and walked
+-- `leads_tenant_id` (EXPLAIN QUERY PLAN, with and without ANALYZE). It becomes
+-- `leads_tenant_stage_moved`, which holds only leads whose stage has left `new` (a capture writes
+-- no entry), and the dashboard searches it for any other stage. And one page went to
+-- `leads_email`, whose only reader is a sale matched by email across tenants: that search now
+-- seeks `leads_tenant_email` once per tenant (systeme-events).
 --
 -- The backfill rewrites every lead row once, in the migration's one transaction: about 2 s per
 -- 200,000 leads (Python, this machine's kind), during which writers wait and, past their retry
@@ -35,15 +35,16 @@ UPDATE leads SET first_event = (
 
 DELETE FROM lead_events WHERE kind IN ('captured', 'systeme_contact');
 
--- `leads_inserted` (migration 0012) without the timeline row. The statements that create a lead
--- set `first_event` themselves, `{"form": …, "tags": […]}` as the old timeline row had it:
--- capture's `INSERT` (lead-capture) and, for a contact Systeme.io created, the callback trigger
--- below. An `UPDATE` of the new row from this trigger would do it in one place, but it is
--- compiled into every capture statement (measured in Python: about 15% of the statement's compile
--- and run time, 7% of it with the commit's sync). A lead stored without `first_event` (by a
--- replica still running the code from before this migration, during a rolling deploy) gets its
--- first entry as a `lead_events` row, as before: the dashboard's timeline reads both, so no entry
--- is lost. For a lead that sets it, that step is compiled but writes nothing.
+-- `leads_inserted` (migration 0012), with the timeline row kept only for a lead stored without
+-- `first_event`. Capture's `INSERT` (lead-capture), the hot path, sets it itself, `{"form": …,
+-- "tags": […]}` as the old row had it: an `UPDATE` of the new row from this trigger would keep
+-- the rule in one place, but it is compiled into every capture statement (measured in Python:
+-- about 15% of the statement's compile and run time, 7% with the commit's sync). Every other
+-- insert gets its first entry as a `lead_events` row, as before: a contact Systeme.io created
+-- (the callback trigger, rare next to captures, is left as migration 0012 wrote it), and a lead a
+-- replica still running the code from before this migration stores during a rolling deploy. The
+-- dashboard's timeline reads both, so no entry is lost; for a capture the step is compiled but
+-- writes nothing.
 DROP TRIGGER leads_inserted;
 
 CREATE TRIGGER leads_inserted AFTER INSERT ON leads
@@ -69,49 +70,4 @@ BEGIN
     ON CONFLICT (tenant_id, client) DO UPDATE SET
         hits = CASE WHEN capture_rate.window_start = excluded.window_start THEN capture_rate.hits + 1 ELSE 1 END,
         window_start = excluded.window_start;
-END;
-
--- `event_applications_apply` as in migration 0012, except that a lead it creates gets its first
--- timeline entry in its row.
-DROP TRIGGER event_applications_apply;
-
-CREATE TRIGGER event_applications_apply AFTER INSERT ON event_applications
-BEGIN
-    SELECT RAISE(ABORT, 'cfe: stale lead state')
-    WHERE NEW.expected_seq IS NOT NULL
-        AND (SELECT event_seq FROM leads WHERE tenant_id = NEW.tenant_id AND id = NEW.lead_id)
-            IS NOT NEW.expected_seq;
-    INSERT INTO applied_events (tenant_id, message_id, event, applied_at, digest)
-    VALUES (NEW.tenant_id, NEW.message_id, NEW.event, NEW.at, NEW.digest);
-    INSERT INTO leads (tenant_id, id, email, name, phone, form, utm_source, utm_medium,
-        utm_campaign, page_url, tags, source, sync_status, systeme_contact_id, created_at,
-        updated_at, first_event)
-    SELECT NEW.tenant_id, NEW.lead_id, NEW.email, NEW.name, NEW.phone, 'systeme',
-        NEW.utm_source, NEW.utm_medium, NEW.utm_campaign, NEW.page_url, NEW.tags, 'systeme',
-        'synced', NEW.systeme_contact_id, NEW.at, NEW.at,
-        json_object('form', 'systeme', 'tags', json(NEW.tags))
-    WHERE NEW.expected_seq IS NULL;
-    UPDATE leads SET stage = NEW.stage, emails_sent = NEW.emails_sent,
-        emails_opened = NEW.emails_opened, emails_clicked = NEW.emails_clicked,
-        converted = NEW.converted, sales = NEW.sales, revenue_cents = NEW.revenue_cents,
-        inactive = NEW.inactive, churned = NEW.churned, tags = NEW.tags,
-        opted_in = NEW.opted_in,
-        systeme_contact_id = COALESCE(systeme_contact_id, NEW.systeme_contact_id),
-        event_seq = event_seq + 1, updated_at = NEW.at
-    WHERE tenant_id = NEW.tenant_id AND id = NEW.lead_id;
-    INSERT INTO lead_events (tenant_id, lead_id, kind, detail, message_id, created_at)
-    VALUES (NEW.tenant_id, NEW.lead_id, NEW.kind, NEW.detail, NEW.message_id, NEW.at);
-    INSERT INTO daily_rollups (tenant_id, day, emails_sent, emails_opened, emails_clicked,
-        conversions, revenue_cents)
-    SELECT NEW.tenant_id, NEW.day, NEW.add_emails_sent, NEW.add_emails_opened,
-        NEW.add_emails_clicked, NEW.add_conversions, NEW.add_revenue_cents
-    WHERE NEW.add_emails_sent != 0 OR NEW.add_emails_opened != 0 OR NEW.add_emails_clicked != 0
-        OR NEW.add_conversions != 0 OR NEW.add_revenue_cents != 0
-    ON CONFLICT (tenant_id, day) DO UPDATE SET
-        emails_sent = emails_sent + excluded.emails_sent,
-        emails_opened = emails_opened + excluded.emails_opened,
-        emails_clicked = emails_clicked + excluded.emails_clicked,
-        conversions = conversions + excluded.conversions,
-        revenue_cents = revenue_cents + excluded.revenue_cents;
-    DELETE FROM event_applications WHERE rowid = NEW.rowid;
 END;

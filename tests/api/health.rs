@@ -412,6 +412,20 @@ where
     out
 }
 
+/// Every row `sql` returns, read by `row`.
+fn rows<T>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Vec<T> {
+    conn.prepare(sql)
+        .unwrap()
+        .query_map([], row)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 /// Migration 0013 moves each lead's first timeline entry from `lead_events` into the lead's
 /// row: on a database at version 12 holding a captured lead, a lead Systeme.io created and an
 /// event, nothing of the timeline is lost and nothing is left twice; a lead inserted the old
@@ -442,13 +456,11 @@ fn migration_0013_moves_first_timeline_entries_into_the_lead_rows() {
     )
     .unwrap();
     after.iter().for_each(|m| apply(&conn, m));
-    let firsts: Vec<(String, Option<String>)> = conn
-        .prepare("SELECT id, first_event FROM leads ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let firsts: Vec<(String, Option<String>)> = rows(
+        &conn,
+        "SELECT id, first_event FROM leads ORDER BY id",
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    );
     assert_eq!(
         firsts,
         [
@@ -459,13 +471,11 @@ fn migration_0013_moves_first_timeline_entries_into_the_lead_rows() {
             ("l2".into(), Some(r#"{"form":"systeme","tags":[]}"#.into())),
         ]
     );
-    let events: Vec<(String, String)> = conn
-        .prepare("SELECT lead_id, kind FROM lead_events ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let events: Vec<(String, String)> = rows(
+        &conn,
+        "SELECT lead_id, kind FROM lead_events ORDER BY id",
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    );
     assert_eq!(events, [("l1".into(), "tag_added".into())]);
 
     // During a rolling deploy a replica still on the old code inserts leads without
@@ -480,15 +490,13 @@ fn migration_0013_moves_first_timeline_entries_into_the_lead_rows() {
                  '{\"form\":\"new\",\"tags\":[]}');",
     )
     .unwrap();
-    let rows: Vec<(String, String, String)> = conn
-        .prepare("SELECT lead_id, kind, detail FROM lead_events WHERE lead_id IN ('l3', 'l4')")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let old_way: Vec<(String, String, String)> = rows(
+        &conn,
+        "SELECT lead_id, kind, detail FROM lead_events WHERE lead_id IN ('l3', 'l4')",
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    );
     assert_eq!(
-        rows,
+        old_way,
         [(
             "l3".into(),
             "captured".into(),

@@ -472,9 +472,9 @@ impl Dashboard {
     }
 
     /// One lead of this tenant with its timeline; `None` for a missing id and for another
-    /// tenant's id alike. The timeline's first entry (the capture, or Systeme.io creating the
-    /// contact) is kept in the lead's row, `first_event` (migration 0013); the rest are its
-    /// `lead_events`.
+    /// tenant's id alike. The timeline's first entry is kept in the lead's row, `first_event`,
+    /// when capture stored the lead (migration 0013); otherwise, and for every later entry, it
+    /// is one of its `lead_events`.
     pub fn lead(&self, id: &LeadId) -> Result<Option<LeadDetail>> {
         let found = self.db.query_one::<LeadView>(
             tenant_sql!(
