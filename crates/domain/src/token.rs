@@ -2,8 +2,9 @@
 //! tokens with `admin_token_secret` (see docs/contract.md). The caller picks the secret.
 //!
 //! Verification order: size, shape, header (`alg` must be exactly `HS256`), signature (checked
-//! in constant time by `hmac`), then claims: scope, `exp`, `nbf`, lifetime, `sub`, `gen`.
-//! Nothing from the payload is trusted before the signature is.
+//! in constant time by `hmac`), then claims: scope, `exp`, `nbf`, `iat`, lifetime, `sub`, `gen`.
+//! Nothing from the payload is trusted before the signature is. The time claims allow
+//! [`CLOCK_SKEW_SECS`] of disagreement between the minting clock and this one.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,6 +28,12 @@ pub const MAX_DASHBOARD_LIFETIME_SECS: i64 = 24 * 60 * 60;
 /// The longest an admin token may still be valid for: 90 days, so a scheduled batch sync can
 /// hold one for a quarter and an operator renews it, and a forgotten one dies by itself.
 pub const MAX_ADMIN_LIFETIME_SECS: i64 = 90 * 24 * 60 * 60;
+
+/// How far the clock that minted a token (the SaaS back end's, the operator's) may be from this
+/// one: `exp` is honoured this long after it passes, `nbf` and `iat` this long before they come,
+/// and `exp - now` may exceed the scope's maximum lifetime by this much. `exp - iat` compares two
+/// times from the same clock and gets no leeway.
+pub const CLOCK_SKEW_SECS: i64 = 60;
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,7 +70,7 @@ pub enum TokenError {
     BadSignature,
     #[error("the token has expired")]
     Expired,
-    #[error("the token is not valid yet (its nbf is in the future)")]
+    #[error("the token is not valid yet (its nbf or iat is in the future)")]
     NotYetValid,
     #[error("the token is valid for longer than a {scope} token may be ({max_secs} s)")]
     LifetimeTooLong { scope: &'static str, max_secs: i64 },
@@ -128,7 +135,7 @@ impl Scope {
     }
 }
 
-/// A token whose signature, scope, `exp`, `nbf` and lifetime have been checked. Its tenant (if any) must still
+/// A token whose signature, scope, `exp`, `nbf`, `iat` and lifetime have been checked. Its tenant (if any) must still
 /// be looked up: existence, status and, for capture tokens, the key generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
@@ -215,20 +222,25 @@ pub fn verify(
     }
     match (claims.exp, claims.scope) {
         (None, Scope::Dashboard | Scope::Admin) => return Err(TokenError::InvalidClaims("exp")),
-        (Some(exp), _) if exp <= now => return Err(TokenError::Expired),
+        (Some(exp), _) if exp <= now.saturating_sub(CLOCK_SKEW_SECS) => {
+            return Err(TokenError::Expired);
+        }
         _ => {}
     }
     let times: TimeClaims =
         serde_json::from_slice(&payload).map_err(|_| TokenError::InvalidClaims("nbf"))?;
-    if times.nbf.is_some_and(|nbf| nbf > now) {
+    let ahead = |t: i64| t > now.saturating_add(CLOCK_SKEW_SECS);
+    if times.nbf.is_some_and(ahead) || times.iat.is_some_and(ahead) {
         return Err(TokenError::NotYetValid);
     }
-    // The lifetime is measured from now (`exp - now`), which holds whatever `iat` says, so a
-    // token minted too long is refused from its first use; a token that states `iat` is also
-    // held to `exp - iat`, so an over-long one stays refused in its last hours too.
+    // The lifetime is measured from now (`exp - now`, with the clock-skew leeway), which holds
+    // whatever `iat` says, so a token minted too long is refused from its first use; a token
+    // that states `iat` is also held to `exp - iat`, so an over-long one stays refused in its
+    // last hours too.
     if let (Some(max), Some(exp)) = (claims.scope.max_lifetime_secs(), claims.exp) {
-        let too_long = |from: i64| exp.saturating_sub(from) > max;
-        if too_long(now) || times.iat.is_some_and(too_long) {
+        let from_now = exp.saturating_sub(now) > max.saturating_add(CLOCK_SKEW_SECS);
+        let from_iat = times.iat.is_some_and(|iat| exp.saturating_sub(iat) > max);
+        if from_now || from_iat {
             return Err(TokenError::LifetimeTooLong {
                 scope: claims.scope.as_str(),
                 max_secs: max,
@@ -413,9 +425,12 @@ mod tests {
     }
 
     #[test]
-    fn an_expired_token_is_refused() {
+    fn an_expired_token_is_refused_once_the_skew_leeway_has_passed() {
         let mut claims = dashboard();
-        claims.exp = Some(NOW);
+        claims.exp = Some(NOW - CLOCK_SKEW_SECS + 1);
+        let token = mint(&secret(), &claims);
+        assert!(verify(&secret(), &token, Scope::Dashboard, NOW).is_ok());
+        claims.exp = Some(NOW - CLOCK_SKEW_SECS);
         let token = mint(&secret(), &claims);
         assert_eq!(
             verify(&secret(), &token, Scope::Dashboard, NOW),
@@ -448,7 +463,7 @@ mod tests {
         let token = raw_payload(&format!(
             r#"{{"sub":"{TENANT}","scope":"dashboard","exp":{},"nbf":{}}}"#,
             NOW + 600,
-            NOW + 1
+            NOW + CLOCK_SKEW_SECS + 1
         ));
         let refused = verify(&secret(), &token, Scope::Dashboard, NOW);
         assert_eq!(refused, Err(TokenError::NotYetValid));
@@ -457,15 +472,43 @@ mod tests {
             "token_not_yet_valid",
             "its own code"
         );
-        // From `nbf` on it verifies.
+        // From `nbf` less the skew leeway on it verifies.
         assert!(verify(&secret(), &token, Scope::Dashboard, NOW + 1).is_ok());
     }
 
     #[test]
     fn nbf_binds_capture_tokens_too_and_must_be_a_whole_number() {
         let token = raw_payload(&format!(
+    #[test]
+    fn an_iat_further_ahead_than_the_skew_leeway_is_not_valid_yet() {
+        let token = |iat: i64| {
+            raw_payload(&format!(
+                r#"{{"sub":"{TENANT}","scope":"dashboard","exp":{},"iat":{iat}}}"#,
+                NOW + 600
+            ))
+        };
+        assert!(
+            verify(
+                &secret(),
+                &token(NOW + CLOCK_SKEW_SECS),
+                Scope::Dashboard,
+                NOW
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            verify(
+                &secret(),
+                &token(NOW + CLOCK_SKEW_SECS + 1),
+                Scope::Dashboard,
+                NOW
+            ),
+            Err(TokenError::NotYetValid)
+        );
+    }
+
             r#"{{"sub":"{TENANT}","scope":"capture","gen":1,"nbf":{}}}"#,
-            NOW + 60
+            NOW + CLOCK_SKEW_SECS + 1
         ));
         assert_eq!(
             verify(&secret(), &token, Scope::Capture, NOW),
@@ -483,9 +526,10 @@ mod tests {
     #[test]
     fn a_dashboard_token_valid_for_more_than_a_day_is_refused() {
         let mut claims = dashboard();
-        claims.exp = Some(NOW + MAX_DASHBOARD_LIFETIME_SECS);
+        // A day from a minting clock up to the leeway ahead of this one.
+        claims.exp = Some(NOW + MAX_DASHBOARD_LIFETIME_SECS + CLOCK_SKEW_SECS);
         assert!(verify(&secret(), &mint(&secret(), &claims), Scope::Dashboard, NOW).is_ok());
-        claims.exp = Some(NOW + MAX_DASHBOARD_LIFETIME_SECS + 1);
+        claims.exp = Some(NOW + MAX_DASHBOARD_LIFETIME_SECS + CLOCK_SKEW_SECS + 1);
         let refused = verify(&secret(), &mint(&secret(), &claims), Scope::Dashboard, NOW);
         assert_eq!(
             refused.map_err(|e| e.code()),
@@ -522,7 +566,10 @@ mod tests {
         };
         let ok = mint(&secret(), &admin(NOW + MAX_ADMIN_LIFETIME_SECS));
         assert!(verify(&secret(), &ok, Scope::Admin, NOW).is_ok());
-        let long = mint(&secret(), &admin(NOW + MAX_ADMIN_LIFETIME_SECS + 1));
+        let long = mint(
+            &secret(),
+            &admin(NOW + MAX_ADMIN_LIFETIME_SECS + CLOCK_SKEW_SECS + 1),
+        );
         assert!(matches!(
             verify(&secret(), &long, Scope::Admin, NOW),
             Err(TokenError::LifetimeTooLong { .. })
@@ -558,7 +605,7 @@ mod tests {
             .is_ok()
         );
         let mut claims = capture(1);
-        claims.exp = Some(NOW - 1);
+        claims.exp = Some(NOW - CLOCK_SKEW_SECS);
         assert_eq!(
             verify(&secret(), &mint(&secret(), &claims), Scope::Capture, NOW),
             Err(TokenError::Expired)
