@@ -1,4 +1,5 @@
-//! `GET /v1/health`: proves SQLite (migrated to the current schema) and key-value both answer.
+//! `GET /v1/health`: proves every required secret is acceptable (`503 insecure_secret`
+//! otherwise), then that SQLite (migrated to the current schema) and key-value both answer.
 
 use platform::ApiError;
 use serde::Serialize;
@@ -11,6 +12,7 @@ struct Health {
 }
 
 pub fn get_health() -> Result<Response, ApiError> {
+    platform::config::check_secrets()?;
     let schema_version = platform::health::check()?;
     platform::response::json(
         200,

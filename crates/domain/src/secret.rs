@@ -18,6 +18,42 @@ pub enum SecretError {
         name: &'static str,
         why: &'static str,
     },
+    #[error("{name} is an example value published in the repository; set a secret of your own")]
+    PublishedExample { name: &'static str },
+}
+
+/// The secret values the repository publishes (the placeholders of `deploy/spinkube`'s
+/// `*.example` files, values earlier manifests shipped, and the Standard Webhooks
+/// specification's example secret). Anyone can read them, so the app refuses to run with any of
+/// them as a secret: `/v1/health` answers `503 insecure_secret` and every route that needs the
+/// secret fails. `tests/api/deploy.rs` checks that every value of the `*.example` files is here.
+pub const PUBLISHED_EXAMPLE_SECRETS: &[&str] = &[
+    // deploy/spinkube/overlays/*/secrets.env.example
+    "replace-with-48-random-bytes-for-token-secret-openssl-rand-base64-48",
+    "replace-with-48-random-bytes-for-admin-token-secret-openssl-rand-base64-48",
+    "whsec_cmVwbGFjZS13aXRoLXRoZS1zYWFzLWJhY2stZW5kcy1zaWdudXAtc2VjcmV0",
+    "replace-with-the-secret-of-the-systeme-io-webhook",
+    // deploy/spinkube/overlays/*/sync.env.example
+    "replace-with-an-admin-token-minted-by-cfe-ops",
+    // The Secret manifests deploy/spinkube shipped before it used generated Secrets.
+    "replace-with-at-least-32-random-bytes-for-tenant-tokens",
+    "replace-with-at-least-32-random-bytes-for-admin-tokens",
+    "whsec_cmVwbGFjZS13aXRoLXRoZS1zaWdudXAtc2VjcmV0",
+    "replace-with-the-systeme-webhook-secret",
+    "replace-with-an-admin-token",
+    // The example secret of the Standard Webhooks specification.
+    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+];
+
+/// Refuses `value` as the secret `name` when the repository publishes it: one of
+/// [`PUBLISHED_EXAMPLE_SECRETS`], or any value still starting with the placeholder prefix
+/// `replace-with-` that the example files use.
+pub fn refuse_published(name: &'static str, value: &str) -> Result<(), SecretError> {
+    let value = value.trim();
+    if value.starts_with("replace-with-") || PUBLISHED_EXAMPLE_SECRETS.contains(&value) {
+        return Err(SecretError::PublishedExample { name });
+    }
+    Ok(())
 }
 
 /// Secret bytes. Invariant: never printed, non-empty.
@@ -165,6 +201,20 @@ mod tests {
                 min: 32
             })
         );
+    }
+
+    #[test]
+    fn published_example_values_are_refused_by_name() {
+        for value in PUBLISHED_EXAMPLE_SECRETS {
+            assert_eq!(
+                refuse_published("token_secret", value),
+                Err(SecretError::PublishedExample {
+                    name: "token_secret"
+                })
+            );
+        }
+        assert!(refuse_published("admin_token_secret", "replace-with-something-else").is_err());
+        assert!(refuse_published("token_secret", "k3Jd9sQ2xV7mN4pL8wR1tY6uE0aZ5cB3").is_ok());
     }
 
     #[test]

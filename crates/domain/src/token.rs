@@ -144,6 +144,8 @@ pub struct VerifiedToken {
     pub tenant: Option<TenantId>,
     /// The capture-key generation; `Some` exactly for capture tokens.
     pub generation: Option<i64>,
+    /// The `exp` claim; `Some` for every dashboard and admin token.
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -265,6 +267,7 @@ pub fn verify(
         scope: claims.scope,
         tenant,
         generation,
+        expires_at: claims.exp,
     })
 }
 
@@ -477,9 +480,6 @@ mod tests {
     }
 
     #[test]
-    fn nbf_binds_capture_tokens_too_and_must_be_a_whole_number() {
-        let token = raw_payload(&format!(
-    #[test]
     fn an_iat_further_ahead_than_the_skew_leeway_is_not_valid_yet() {
         let token = |iat: i64| {
             raw_payload(&format!(
@@ -507,6 +507,9 @@ mod tests {
         );
     }
 
+    #[test]
+    fn nbf_binds_capture_tokens_too_and_must_be_a_whole_number() {
+        let token = raw_payload(&format!(
             r#"{{"sub":"{TENANT}","scope":"capture","gen":1,"nbf":{}}}"#,
             NOW + CLOCK_SKEW_SECS + 1
         ));

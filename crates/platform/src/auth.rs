@@ -27,10 +27,17 @@ use crate::tenant::{TenantContext, load_tenant};
 /// Proof that the request carried a valid `admin` token.
 #[derive(Debug)]
 pub struct AdminContext {
-    _private: (),
+    /// The token's `exp`, unix seconds.
+    expires_at: i64,
 }
 
 impl AdminContext {
+    /// Seconds until the admin token expires, so its holder (the sync job) can see a token
+    /// close to expiry before it stops working.
+    pub fn expires_in(&self) -> i64 {
+        self.expires_at.saturating_sub(now_unix())
+    }
+
     /// The whole database, migrated: the operator's batch and directory span every tenant.
     pub fn db(&self) -> Result<Db, ApiError> {
         Ok(Db::open_migrated()?)
@@ -130,7 +137,12 @@ pub fn authenticate_admin(req: &Request) -> Result<AdminContext, ApiError> {
         Scope::Admin,
         now,
     ) {
-        Ok(_) => Ok(AdminContext { _private: () }),
+        Ok(verified) => Ok(AdminContext {
+            // `verify` refuses an admin token without `exp`.
+            expires_at: verified
+                .expires_at
+                .ok_or_else(|| token_error(&TokenError::InvalidClaims("exp")))?,
+        }),
         Err(TokenError::BadSignature) => {
             match verify(&crate::config::token_secret()?, &token, Scope::Admin, now) {
                 Err(e @ TokenError::WrongScope { .. }) => Err(token_error(&e)),

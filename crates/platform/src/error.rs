@@ -50,6 +50,10 @@ pub enum ApiError {
         retry_after_secs: u64,
         cause: anyhow::Error,
     },
+    /// 503: the app is configured in a way it refuses to serve with (a weak or published
+    /// secret); nothing a retry fixes.
+    #[error("{detail}")]
+    Unavailable { code: &'static str, detail: String },
     /// 500: anything unexpected. Only the generic text reaches the client.
     #[error("internal error")]
     Unexpected(anyhow::Error),
@@ -96,7 +100,7 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => 415,
             Self::Unprocessable { .. } => 422,
             Self::RateLimited { .. } => 429,
-            Self::StorageUnavailable { .. } => 503,
+            Self::StorageUnavailable { .. } | Self::Unavailable { .. } => 503,
             Self::Unexpected(_) => 500,
         }
     }
@@ -112,7 +116,8 @@ impl ApiError {
             | Self::PayloadTooLarge { code, .. }
             | Self::UnsupportedMediaType { code, .. }
             | Self::Unprocessable { code, .. }
-            | Self::RateLimited { code, .. } => code,
+            | Self::RateLimited { code, .. }
+            | Self::Unavailable { code, .. } => code,
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::StorageUnavailable { .. } => "storage_unavailable",
             Self::Unexpected(_) => "internal_error",
