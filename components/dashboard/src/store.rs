@@ -62,7 +62,7 @@ const BEFORE_EVERY_ID: &str = "~";
 macro_rules! lead_view_columns {
     () => {
         "id, email, name, phone, ib_type, monthly_leads, volume, broker_network, form,
-        utm_source, utm_medium, utm_campaign, page_url, consent, tags, source, stage,
+        utm_source, utm_medium, utm_campaign, page_url, consent, tags, kept_back_tags, source, stage,
         sync_status, sync_attempts, emails_sent, emails_opened, emails_clicked, sales,
         revenue_cents, opted_in, inactive, churned, created_at, updated_at"
     };
@@ -170,6 +170,8 @@ pub struct LeadView {
     pub page_url: Option<String>,
     pub consent: bool,
     pub tags: Vec<Tag>,
+    /// Tags the tenant's tag budget kept back from Systeme.io (stored, never synced).
+    pub tags_kept_back: Vec<Tag>,
     pub source: String,
     pub stage: Stage,
     pub sync_status: SyncStatus,
@@ -204,6 +206,7 @@ impl FromRow for LeadView {
             page_url: row.opt_text("page_url"),
             consent: row.flag("consent")?,
             tags: row.json("tags")?,
+            tags_kept_back: row.json("kept_back_tags")?,
             source: row.text("source")?.to_string(),
             stage: row.parsed("stage", |s| Stage::parse(s).ok_or("unknown stage"))?,
             sync_status: row.parsed("sync_status", |s| {

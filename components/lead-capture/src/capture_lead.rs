@@ -7,7 +7,7 @@
 //! against the rate limit too.
 
 use domain::funnel::TagRules;
-use domain::lead::{Submission, SyncStatus};
+use domain::lead::Submission;
 use domain::token::Scope;
 use platform::ApiError;
 use platform::auth::authenticate;
@@ -17,7 +17,7 @@ use platform::tenant::TenantContext;
 use serde::Serialize;
 use spin_sdk::http::{Request, Response};
 
-use crate::store::{LeadStore, StoredAnswer};
+use crate::store::{CaptureOutcome, LeadStore, StoredAnswer};
 use crate::sync::{SyncTarget, Syncer};
 
 #[derive(Serialize)]
@@ -30,6 +30,13 @@ pub fn origin_not_allowed() -> ApiError {
     ApiError::Forbidden {
         code: "origin_not_allowed",
         detail: "this origin may not post this tenant's forms".into(),
+    }
+}
+
+fn quota_exceeded() -> ApiError {
+    ApiError::Forbidden {
+        code: "quota_exceeded",
+        detail: "this form's owner has reached its plan's lead limit; nothing was stored".into(),
     }
 }
 
@@ -65,7 +72,7 @@ fn capture(
     let now = now_unix();
     let leads = LeadStore::new(&ctx)?;
     let limit = platform::config::capture_rate_limit()?;
-    let client = request::client_addr(req);
+    let client = request::client_addr(req, &platform::config::trusted_proxies()?);
     let limited = |wait: u64| ApiError::RateLimited {
         code: "rate_limited",
         detail: format!("too many submissions from this address; retry in {wait} s"),
@@ -90,6 +97,8 @@ fn capture(
                 .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("{e:#}")))?;
             let hash = request::request_hash(req);
             if let Some(answer) = leads.claim(&key, &hash, claim, now)? {
+                // A replayed answer is a post like any other for the rate limit.
+                count_only()?;
                 let mut resp = answer_response(req, &ctx, kind, &answer)?;
                 resp.set_header("idempotent-replayed", "true");
                 return Ok(resp);
@@ -135,10 +144,14 @@ fn capture(
                     });
                 }
             };
-            let captured = leads
-                .capture_within_limit(&client, limit, &lead, &tags, now)?
-                .map_err(limited)?;
-            if captured.sync_status == SyncStatus::Pending {
+            let captured = match leads.capture_within_limit(&client, limit, &lead, &tags, now)? {
+                CaptureOutcome::Stored(captured) => captured,
+                CaptureOutcome::RateLimited { retry_after_secs } => {
+                    return Err(limited(retry_after_secs));
+                }
+                CaptureOutcome::QuotaFull => return Err(quota_exceeded()),
+            };
+            if captured.sync_now {
                 sync_inline(&leads, &captured.target, now);
             }
             if captured.created {

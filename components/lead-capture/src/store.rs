@@ -34,9 +34,23 @@ pub struct Captured {
     pub id: LeadId,
     /// A new (tenant, email): `201`; a repeat: `200`.
     pub created: bool,
-    pub sync_status: SyncStatus,
+    /// Whether this request holds the lead's sync lease and should push it now: a pending or
+    /// failed lead still inside its backoff waits it out, however often it is posted again.
+    pub sync_now: bool,
     /// What a sync needs, read back from the stored row.
     pub target: SyncTarget,
+}
+
+/// What a capture came to.
+#[derive(Debug)]
+pub enum CaptureOutcome {
+    /// Stored durably (new or updated).
+    Stored(Box<Captured>),
+    /// Nothing stored: the client's rate window is full; retry after this many seconds.
+    RateLimited { retry_after_secs: u64 },
+    /// Nothing stored: a new email while the tenant holds as many over-quota leads as its
+    /// budget allows.
+    QuotaFull,
 }
 
 /// A replayable first answer to an `Idempotency-Key`.
@@ -63,14 +77,15 @@ pub struct LeadStore {
 /// What the capture statements return: [`CapturedRow`]'s columns.
 macro_rules! captured_columns {
     () => {
-        "id, sync_status, revision, email, name, phone, tags, synced_tags, systeme_contact_id,
-        sync_attempts"
+        "id, sync_status, next_sync_at, revision, email, name, phone, tags, synced_tags,
+        systeme_contact_id, sync_attempts"
     };
 }
 
 /// The row a capture statement returns: the lead as stored now.
 struct CapturedRow {
     sync_status: SyncStatus,
+    next_sync_at: i64,
     lead: LeadSync,
 }
 
@@ -80,6 +95,7 @@ impl FromRow for CapturedRow {
             sync_status: row.parsed("sync_status", |s| {
                 SyncStatus::parse(s).ok_or("unknown sync status")
             })?,
+            next_sync_at: row.int("next_sync_at")?,
             lead: LeadSync::from_row(row)?,
         })
     }
@@ -138,8 +154,9 @@ impl LeadStore {
 
     /// Stores a submission: a new lead, or an update of the tenant's lead with that email
     /// (fields given now win, tags are merged, a synced lead is queued again). Over the plan's
-    /// limit a new lead is `held`. Durable when this returns.
-    /// `None` when the client's rate window is full: nothing was written.
+    /// limit a new lead is `held`, up to the tenant's held-lead budget. Durable when this
+    /// returns. `None` when the client's rate window is full, or a new email finds the held
+    /// budget spent: nothing was written.
     ///
     /// Two statements, the common one first: an `INSERT … ON CONFLICT DO NOTHING` for a new
     /// email, and only when that stored nothing, the `UPDATE` of the existing lead. One upsert
@@ -157,7 +174,10 @@ impl LeadStore {
         let id = LeadId::parse(&new_id()?)?;
         let stamp = now_rfc3339()?;
         let tags_json = serde_json::to_string(tags)?;
-        let plan_limit = i64::try_from(self.tenant.plan.limits().leads).unwrap_or(i64::MAX);
+        let limits = self.tenant.limits;
+        let plan_limit = i64::try_from(limits.leads).unwrap_or(i64::MAX);
+        let held_limit = i64::try_from(limits.held_leads).unwrap_or(i64::MAX);
+        let lease = now + INLINE_LEASE_SECS;
         // The submitted fields, bound in this order by both statements (after `head`, before
         // `tail`): the INSERT's ?3..?16, the UPDATE's ?2..?15.
         let fields = [
@@ -190,6 +210,9 @@ impl LeadStore {
                     ?18, ?19, ?19, ?20, json_object('form', ?10, 'tags', json(?16))
                  WHERE COALESCE((SELECT hits FROM capture_rate WHERE tenant_id = ?1 AND client = ?20
                     AND window_start = (CAST(strftime('%s', ?19) AS INTEGER) / 60) * 60), 0) < ?21
+                    AND ((SELECT lead_count FROM tenants WHERE id = ?1) < ?17
+                        OR COALESCE((SELECT n FROM lead_facets WHERE tenant_id = ?1 AND facet = 'sync'
+                            AND value = 'held'), 0) < ?22)
                  ON CONFLICT DO NOTHING
                  RETURNING ",
                 captured_columns!()
@@ -198,10 +221,11 @@ impl LeadStore {
                 &[Value::Text(id.to_string())],
                 &[
                     Value::Integer(plan_limit),
-                    Value::Integer(now + INLINE_LEASE_SECS),
+                    Value::Integer(lease),
                     Value::Text(stamp.clone()),
                     Value::Text(client.to_string()),
                     Value::Integer(i64::from(limit)),
+                    Value::Integer(held_limit),
                 ],
             ),
         )
@@ -209,7 +233,7 @@ impl LeadStore {
         let captured = |stored: CapturedRow, created: bool| Captured {
             created,
             id: stored.lead.id.clone(),
-            sync_status: stored.sync_status,
+            sync_now: stored.sync_status == SyncStatus::Pending && stored.next_sync_at == lease,
             target: SyncTarget::new(&self.tenant, stored.lead),
         };
         if let Some(stored) = insert()? {
@@ -239,7 +263,10 @@ impl LeadStore {
                         ORDER BY later, value LIMIT CAST(?19 AS INTEGER)) ORDER BY value)),
                     sync_status = CASE WHEN sync_status IN ('synced', 'failed') THEN 'pending' ELSE sync_status END,
                     sync_attempts = CASE WHEN sync_status IN ('synced', 'failed') THEN 0 ELSE sync_attempts END,
-                    next_sync_at = CASE WHEN sync_status = 'held' THEN next_sync_at ELSE ?16 END,
+                    next_sync_at = CASE WHEN sync_status = 'held' THEN next_sync_at
+                        WHEN sync_status IN ('pending', 'failed')
+                            AND next_sync_at > CAST(strftime('%s', ?17) AS INTEGER) THEN next_sync_at
+                        ELSE ?16 END,
                     revision = revision + 1,
                     updated_at = ?17,
                     client = ?18
@@ -252,7 +279,7 @@ impl LeadStore {
             &params(
                 &[],
                 &[
-                    Value::Integer(now + INLINE_LEASE_SECS),
+                    Value::Integer(lease),
                     Value::Text(stamp.clone()),
                     Value::Text(client.to_string()),
                     Value::Integer(i64::try_from(MAX_LEAD_TAGS).unwrap_or(i64::MAX)),
@@ -271,7 +298,8 @@ impl LeadStore {
 
     /// The hot path: stores the lead if the client is within its rate limit, counting the hit
     /// in the same statement (the limit check is part of the `INSERT` or `UPDATE`; triggers
-    /// count). `Err(seconds)` when the client must wait; the refused hit is counted too.
+    /// count). When nothing was stored, the refused hit is counted too and the outcome says
+    /// why.
     pub fn capture_within_limit(
         &self,
         client: &str,
@@ -279,18 +307,43 @@ impl LeadStore {
         lead: &LeadSubmission,
         tags: &[Tag],
         now: i64,
-    ) -> Result<Result<Captured, u64>> {
+    ) -> Result<CaptureOutcome> {
+        let stored = |c: Captured| CaptureOutcome::Stored(Box::new(c));
         if let Some(captured) = self.capture(client, limit, lead, tags, now)? {
-            return Ok(Ok(captured));
+            return Ok(stored(captured));
         }
-        match self.rate_limit(client, limit, now)? {
-            Some(wait) => Ok(Err(wait)),
-            // The window turned over between the two statements: try once more.
-            None => match self.capture(client, limit, lead, tags, now)? {
-                Some(captured) => Ok(Ok(captured)),
-                None => Ok(Err(1)),
+        if let Some(wait) = self.rate_limit(client, limit, now)? {
+            return Ok(CaptureOutcome::RateLimited {
+                retry_after_secs: wait,
+            });
+        }
+        if self.held_budget_spent()? {
+            return Ok(CaptureOutcome::QuotaFull);
+        }
+        // The window turned over between the two statements: try once more.
+        Ok(match self.capture(client, limit, lead, tags, now)? {
+            Some(captured) => stored(captured),
+            None => CaptureOutcome::RateLimited {
+                retry_after_secs: 1,
             },
-        }
+        })
+    }
+
+    /// Whether the tenant is over its lead quota and holds as many leads as its held budget.
+    fn held_budget_spent(&self) -> Result<bool> {
+        let limits = self.tenant.limits;
+        let spent = self.db.execute(
+            tenant_sql!(
+                "SELECT 1 FROM tenants WHERE id = ?1 AND lead_count >= ?2
+                    AND COALESCE((SELECT n FROM lead_facets WHERE tenant_id = ?1 AND facet = 'sync'
+                        AND value = 'held'), 0) >= ?3"
+            ),
+            &[
+                Value::Integer(i64::try_from(limits.leads).unwrap_or(i64::MAX)),
+                Value::Integer(i64::try_from(limits.held_leads).unwrap_or(i64::MAX)),
+            ],
+        )?;
+        Ok(!spent.rows.is_empty())
     }
 
     /// Pushes a lead just captured to Systeme.io on this store's connection and records the

@@ -27,9 +27,12 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use domain::id::LeadId;
-use domain::lead::{MAX_SYNC_ATTEMPTS, SyncStatus, after_failed_attempt, split_name};
+use domain::lead::{
+    MAX_SYNC_ATTEMPTS, SyncStatus, after_failed_attempt, is_builtin_tag, split_name,
+    sync_backoff_secs,
+};
 use domain::tags::Tag;
-use domain::tenant::{TagPrefix, TenantId};
+use domain::tenant::{Limits, Plan, TagPrefix, TenantId};
 use platform::ApiError;
 use platform::auth::AdminContext;
 use platform::clock::now_unix;
@@ -37,7 +40,7 @@ use platform::db::{Db, FromRow, Row};
 use platform::kv::{GlobalKey, GlobalKv};
 use platform::outbound::pause;
 use platform::scope::TenantDb;
-use platform::tenant::Tenant;
+use platform::tenant::{Tenant, limits_of};
 use platform::tenant_sql;
 use serde::Serialize;
 use spin_sdk::sqlite::Value;
@@ -123,11 +126,12 @@ impl FromRow for LeadSync {
     }
 }
 
-/// A lead to push, with the tenant it belongs to.
+/// A lead to push, with the tenant it belongs to and that tenant's budgets.
 #[derive(Debug, Clone)]
 pub struct SyncTarget {
     tenant_id: TenantId,
     tag_prefix: TagPrefix,
+    limits: Limits,
     lead: LeadSync,
 }
 
@@ -136,6 +140,7 @@ impl SyncTarget {
         Self {
             tenant_id: tenant.id.clone(),
             tag_prefix: tenant.tag_prefix.clone(),
+            limits: tenant.limits,
             lead,
         }
     }
@@ -156,6 +161,7 @@ impl FromRow for DueLead {
             target: SyncTarget {
                 tenant_id: tenant_id.clone(),
                 tag_prefix: row.parsed("tag_prefix", TagPrefix::parse)?,
+                limits: limits_of(row.parsed("plan", Plan::parse)?, row),
                 lead: LeadSync::from_row(row)?,
             },
             tenant_id,
@@ -173,6 +179,8 @@ pub enum AttemptOutcome {
     Retrying,
     /// Gave up after the last attempt.
     Failed,
+    /// Not attempted: the tenant spent this minute's Systeme.io calls; due again next minute.
+    Deferred,
 }
 
 /// One attempt's result.
@@ -210,8 +218,20 @@ impl Syncer {
             "syncing a lead of tenant {} through another tenant's view",
             target.tenant_id
         );
+        let (given, kept_back) = admit_tags(db, target, now)?;
+        let budget = CallBudget::new(target, now);
+        let reserved = budget.estimate(target, &given, |tag| self.cached_tag(tag).is_some());
+        if !budget.reserve(db, reserved)? {
+            budget.defer(db, &target.lead.id)?;
+            return Ok(Attempt {
+                outcome: AttemptOutcome::Deferred,
+                rate_limited: false,
+            });
+        }
+        let calls_before = self.client.calls_made();
         let mut contact_id = target.lead.contact_id;
-        let pushed = self.push(db, target, &mut contact_id);
+        let pushed = self.push(db, target, &given, &mut contact_id);
+        budget.settle(db, reserved, self.client.calls_made() - calls_before)?;
         match pushed {
             Ok(()) => {
                 db.execute(
@@ -219,14 +239,15 @@ impl Syncer {
                         "UPDATE leads SET
                             sync_status = CASE WHEN revision = ?3 THEN 'synced' ELSE sync_status END,
                             sync_attempts = 0, sync_error = NULL, systeme_contact_id = ?4,
-                            synced_tags = ?5
+                            synced_tags = ?5, kept_back_tags = ?6
                          WHERE tenant_id = ?1 AND id = ?2 AND sync_status = 'pending'"
                     ),
                     &[
                         Value::Text(target.lead.id.to_string()),
                         Value::Integer(target.lead.revision),
                         contact_id.map_or(Value::Null, Value::Integer),
-                        Value::Text(serde_json::to_string(&target.lead.tags)?),
+                        Value::Text(serde_json::to_string(&given)?),
+                        Value::Text(serde_json::to_string(&kept_back)?),
                     ],
                 )?;
                 Ok(Attempt {
@@ -237,7 +258,8 @@ impl Syncer {
             Err(error) => {
                 let attempts = target.lead.attempts.saturating_add(1);
                 let (status, next) = if error.is_permanent() {
-                    (SyncStatus::Failed, now)
+                    // A repost queues it again, but only once this backoff is over.
+                    (SyncStatus::Failed, now + sync_backoff_secs(attempts))
                 } else {
                     after_failed_attempt(attempts, now, error.retry_after())
                 };
@@ -275,10 +297,13 @@ impl Syncer {
         }
     }
 
+    /// Makes sure the contact exists and has `tags` (the lead's tags its tenant's tag budget
+    /// admits).
     fn push(
         &mut self,
         db: &TenantDb,
         target: &SyncTarget,
+        tags: &[Tag],
         contact_id: &mut Option<i64>,
     ) -> Result<(), PushError> {
         let contact = match *contact_id {
@@ -296,7 +321,7 @@ impl Syncer {
         } else {
             &[]
         };
-        for tag in target.lead.tags.iter().filter(|t| !already.contains(t)) {
+        for tag in tags.iter().filter(|t| !already.contains(t)) {
             if !tag.is_owned_by(&target.tag_prefix) {
                 eprintln!(
                     "refusing to write tag {tag} for tenant {}: not its prefix",
@@ -479,6 +504,170 @@ impl Syncer {
     }
 }
 
+/// Splits the lead's tags into those its tenant's tag budget admits and those it keeps back.
+/// Built-in tags are always admitted; a tag the tenant created before is admitted; a new one
+/// is admitted (recorded in `tenant_tags`) while the tenant has created fewer than its budget.
+/// The count and the insert are one statement, so concurrent syncs cannot overshoot it.
+fn admit_tags(db: &TenantDb, target: &SyncTarget, now: i64) -> Result<(Vec<Tag>, Vec<Tag>)> {
+    let counted: Vec<&Tag> = target
+        .lead
+        .tags
+        .iter()
+        .filter(|t| !is_builtin_tag(t))
+        .collect();
+    if counted.is_empty() {
+        return Ok((target.lead.tags.clone(), Vec::new()));
+    }
+    let known: Vec<String> = db
+        .query::<TagName>(
+            tenant_sql!(
+                "SELECT tag FROM tenant_tags WHERE tenant_id = ?1
+                    AND tag IN (SELECT value FROM json_each(?2))"
+            ),
+            &[Value::Text(serde_json::to_string(&counted)?)],
+        )?
+        .into_iter()
+        .map(|t| t.0)
+        .collect();
+    let stamp = platform::clock::timestamp(
+        time::OffsetDateTime::from_unix_timestamp(now).map_err(|e| anyhow!("clock: {e}"))?,
+    );
+    let budget = i64::try_from(target.limits.tags).unwrap_or(i64::MAX);
+    let mut kept_back = Vec::new();
+    for tag in counted.into_iter().filter(|t| !known.iter().any(|k| k == t.as_ref())) {
+        let admitted = db.execute(
+            tenant_sql!(
+                "INSERT INTO tenant_tags (tenant_id, tag, admitted_at)
+                 SELECT ?1, ?2, ?3 WHERE (SELECT COUNT(*) FROM tenant_tags WHERE tenant_id = ?1) < ?4
+                 ON CONFLICT (tenant_id, tag) DO UPDATE SET tag = excluded.tag
+                 RETURNING tag"
+            ),
+            &[
+                Value::Text(tag.to_string()),
+                Value::Text(stamp.clone()),
+                Value::Integer(budget),
+            ],
+        )?;
+        if admitted.rows.is_empty() {
+            kept_back.push(tag.clone());
+        }
+    }
+    if !kept_back.is_empty() {
+        eprintln!(
+            "tenant {} is at its tag budget ({budget}); kept back from Systeme.io: {}",
+            target.tenant_id,
+            kept_back
+                .iter()
+                .map(AsRef::as_ref)
+                .collect::<Vec<&str>>()
+                .join(", ")
+        );
+    }
+    let given = target
+        .lead
+        .tags
+        .iter()
+        .filter(|t| !kept_back.contains(t))
+        .cloned()
+        .collect();
+    Ok((given, kept_back))
+}
+
+/// A `tag` column.
+struct TagName(String);
+
+impl FromRow for TagName {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok(Self(row.text("tag")?.to_string()))
+    }
+}
+
+/// A tenant's Systeme.io calls in the current minute: each sync reserves what it may spend
+/// before it starts and settles for what it spent, so one tenant's burst waits for the next
+/// minute instead of spending the account's capacity every tenant shares.
+struct CallBudget {
+    window_start: i64,
+    limit: i64,
+}
+
+impl CallBudget {
+    fn new(target: &SyncTarget, now: i64) -> Self {
+        Self {
+            window_start: (now / 60) * 60,
+            limit: i64::try_from(target.limits.sync_calls_per_minute).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// The most calls pushing `tags` can take: finding and creating the contact, and per tag
+    /// one assignment plus, unless its id is cached, a search and a creation. Never more than
+    /// the whole budget, so every lead can sync in some minute.
+    fn estimate(&self, target: &SyncTarget, tags: &[Tag], cached: impl Fn(&Tag) -> bool) -> i64 {
+        let contact = if target.lead.contact_id.is_some() { 0 } else { 3 };
+        let per_tag: i64 = tags
+            .iter()
+            .filter(|t| !target.lead.synced_tags.contains(t))
+            .map(|t| if cached(t) { 1 } else { 3 })
+            .sum();
+        (contact + per_tag).clamp(1, self.limit.max(1))
+    }
+
+    /// Reserves `calls` in this minute; `false` when the tenant's budget cannot hold them.
+    fn reserve(&self, db: &TenantDb, calls: i64) -> Result<bool> {
+        let reserved = db.execute(
+            tenant_sql!(
+                "INSERT INTO sync_budget (tenant_id, window_start, calls) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (tenant_id) DO UPDATE SET
+                    calls = CASE WHEN sync_budget.window_start = excluded.window_start
+                                 THEN sync_budget.calls + excluded.calls ELSE excluded.calls END,
+                    window_start = excluded.window_start
+                 WHERE sync_budget.window_start != excluded.window_start
+                    OR sync_budget.calls + excluded.calls <= ?4
+                 RETURNING calls"
+            ),
+            &[
+                Value::Integer(self.window_start),
+                Value::Integer(calls),
+                Value::Integer(self.limit),
+            ],
+        )?;
+        Ok(!reserved.rows.is_empty())
+    }
+
+    /// Corrects this minute's count from the reservation to the calls made.
+    fn settle(&self, db: &TenantDb, reserved: i64, made: u32) -> Result<()> {
+        db.execute(
+            tenant_sql!(
+                "UPDATE sync_budget SET calls = MAX(0, calls + ?3)
+                 WHERE tenant_id = ?1 AND window_start = ?2"
+            ),
+            &[
+                Value::Integer(self.window_start),
+                Value::Integer(i64::from(made) - reserved),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Moves the tenant's due leads (this one included) to the next minute, so the batch
+    /// spends its turn on other tenants.
+    fn defer(&self, db: &TenantDb, lead: &LeadId) -> Result<()> {
+        let next = self.window_start + 60;
+        db.execute(
+            tenant_sql!(
+                "UPDATE leads SET next_sync_at = ?2
+                 WHERE tenant_id = ?1 AND sync_status = 'pending' AND (next_sync_at < ?2 OR id = ?3)"
+            ),
+            &[Value::Integer(next), Value::Text(lead.to_string())],
+        )?;
+        eprintln!(
+            "tenant {} spent its {} Systeme.io calls this minute; its syncs wait until {next}",
+            db.tenant(),
+            self.limit
+        );
+        Ok(())
+    }
+}
+
 /// Claims `tag` for creation until `now + TAG_CLAIM_SECS`; `None` while another sync holds it.
 /// The row returned carries the id a previous claimant recorded, if any.
 fn claim_tag(db: &TenantDb, tag: &Tag, now: i64) -> Result<Option<TagClaim>, PushError> {
@@ -541,6 +730,9 @@ pub struct BatchReport {
     pub synced: u64,
     pub retrying: u64,
     pub failed: u64,
+    /// Not attempted: their tenant spent this minute's Systeme.io calls (fair share); due
+    /// again next minute.
+    pub deferred: u64,
     /// Systeme.io answered 429; the batch stopped early.
     pub rate_limited: bool,
     /// Pending leads still due after this batch.
@@ -592,7 +784,8 @@ pub fn run_due(admin: &AdminContext, options: BatchOptions) -> Result<BatchRepor
     };
     report.sync_enabled = true;
     let due = db.query::<DueLead>(
-        "SELECT l.id, l.tenant_id, t.tag_prefix, l.revision, l.email, l.name, l.phone, l.tags,
+        "SELECT l.id, l.tenant_id, t.tag_prefix, t.plan, t.budget_held_leads, t.budget_tags,
+            t.budget_sync_calls, l.revision, l.email, l.name, l.phone, l.tags,
             l.synced_tags, l.systeme_contact_id, l.sync_attempts, l.next_sync_at
          FROM leads l JOIN tenants t ON t.id = l.tenant_id
          WHERE l.sync_status = 'pending' AND l.next_sync_at <= ?
@@ -635,6 +828,7 @@ pub fn run_due(admin: &AdminContext, options: BatchOptions) -> Result<BatchRepor
             AttemptOutcome::Synced => report.synced += 1,
             AttemptOutcome::Retrying => report.retrying += 1,
             AttemptOutcome::Failed => report.failed += 1,
+            AttemptOutcome::Deferred => report.deferred += 1,
         }
         if attempt.rate_limited {
             report.rate_limited = true;
@@ -668,14 +862,10 @@ fn housekeeping(db: &Db, now: i64) -> Result<()> {
         time::OffsetDateTime::from_unix_timestamp(now - 86_400)
             .map_err(|e| anyhow!("clock out of range: {e}"))?,
     );
+    // Applied callbacks (message ids and content digests) are kept for good: a replay is
+    // recognised at any age.
     db.execute(
         "DELETE FROM idempotency_keys WHERE created_at < ?",
-        &[Value::Text(day_ago.clone())],
-    )?;
-    // A callback's content digest deduplicates replays for a day; after that the same body
-    // may legitimately come again (a tag removed and added back).
-    db.execute(
-        "UPDATE applied_events SET digest = NULL WHERE digest IS NOT NULL AND applied_at < ?",
         &[Value::Text(day_ago)],
     )?;
     db.execute(

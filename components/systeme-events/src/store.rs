@@ -21,7 +21,7 @@ use anyhow::{Result, anyhow};
 use domain::events::{Contact, Sale, SystemeEvent, TagRef, replay_digest, utm_from_url};
 use domain::funnel::{Delta, Effect, LeadState, Stage, StageOrNew, TagRules};
 use domain::id::LeadId;
-use domain::lead::erasure_key;
+use domain::lead::{ContactFields, erasure_key};
 use domain::tags::Tag;
 use domain::tenant::{TagPrefix, TenantId};
 use platform::ApiError;
@@ -57,8 +57,9 @@ struct Share {
 struct Received<'a> {
     message_id: &'a str,
     event: &'a str,
-    /// [`replay_digest`] of the event name and raw body.
-    digest: String,
+    /// [`replay_digest`] of the event name and raw body, for events recognised by content
+    /// ([`SystemeEvent::dedupes_by_content`]); kept as long as the message id.
+    digest: Option<String>,
     stamp: String,
 }
 
@@ -76,9 +77,16 @@ pub fn receive(callback: &SystemeCallback<'_>, event: &SystemeEvent) -> Result<O
     let received = Received {
         message_id: &callback.message_id,
         event: event.name(),
-        digest: replay_digest(event.name(), callback.body),
+        digest: event
+            .dedupes_by_content()
+            .then(|| replay_digest(event.name(), callback.body)),
         stamp: now_rfc3339()?,
     };
+    if let SystemeEvent::SaleNew(sale) | SystemeEvent::SaleCanceled(sale) = event
+        && order_unattributed(&db, sale, event.name())?
+    {
+        return Ok(Outcome::Duplicate);
+    }
     let mut outcome = Outcome::Ignored;
     for share in shares(&db, event, &received)? {
         let tdb = TenantDb::on(&db, share.tenant.id.clone());
@@ -118,10 +126,10 @@ fn shares(db: &Db, event: &SystemeEvent, received: &Received<'_>) -> Result<Vec<
             tag.ours().and_then(|t| t.prefix()).into_iter().collect()
         }
         SystemeEvent::ContactCreated(c) | SystemeEvent::OptIn(c) => c.prefixes(),
-        SystemeEvent::SaleNew(sale) => return sale_shares(db, sale, received),
-        SystemeEvent::SaleCanceled(sale) => {
-            // A cancellation goes where its sale went: the tenant whose lead recorded the
-            // order (migration 0010 indexes it). Otherwise the sale rules decide.
+        SystemeEvent::SaleNew(sale) | SystemeEvent::SaleCanceled(sale) => {
+            // An order stays where it first went: the tenant whose lead recorded its sale
+            // (indexed by order id), so a copy of the sale is a duplicate there and a
+            // cancellation reverses it there. Otherwise the sale rules decide.
             if let Some(recorded) = order_holder(db, sale)? {
                 return Ok(load_tenant(&recorded.tenant_id, Some(db))?
                     .map(|tenant| Share {
@@ -269,7 +277,20 @@ fn order_holder(db: &Db, sale: &Sale) -> Result<Option<SaleLead>> {
         .next())
 }
 
-/// Records a sale no single tenant can claim (once per message id).
+/// Whether `sale`'s order was already recorded as unattributed for this event: an order is
+/// one sale (and one cancellation) forever, wherever it went.
+fn order_unattributed(db: &Db, sale: &Sale, event: &str) -> Result<bool> {
+    let Some(order_id) = sale.order_id else {
+        return Ok(false);
+    };
+    let found = db.execute(
+        "SELECT 1 FROM unattributed_sales WHERE event = ? AND order_id = ?",
+        &[Value::Text(event.to_string()), Value::Integer(order_id)],
+    )?;
+    Ok(!found.rows.is_empty())
+}
+
+/// Records a sale no single tenant can claim, once per message id and once per order.
 fn unattributed(
     db: &Db,
     sale: &Sale,
@@ -281,7 +302,7 @@ fn unattributed(
     db.execute(
         "INSERT INTO unattributed_sales (message_id, event, contact_id, order_id, funnel_id,
             amount_cents, currency, candidates, reason, received_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         &[
             Value::Text(callback.message_id.to_string()),
             Value::Text(callback.event.to_string()),
@@ -380,6 +401,15 @@ impl FromRow for RecordedSale {
     }
 }
 
+/// One order as a lead's timeline records it.
+#[derive(Default)]
+struct OrderOnLead {
+    sold: bool,
+    canceled: bool,
+    /// The amount its sale recorded.
+    amount_cents: Option<i64>,
+}
+
 /// Applying one event to one tenant.
 struct Applying<'a> {
     tdb: &'a TenantDb,
@@ -397,8 +427,7 @@ impl Applying<'_> {
     fn apply_once(&self, event: &SystemeEvent, sale_lead: Option<&LeadId>) -> Result<Outcome> {
         for _ in 0..MAX_STALE_RETRIES {
             match self.apply(event, sale_lead) {
-                Ok(true) => return Ok(Outcome::Applied),
-                Ok(false) => return Ok(Outcome::Ignored),
+                Ok(outcome) => return Ok(outcome),
                 Err(e) if is_duplicate(&e) => return Ok(Outcome::Duplicate),
                 Err(e) if is_stale(&e) => continue,
                 Err(e) => return Err(e),
@@ -411,13 +440,14 @@ impl Applying<'_> {
         ))
     }
 
-    /// Whether anything changed for this tenant.
-    fn apply(&self, event: &SystemeEvent, sale_lead: Option<&LeadId>) -> Result<bool> {
+    /// What the event did for this tenant: `Duplicate` when it would change nothing the lead
+    /// does not already hold (a tag it has, an order it recorded).
+    fn apply(&self, event: &SystemeEvent, sale_lead: Option<&LeadId>) -> Result<Outcome> {
         let prefix = &self.tenant.tag_prefix;
         match event {
             SystemeEvent::ContactCreated(contact) => {
                 let Some(mut lead) = self.lead_for_contact(contact)? else {
-                    return Ok(false);
+                    return Ok(Outcome::Ignored);
                 };
                 lead.tags = merged(&lead.tags, &contact.tags_of(prefix));
                 self.save(
@@ -430,7 +460,7 @@ impl Applying<'_> {
             }
             SystemeEvent::OptIn(contact) => {
                 let Some(mut lead) = self.lead_for_contact(contact)? else {
-                    return Ok(false);
+                    return Ok(Outcome::Ignored);
                 };
                 lead.state.opted_in();
                 lead.opted_in = true;
@@ -439,13 +469,18 @@ impl Applying<'_> {
             }
             SystemeEvent::TagAdded { contact, tag } | SystemeEvent::TagRemoved { contact, tag } => {
                 let Some(own) = tag.ours().filter(|t| t.is_owned_by(prefix)) else {
-                    return Ok(false);
+                    return Ok(Outcome::Ignored);
                 };
                 let Some(mut lead) = self.lead_for_contact(contact)? else {
-                    return Ok(false);
+                    return Ok(Outcome::Ignored);
                 };
                 let effect = self.rules().effect(own.suffix());
                 let added = matches!(event, SystemeEvent::TagAdded { .. });
+                // A change of state: adding a tag the lead holds, or removing one it does not,
+                // changes nothing (a replay of either, at any age, included).
+                if lead.seq.is_some() && lead.tags.contains(&own) == added {
+                    return Ok(Outcome::Duplicate);
+                }
                 let delta = if added {
                     lead.tags = merged(&lead.tags, std::slice::from_ref(&own));
                     effect.map(|e| lead.state.tag_added(e)).unwrap_or_default()
@@ -465,30 +500,34 @@ impl Applying<'_> {
                     .transpose()?
                     .flatten()
                 else {
-                    return Ok(false);
+                    return Ok(Outcome::Ignored);
                 };
                 let new = matches!(event, SystemeEvent::SaleNew(_));
-                let amount = if new {
-                    sale.amount_cents
-                } else {
-                    self.cancellable_amount(&lead.id, sale)?
-                };
-                // A cancellation that names no sale we recorded, or one already reversed.
-                let Some(amount) = amount else {
-                    return Ok(false);
-                };
-                let delta = if new {
-                    lead.state.sale(amount)
-                } else {
-                    lead.state.sale_canceled(amount)
+                let order = self.order_on_lead(&lead.id, sale)?;
+                // An order is one sale and one cancellation, forever: a copy of either (any
+                // body, any age) is a duplicate, and a cancelled order is never sold again.
+                if order.canceled || (new && order.sold) {
+                    return Ok(Outcome::Duplicate);
+                }
+                let (delta, amount) = match (new, sale.amount_cents.or(order.amount_cents)) {
+                    (true, Some(amount)) => (lead.state.sale(amount), amount),
+                    // A cancellation of a sale the lead recorded (or, with no order id, of the
+                    // amount it names) reverses it.
+                    (false, Some(amount)) if order.sold || sale.order_id.is_none() => {
+                        (lead.state.sale_canceled(amount), amount)
+                    }
+                    // One that comes before its sale reverses nothing, but is recorded, so the
+                    // sale arriving later is not counted.
+                    (false, _) if sale.order_id.is_some() => (Delta::default(), 0),
+                    _ => return Ok(Outcome::Ignored),
                 };
                 let detail = json!({"order_id": sale.order_id, "amount_cents": amount, "currency": sale.currency});
                 let kind = if new { "sale" } else { "sale_canceled" };
                 self.save(&lead, sale.contact_id, delta, kind, detail)?;
             }
-            SystemeEvent::Unknown(_) => return Ok(false),
+            SystemeEvent::Unknown(_) => return Ok(Outcome::Ignored),
         }
-        Ok(true)
+        Ok(Outcome::Applied)
     }
 
     /// The tenant's lead for this contact (by contact id, then email); a contact Systeme.io
@@ -533,6 +572,16 @@ impl Applying<'_> {
             .as_deref()
             .map(utm_from_url)
             .unwrap_or_default();
+        let name = contact.full_name();
+        // The form's rules, field by field: what breaks one is dropped, never the event.
+        let fields = ContactFields::checked(&[
+            ("name", name.as_deref()),
+            ("phone", contact.phone.as_deref()),
+            ("page_url", contact.source_url.as_deref()),
+            ("utm_source", source.1.as_deref()),
+            ("utm_medium", medium.1.as_deref()),
+            ("utm_campaign", campaign.1.as_deref()),
+        ]);
         Ok(Some(LeadRecord {
             id: LeadId::parse(&new_id()?)?,
             state: LeadState::default(),
@@ -541,19 +590,18 @@ impl Applying<'_> {
             seq: None,
             new: Some(NewLead {
                 email,
-                name: contact.full_name(),
-                phone: contact.phone.clone(),
-                utm: [source.1, medium.1, campaign.1],
-                page_url: contact.source_url.clone(),
+                name: fields.name,
+                phone: fields.phone,
+                utm: [fields.utm_source, fields.utm_medium, fields.utm_campaign],
+                page_url: fields.page_url,
             }),
         }))
     }
 
-    /// What a cancellation reverses: `None` when its order was already cancelled for this
-    /// lead, or when it carries no amount and names no sale recorded for the lead.
-    fn cancellable_amount(&self, lead: &LeadId, sale: &Sale) -> Result<Option<i64>> {
+    /// What the lead's timeline holds of `sale`'s order (nothing when it names none).
+    fn order_on_lead(&self, lead: &LeadId, sale: &Sale) -> Result<OrderOnLead> {
         let Some(order_id) = sale.order_id else {
-            return Ok(sale.amount_cents);
+            return Ok(OrderOnLead::default());
         };
         let recorded = self.tdb.query::<RecordedSale>(
             tenant_sql!(
@@ -564,12 +612,14 @@ impl Applying<'_> {
             ),
             &[Value::Text(lead.to_string()), Value::Integer(order_id)],
         )?;
-        if recorded.iter().any(|r| r.canceled) {
-            return Ok(None);
-        }
-        Ok(sale
-            .amount_cents
-            .or_else(|| recorded.iter().find_map(|r| r.amount_cents)))
+        Ok(OrderOnLead {
+            sold: recorded.iter().any(|r| !r.canceled),
+            canceled: recorded.iter().any(|r| r.canceled),
+            amount_cents: recorded
+                .iter()
+                .filter(|r| !r.canceled)
+                .find_map(|r| r.amount_cents),
+        })
     }
 
     fn lead_by_id(&self, id: &LeadId) -> Result<Option<LeadRecord>> {
@@ -654,7 +704,10 @@ impl Applying<'_> {
                 Value::Integer(delta.conversions),
                 Value::Integer(delta.revenue_cents),
                 Value::Text(self.received.stamp.to_string()),
-                Value::Text(self.received.digest.clone()),
+                self.received
+                    .digest
+                    .clone()
+                    .map_or(Value::Null, Value::Text),
             ],
         )?;
         Ok(())

@@ -133,6 +133,10 @@ pub enum EventError {
     NotJson(String),
     #[error("the event lacks {0}")]
     Missing(&'static str),
+    /// The body says it is another event than its (unsigned) `x-webhook-event` name: only the
+    /// body is signed, so such a callback is acknowledged and applies nothing.
+    #[error("the body does not agree with its event name: {0}")]
+    Mismatch(&'static str),
 }
 
 fn text(v: &Value, key: &str) -> Option<String> {
@@ -236,35 +240,89 @@ pub fn replay_digest(event: &str, body: &[u8]) -> String {
     hex::encode(hasher.finalize())
 }
 
+impl TagRef {
+    /// Whether `contact` lists this tag (by id when both sides carry one, else by name).
+    fn listed_on(&self, contact: &Contact) -> bool {
+        contact.tags.iter().any(|t| match (t.id, self.id) {
+            (Some(a), Some(b)) => a == b,
+            _ => t.name == self.name,
+        })
+    }
+}
+
+/// Only the body is signed, not the `x-webhook-event` header, so the body must agree with the
+/// name wherever it can say so: a tag-added body lists its tag on the contact and a
+/// tag-removed body does not; a contact or opt-in body carries no `tag` and no order; a sale
+/// body carries no `tag`. (A new sale and a cancellation have the same shape; what keeps a
+/// sale body replayed as a cancellation harmless is that an order is cancelled once and a
+/// cancellation is final, see README "Threat model".)
+fn agrees(event: &SystemeEvent, json: &Value) -> Result<(), EventError> {
+    let has = |key: &str| json.get(key).is_some_and(|v| !v.is_null());
+    match event {
+        SystemeEvent::TagAdded { contact, tag } if !tag.listed_on(contact) => Err(
+            EventError::Mismatch("a tag-added body lists the tag on the contact"),
+        ),
+        SystemeEvent::TagRemoved { contact, tag } if tag.listed_on(contact) => Err(
+            EventError::Mismatch("a tag-removed body does not list the tag on the contact"),
+        ),
+        SystemeEvent::ContactCreated(_) | SystemeEvent::OptIn(_)
+            if has("tag") || has("order") || has("customer") =>
+        {
+            Err(EventError::Mismatch(
+                "a contact or opt-in body carries no tag and no order",
+            ))
+        }
+        SystemeEvent::SaleNew(_) | SystemeEvent::SaleCanceled(_) if has("tag") => Err(
+            EventError::Mismatch("a sale body carries no tag"),
+        ),
+        _ => Ok(()),
+    }
+}
+
 impl SystemeEvent {
-    /// Parses a body for the event named `event` (the `x-webhook-event` header).
+    /// Whether a replay of the same body under a new message id is recognised by its content
+    /// ([`replay_digest`]). Tag events are not: they apply as changes of state (a tag added to
+    /// a lead that holds it changes nothing), so a tag removed and then added back counts
+    /// again, while a replay of either changes nothing.
+    pub fn dedupes_by_content(&self) -> bool {
+        !matches!(self, Self::TagAdded { .. } | Self::TagRemoved { .. })
+    }
+
+    /// Parses a body for the event named `event` (the `x-webhook-event` header); a body that
+    /// contradicts the name is [`EventError::Mismatch`].
     pub fn parse(event: &str, body: &[u8]) -> Result<Self, EventError> {
         let json: Value =
             serde_json::from_slice(body).map_err(|e| EventError::NotJson(e.to_string()))?;
+        let parsed = Self::parse_json(event, &json)?;
+        agrees(&parsed, &json)?;
+        Ok(parsed)
+    }
+
+    fn parse_json(event: &str, json: &Value) -> Result<Self, EventError> {
         let tag = || {
             json.get("tag")
                 .and_then(tag_ref)
                 .ok_or(EventError::Missing("tag"))
         };
         Ok(match event.trim() {
-            "CONTACT_CREATED" => Self::ContactCreated(contact(&json)?),
-            "CONTACT_OPT_IN" => Self::OptIn(contact(&json)?),
+            "CONTACT_CREATED" => Self::ContactCreated(contact(json)?),
+            "CONTACT_OPT_IN" => Self::OptIn(contact(json)?),
             "CONTACT_TAG_ADDED" => Self::TagAdded {
-                contact: contact(&json)?,
+                contact: contact(json)?,
                 tag: tag()?,
             },
             "CONTACT_TAG_REMOVED" => Self::TagRemoved {
-                contact: contact(&json)?,
+                contact: contact(json)?,
                 tag: tag()?,
             },
             "SALE_NEW" => {
-                let sale = sale(&json)?;
+                let sale = sale(json)?;
                 if sale.amount_cents.is_none() {
                     return Err(EventError::Missing("order.totalPrice"));
                 }
                 Self::SaleNew(sale)
             }
-            "SALE_CANCELED" => Self::SaleCanceled(sale(&json)?),
+            "SALE_CANCELED" => Self::SaleCanceled(sale(json)?),
             other => Self::Unknown(other.chars().take(64).collect()),
         })
     }
@@ -434,6 +492,31 @@ mod tests {
             SystemeEvent::parse("SALE_NEW", b"{}"),
             Err(EventError::Missing("customer"))
         );
+    }
+
+    #[test]
+    fn a_body_must_agree_with_its_unsigned_event_name() {
+        let added = r#"{"contact":{"email":"x@y.co","tags":[{"id":5,"name":"ib-a7x3k2m1-vip"}]},"tag":{"id":5,"name":"ib-a7x3k2m1-vip"}}"#;
+        let removed = r#"{"contact":{"email":"x@y.co","tags":[]},"tag":{"id":5,"name":"ib-a7x3k2m1-vip"}}"#;
+        let sale = r#"{"customer":{"email":"x@y.co"},"order":{"id":1,"totalPrice":100}}"#;
+        let mismatch = |event: &str, body: &str| {
+            matches!(
+                SystemeEvent::parse(event, body.as_bytes()),
+                Err(EventError::Mismatch(_))
+            )
+        };
+        assert!(!mismatch("CONTACT_TAG_ADDED", added));
+        assert!(mismatch("CONTACT_TAG_REMOVED", added));
+        assert!(mismatch("CONTACT_OPT_IN", added));
+        assert!(mismatch("CONTACT_CREATED", added));
+        assert!(!mismatch("CONTACT_TAG_REMOVED", removed));
+        assert!(mismatch("CONTACT_TAG_ADDED", removed));
+        assert!(mismatch("CONTACT_OPT_IN", sale));
+        assert!(!mismatch("SALE_NEW", sale));
+        assert!(mismatch("SALE_NEW", added));
+        // A tag listed by name only (no ids) still agrees.
+        let by_name = r#"{"contact":{"tags":[{"name":"ib-a7x3k2m1-vip"}]},"tag":{"id":5,"name":"ib-a7x3k2m1-vip"}}"#;
+        assert!(!mismatch("CONTACT_TAG_ADDED", by_name));
     }
 
     #[test]

@@ -405,6 +405,52 @@ impl LeadSubmission {
     }
 }
 
+/// The fields of a contact that Systeme.io knows and a form never posted, put through the
+/// form's rules ([`Submission::parse`]) one by one: a field that breaks its rule is dropped,
+/// the others are kept, so one bad field never loses the event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactFields {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub page_url: Option<String>,
+    pub utm_source: Option<String>,
+    pub utm_medium: Option<String>,
+    pub utm_campaign: Option<String>,
+}
+
+impl ContactFields {
+    /// Each `(field, value)` checked by the rule a form post's field of that name follows.
+    pub fn checked(values: &[(&'static str, Option<&str>)]) -> Self {
+        let fields = RawFields(
+            values
+                .iter()
+                .filter_map(|(name, value)| Some(((*name).to_string(), vec![(*value)?.to_string()])))
+                .collect(),
+        );
+        let keep = |result: Result<Option<String>, FieldError>| result.ok().flatten();
+        Self {
+            name: keep(bounded(&fields, "name", 200)),
+            phone: keep(phone(&fields)),
+            page_url: keep(page_url(&fields)),
+            utm_source: keep(bounded(&fields, "utm_source", 200)),
+            utm_medium: keep(bounded(&fields, "utm_medium", 200)),
+            utm_campaign: keep(bounded(&fields, "utm_campaign", 200)),
+        }
+    }
+}
+
+/// Whether `tag` is one every tenant's leads carry whatever a visitor sends (a volume tag or
+/// the default form's): these never count against the tenant's tag budget.
+pub fn is_builtin_tag(tag: &Tag) -> bool {
+    [
+        Volume::High.tag_suffix(),
+        Volume::Medium.tag_suffix(),
+        Volume::Low.tag_suffix(),
+        DEFAULT_FORM,
+    ]
+    .contains(&tag.suffix())
+}
+
 /// Splits a full name at its first whitespace: `"Ana Maria Silva"` → (`Ana`, `Maria Silva`).
 pub fn split_name(name: Option<&str>) -> (Option<&str>, Option<&str>) {
     let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
@@ -466,10 +512,11 @@ pub fn after_failed_attempt(
     now: i64,
     retry_after: Option<i64>,
 ) -> (SyncStatus, i64) {
-    if attempts >= MAX_SYNC_ATTEMPTS {
-        return (SyncStatus::Failed, now);
-    }
     let wait = sync_backoff_secs(attempts).max(retry_after.unwrap_or(0));
+    if attempts >= MAX_SYNC_ATTEMPTS {
+        // Failed, and a repost of the lead (which queues it again) still waits this out.
+        return (SyncStatus::Failed, now + wait);
+    }
     (SyncStatus::Pending, now + wait)
 }
 
@@ -632,6 +679,31 @@ mod tests {
         assert_eq!(err.field, "consent");
         let err = Submission::parse(&form("email=a%40b.co&ib_type=%21%21")).unwrap_err();
         assert_eq!(err.field, "ib_type");
+    }
+
+    #[test]
+    fn a_contacts_fields_follow_the_form_rules_field_by_field() {
+        let long = "n".repeat(201);
+        let checked = ContactFields::checked(&[
+            ("name", Some(long.as_str())),
+            ("phone", Some("+351 912 345 678")),
+            ("page_url", Some("javascript:alert(1)")),
+            ("utm_source", Some("google")),
+            ("utm_medium", None),
+        ]);
+        assert_eq!(checked.name, None);
+        assert_eq!(checked.phone.as_deref(), Some("+351 912 345 678"));
+        assert_eq!(checked.page_url, None);
+        assert_eq!(checked.utm_source.as_deref(), Some("google"));
+        let ok = ContactFields::checked(&[
+            ("name", Some("Ana Silva")),
+            ("page_url", Some("https://lp.example.com/x?utm_source=fb")),
+        ]);
+        assert_eq!(ok.name.as_deref(), Some("Ana Silva"));
+        assert_eq!(
+            ok.page_url.as_deref(),
+            Some("https://lp.example.com/x?utm_source=fb")
+        );
     }
 
     #[test]
@@ -818,7 +890,7 @@ mod tests {
         );
         assert_eq!(
             after_failed_attempt(MAX_SYNC_ATTEMPTS, 1000, None),
-            (SyncStatus::Failed, 1000)
+            (SyncStatus::Failed, 1000 + sync_backoff_secs(MAX_SYNC_ATTEMPTS))
         );
     }
 }

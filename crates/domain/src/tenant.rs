@@ -130,11 +130,46 @@ pub enum Plan {
     Enterprise,
 }
 
-/// What a plan allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// What a plan allows, and the tenant's budget on the Systeme.io account every tenant shares.
+/// Each budget has its plan's default and may be overridden per tenant by the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     /// Leads stored and synced; beyond it leads are kept but held (not synced).
     pub leads: u64,
+    /// Leads held over `leads`; past it a capture of a new email is refused
+    /// (`quota_exceeded`) and nothing is stored.
+    pub held_leads: u64,
+    /// Distinct tags the tenant's leads may create in Systeme.io, besides the built-in volume
+    /// and default-form tags; a lead's tags past it are stored but kept back from Systeme.io.
+    pub tags: u64,
+    /// Systeme.io API calls the tenant's syncs may spend per minute, so that one tenant's burst
+    /// cannot starve the others' syncs; past it a lead waits, pending, for the next minute.
+    pub sync_calls_per_minute: u64,
+}
+
+/// The operator's per-tenant overrides of a plan's [`Limits`] (`None`: the plan's default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_leads: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_calls_per_minute: Option<u64>,
+}
+
+impl Limits {
+    /// These limits with the operator's overrides applied.
+    pub fn with(self, overrides: BudgetOverrides) -> Self {
+        Self {
+            leads: self.leads,
+            held_leads: overrides.held_leads.unwrap_or(self.held_leads),
+            tags: overrides.tags.unwrap_or(self.tags),
+            sync_calls_per_minute: overrides
+                .sync_calls_per_minute
+                .unwrap_or(self.sync_calls_per_minute),
+        }
+    }
 }
 
 impl Plan {
@@ -158,12 +193,19 @@ impl Plan {
         }
     }
 
-    /// Starter matches ClientFlow's User model (1000 leads).
+    /// Starter matches ClientFlow's User model (1000 leads). Held leads default to the lead
+    /// quota; tags to 100 (500 on enterprise); Systeme.io calls to 60, 120 and 300 a minute.
     pub fn limits(self) -> Limits {
-        match self {
-            Self::Starter => Limits { leads: 1_000 },
-            Self::Pro => Limits { leads: 10_000 },
-            Self::Enterprise => Limits { leads: 1_000_000 },
+        let (leads, tags, sync_calls_per_minute) = match self {
+            Self::Starter => (1_000, 100, 60),
+            Self::Pro => (10_000, 100, 120),
+            Self::Enterprise => (1_000_000, 500, 300),
+        };
+        Limits {
+            leads,
+            held_leads: leads,
+            tags,
+            sync_calls_per_minute,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Reading requests: body size and content type, form and JSON fields, the client address as
 //! the host saw it, `Idempotency-Key`, `Accept`, and CORS headers.
 
+use domain::client::{Forwarding, TrustedProxies, client_address, rate_key};
 use domain::lead::{BodyError, RawFields};
 use sha2::{Digest, Sha256};
 use spin_sdk::http::{Request, Response};
@@ -14,17 +15,38 @@ fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.header(name).and_then(|v| v.as_str())
 }
 
-/// The client's address as the host saw the connection (`spin-client-addr`), without the port.
+/// What a request counts against for per-client rate limits ([`domain::client`]): the peer
+/// address as the host saw the connection (`spin-client-addr`), or, when the peer is one of
+/// `trusted` proxies, the address its forwarding headers name; an IPv6 client by its /64.
 ///
 /// A client may send its own `spin-client-addr`; Spin appends its value after the client's and
-/// spin-sdk keeps the last one, so this is the host's (docs/spin-behaviour.md). `X-Forwarded-For` is never
-/// trusted: any client can forge it.
-pub fn client_addr(req: &Request) -> String {
+/// spin-sdk keeps the last one, so this is the host's (docs/spin-behaviour.md). Forwarding
+/// headers from a peer that is not a trusted proxy are ignored: any client can forge them.
+pub fn client_addr(req: &Request, trusted: &TrustedProxies) -> String {
     let raw = header(req, "spin-client-addr").unwrap_or("unknown");
-    match raw.parse::<std::net::SocketAddr>() {
-        Ok(addr) => addr.ip().to_string(),
-        Err(_) => raw.chars().take(64).collect(),
-    }
+    let peer = raw
+        .parse::<std::net::SocketAddr>()
+        .map(|addr| addr.ip())
+        .or_else(|_| raw.parse::<std::net::IpAddr>());
+    let Ok(peer) = peer else {
+        return raw.chars().take(64).collect();
+    };
+    let lines = |name: &str| -> Vec<&str> {
+        req.headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .filter_map(|(_, v)| v.as_str())
+            .collect()
+    };
+    let (forwarded, x_forwarded_for) = if trusted.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        (lines("forwarded"), lines("x-forwarded-for"))
+    };
+    let headers = Forwarding {
+        forwarded: &forwarded,
+        x_forwarded_for: &x_forwarded_for,
+    };
+    rate_key(client_address(peer, headers, trusted))
 }
 
 fn too_large(limit: usize) -> ApiError {

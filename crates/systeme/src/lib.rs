@@ -109,6 +109,8 @@ pub const TIMEOUTS: Timeouts = Timeouts {
 pub struct SystemeClient {
     base: url::Url,
     key: SystemeApiKey,
+    /// API calls made through this client (each counts against the caller's budget).
+    calls: std::cell::Cell<u32>,
 }
 
 /// A contact to create.
@@ -206,7 +208,16 @@ impl SystemeClient {
             return Ok(None);
         };
         let base = parse_base(&variable("systeme_api_base")?)?;
-        Ok(Some(Self { base, key }))
+        Ok(Some(Self {
+            base,
+            key,
+            calls: std::cell::Cell::new(0),
+        }))
+    }
+
+    /// How many API calls this client has made.
+    pub fn calls_made(&self) -> u32 {
+        self.calls.get()
     }
 
     fn call(
@@ -216,6 +227,7 @@ impl SystemeClient {
         query: &[(&str, &str)],
         body: Option<&serde_json::Value>,
     ) -> Result<HttpResponse, SystemeError> {
+        self.calls.set(self.calls.get().saturating_add(1));
         let mut url = self
             .base
             .join(path)
