@@ -26,4 +26,5 @@ mod tenant_cache;
 mod tenants;
 mod tokens;
 mod trust;
+mod upgrade;
 mod web;

@@ -20,8 +20,8 @@ use api_tests::{
 };
 use serde_json::{Value, json};
 
-/// A `redis-server` on 127.0.0.1, without persistence; killed on drop.
-struct Redis {
+/// A `redis-server` on 127.0.0.1, without persistence; killed on drop. `upgrade.rs` uses it too.
+pub(crate) struct Redis {
     port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
@@ -45,7 +45,7 @@ fn redis_server() -> PathBuf {
 }
 
 impl Redis {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let mut redis = Self {
             port: free_port(),
             child: None,
@@ -90,7 +90,7 @@ impl Redis {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
