@@ -21,6 +21,7 @@ mod origins;
 mod replicas;
 mod statements;
 mod stopping;
+mod shared_account;
 mod sync;
 mod tenant_cache;
 mod tenants;

@@ -18,7 +18,7 @@
 //! Storage calls for a tag event: one read of the tenant, one of the lead, one write.
 
 use anyhow::{Result, anyhow};
-use domain::events::{Contact, Sale, SystemeEvent, TagRef, replay_digest, utm_from_url};
+use domain::events::{Contact, Sale, SystemeEvent, TagRef, replay_digest};
 use domain::funnel::{Delta, Effect, LeadState, Stage, StageOrNew, TagRules};
 use domain::id::LeadId;
 use domain::lead::{ContactFields, erasure_key};
@@ -567,21 +567,12 @@ impl Applying<'_> {
         if !erased.rows.is_empty() {
             return Ok(None);
         }
-        let [source, medium, campaign] = contact
-            .source_url
-            .as_deref()
-            .map(utm_from_url)
-            .unwrap_or_default();
-        let name = contact.full_name();
         // The form's rules, field by field: what breaks one is dropped, never the event.
-        let fields = ContactFields::checked(&[
-            ("name", name.as_deref()),
-            ("phone", contact.phone.as_deref()),
-            ("page_url", contact.source_url.as_deref()),
-            ("utm_source", source.1.as_deref()),
-            ("utm_medium", medium.1.as_deref()),
-            ("utm_campaign", campaign.1.as_deref()),
-        ]);
+        let fields = ContactFields::checked(
+            contact.full_name().as_deref(),
+            contact.phone.as_deref(),
+            contact.source_url.as_deref(),
+        );
         Ok(Some(LeadRecord {
             id: LeadId::parse(&new_id()?)?,
             state: LeadState::default(),

@@ -419,22 +419,36 @@ pub struct ContactFields {
 }
 
 impl ContactFields {
-    /// Each `(field, value)` checked by the rule a form post's field of that name follows.
-    pub fn checked(values: &[(&'static str, Option<&str>)]) -> Self {
-        let fields = RawFields(
-            values
-                .iter()
-                .filter_map(|(name, value)| Some(((*name).to_string(), vec![(*value)?.to_string()])))
-                .collect(),
-        );
+    /// A contact's name, phone and source URL, each checked by the rule the form post's field
+    /// of that name follows; the UTM parameters come from the source URL only if it passes.
+    pub fn checked(name: Option<&str>, phone: Option<&str>, source_url: Option<&str>) -> Self {
+        let fields = |pairs: &[(&str, Option<&str>)]| {
+            RawFields(
+                pairs
+                    .iter()
+                    .filter_map(|(k, v)| Some(((*k).to_string(), vec![(*v)?.to_string()])))
+                    .collect(),
+            )
+        };
         let keep = |result: Result<Option<String>, FieldError>| result.ok().flatten();
+        let given = fields(&[("name", name), ("phone", phone), ("page_url", source_url)]);
+        let page_url = keep(self::page_url(&given));
+        let [source, medium, campaign] = page_url
+            .as_deref()
+            .map(crate::events::utm_from_url)
+            .unwrap_or_default();
+        let utm = fields(&[
+            ("utm_source", source.1.as_deref()),
+            ("utm_medium", medium.1.as_deref()),
+            ("utm_campaign", campaign.1.as_deref()),
+        ]);
         Self {
-            name: keep(bounded(&fields, "name", 200)),
-            phone: keep(phone(&fields)),
-            page_url: keep(page_url(&fields)),
-            utm_source: keep(bounded(&fields, "utm_source", 200)),
-            utm_medium: keep(bounded(&fields, "utm_medium", 200)),
-            utm_campaign: keep(bounded(&fields, "utm_campaign", 200)),
+            name: keep(bounded(&given, "name", 200)),
+            phone: keep(self::phone(&given)),
+            page_url,
+            utm_source: keep(bounded(&utm, "utm_source", 200)),
+            utm_medium: keep(bounded(&utm, "utm_medium", 200)),
+            utm_campaign: keep(bounded(&utm, "utm_campaign", 200)),
         }
     }
 }
@@ -684,26 +698,27 @@ mod tests {
     #[test]
     fn a_contacts_fields_follow_the_form_rules_field_by_field() {
         let long = "n".repeat(201);
-        let checked = ContactFields::checked(&[
-            ("name", Some(long.as_str())),
-            ("phone", Some("+351 912 345 678")),
-            ("page_url", Some("javascript:alert(1)")),
-            ("utm_source", Some("google")),
-            ("utm_medium", None),
-        ]);
+        let checked = ContactFields::checked(
+            Some(&long),
+            Some("+351 912 345 678"),
+            Some("javascript:alert(1)//?utm_source=x"),
+        );
         assert_eq!(checked.name, None);
         assert_eq!(checked.phone.as_deref(), Some("+351 912 345 678"));
         assert_eq!(checked.page_url, None);
-        assert_eq!(checked.utm_source.as_deref(), Some("google"));
-        let ok = ContactFields::checked(&[
-            ("name", Some("Ana Silva")),
-            ("page_url", Some("https://lp.example.com/x?utm_source=fb")),
-        ]);
+        assert_eq!(checked.utm_source, None);
+        let ok = ContactFields::checked(
+            Some("Ana Silva"),
+            Some("call me"),
+            Some("https://lp.example.com/x?utm_source=fb"),
+        );
         assert_eq!(ok.name.as_deref(), Some("Ana Silva"));
+        assert_eq!(ok.phone, None);
         assert_eq!(
             ok.page_url.as_deref(),
             Some("https://lp.example.com/x?utm_source=fb")
         );
+        assert_eq!(ok.utm_source.as_deref(), Some("fb"));
     }
 
     #[test]

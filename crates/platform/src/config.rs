@@ -95,3 +95,9 @@ pub fn check_secrets() -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+/// The proxies whose forwarding headers name the client (`trusted_proxies`; empty: none).
+pub fn trusted_proxies() -> Result<domain::client::TrustedProxies, ApiError> {
+    let value = variable("trusted_proxies")?;
+    Ok(domain::client::TrustedProxies::parse(&value).context("variable trusted_proxies")?)
+}
