@@ -2,12 +2,12 @@
 //! all tenants (from a verified admin token). Neither is reachable from a tenant's context.
 
 use anyhow::{Result, anyhow};
-use domain::tenant::{Limits, Plan, TagPrefix, TenantId, TenantStatus};
+use domain::tenant::{BudgetOverrides, Limits, Plan, TagPrefix, TenantId, TenantStatus};
 use platform::ApiError;
 use platform::auth::{AdminContext, VerifiedSignup};
 use platform::clock::{now_rfc3339, random};
 use platform::db::{Db, FromRow, Row};
-use platform::tenant::{capture_token, refresh_tenant};
+use platform::tenant::{capture_token, limits_of, refresh_tenant};
 use serde::Serialize;
 use spin_sdk::sqlite::Value;
 
@@ -24,6 +24,8 @@ pub struct TenantView {
     pub usage: Usage,
     pub created_at: String,
     pub updated_at: String,
+    /// The Systeme.io funnels the operator assigned to the tenant.
+    pub funnel_ids: Vec<i64>,
     #[serde(skip)]
     capture_gen: i64,
 }
@@ -35,8 +37,7 @@ pub struct Usage {
     pub lead_limit: u64,
 }
 
-const COLUMNS: &str =
-    "id, name, email, tag_prefix, plan, status, capture_gen, lead_count, created_at, updated_at";
+const COLUMNS: &str = "id, name, email, tag_prefix, plan, status, capture_gen, lead_count, created_at, updated_at, funnel_ids, budget_held_leads, budget_tags, budget_sync_calls";
 
 impl FromRow for TenantView {
     fn from_row(row: &Row<'_>) -> Result<Self> {
@@ -47,7 +48,7 @@ impl FromRow for TenantView {
             email: row.text("email")?.to_string(),
             tag_prefix: row.parsed("tag_prefix", TagPrefix::parse)?.to_string(),
             plan,
-            limits: plan.limits(),
+            limits: limits_of(plan, row),
             status: row.parsed("status", TenantStatus::parse)?,
             capture_gen: row.int("capture_gen")?,
             usage: Usage {
@@ -56,6 +57,7 @@ impl FromRow for TenantView {
             },
             created_at: row.text("created_at")?.to_string(),
             updated_at: row.text("updated_at")?.to_string(),
+            funnel_ids: row.json("funnel_ids")?,
         })
     }
 }
@@ -143,11 +145,13 @@ pub struct AdminDirectory {
     db: Db,
 }
 
-/// A change to a tenant's plan and/or status.
+/// A change to a tenant's plan, status and/or funnel ids (the whole set, sorted).
 #[derive(Debug, Default)]
 pub struct TenantPatch {
     pub plan: Option<Plan>,
     pub status: Option<TenantStatus>,
+    pub funnel_ids: Option<Vec<i64>>,
+    pub budgets: Option<BudgetOverrides>,
 }
 
 impl AdminDirectory {
@@ -167,23 +171,58 @@ impl AdminDirectory {
         )?)
     }
 
-    /// Applies `patch`; `None` if no such tenant. The gate's cache is updated before returning,
-    /// so a suspension takes effect on the next request.
+    /// Applies `patch` in one statement; `None` if no such tenant. The gate's cache is updated
+    /// before returning, so a suspension takes effect on the next request. A funnel another
+    /// tenant holds fails the whole statement (migration 0010's `tenant_funnels` is unique per
+    /// funnel) and is `409 funnel_taken`.
     pub fn update(
         &self,
         id: &TenantId,
         patch: &TenantPatch,
     ) -> Result<Option<TenantView>, ApiError> {
         let now = now_rfc3339()?;
-        self.db.execute(
-            "UPDATE tenants SET plan = COALESCE(?, plan), status = COALESCE(?, status), updated_at = ? WHERE id = ?",
-            &[
-                patch.plan.map_or(Value::Null, |p| Value::Text(p.as_str().into())),
-                patch.status.map_or(Value::Null, |s| Value::Text(s.as_str().into())),
-                Value::Text(now),
-                Value::Text(id.to_string()),
-            ],
-        )?;
+        let replace = |given: bool| Value::Integer(i64::from(given));
+        let budget = |n: Option<u64>| {
+            n.map_or(Value::Null, |n| Value::Integer(i64::try_from(n).unwrap_or(i64::MAX)))
+        };
+        let funnels = patch
+            .funnel_ids
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(anyhow::Error::from)?;
+        self.db
+            .execute(
+                "UPDATE tenants SET plan = COALESCE(?, plan), status = COALESCE(?, status),
+                    funnel_ids = COALESCE(?, funnel_ids),
+                    budget_held_leads = IIF(?, ?, budget_held_leads),
+                    budget_tags = IIF(?, ?, budget_tags),
+                    budget_sync_calls = IIF(?, ?, budget_sync_calls),
+                    updated_at = ? WHERE id = ?",
+                &[
+                    patch.plan.map_or(Value::Null, |p| Value::Text(p.as_str().into())),
+                    patch.status.map_or(Value::Null, |s| Value::Text(s.as_str().into())),
+                    funnels.map_or(Value::Null, Value::Text),
+                    replace(patch.budgets.is_some()),
+                    budget(patch.budgets.and_then(|b| b.held_leads)),
+                    replace(patch.budgets.is_some()),
+                    budget(patch.budgets.and_then(|b| b.tags)),
+                    replace(patch.budgets.is_some()),
+                    budget(patch.budgets.and_then(|b| b.sync_calls_per_minute)),
+                    Value::Text(now),
+                    Value::Text(id.to_string()),
+                ],
+            )
+            .map_err(|cause| {
+                if format!("{cause:#}").contains("UNIQUE constraint failed: tenant_funnels") {
+                    ApiError::Conflict {
+                        code: "funnel_taken",
+                        detail: "funnel_ids: a funnel listed belongs to another tenant".into(),
+                    }
+                } else {
+                    cause.into()
+                }
+            })?;
         let Some(view) = find(&self.db, "id = ?", Value::Text(id.to_string()))? else {
             return Ok(None);
         };

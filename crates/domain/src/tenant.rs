@@ -149,6 +149,7 @@ pub struct Limits {
 
 /// The operator's per-tenant overrides of a plan's [`Limits`] (`None`: the plan's default).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BudgetOverrides {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_leads: Option<u64>,
