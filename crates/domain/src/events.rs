@@ -511,9 +511,14 @@ mod tests {
         assert!(mismatch("CONTACT_CREATED", added));
         assert!(!mismatch("CONTACT_TAG_REMOVED", removed));
         assert!(mismatch("CONTACT_TAG_ADDED", removed));
-        assert!(mismatch("CONTACT_OPT_IN", sale));
         assert!(!mismatch("SALE_NEW", sale));
-        assert!(mismatch("SALE_NEW", added));
+        // A body with no part the named event needs is refused outright.
+        assert!(SystemeEvent::parse("CONTACT_OPT_IN", sale.as_bytes()).is_err());
+        assert!(SystemeEvent::parse("SALE_NEW", added.as_bytes()).is_err());
+        let sale_with_tag = r#"{"customer":{"email":"x@y.co"},"order":{"id":1,"totalPrice":100},"tag":{"name":"ib-a7x3k2m1-vip"}}"#;
+        assert!(mismatch("SALE_CANCELED", sale_with_tag));
+        let opt_in_with_order = r#"{"contact":{"email":"x@y.co"},"order":{"id":1}}"#;
+        assert!(mismatch("CONTACT_OPT_IN", opt_in_with_order));
         // A tag listed by name only (no ids) still agrees.
         let by_name = r#"{"contact":{"tags":[{"name":"ib-a7x3k2m1-vip"}]},"tag":{"id":5,"name":"ib-a7x3k2m1-vip"}}"#;
         assert!(!mismatch("CONTACT_TAG_ADDED", by_name));
