@@ -14,6 +14,7 @@ mod export_leads;
 mod get_capture_key;
 mod get_health;
 mod get_lead;
+mod get_me;
 mod get_stats;
 mod list_leads;
 mod rotate_capture_key;
@@ -59,6 +60,10 @@ fn router() -> Router {
         handle(|| get_stats::get_stats(&req))
     });
     router.any("/v1/dashboard/stats", not_allowed(&["GET"]));
+    router.get("/v1/dashboard/me", |req: Request, _: Params| {
+        handle(|| get_me::get_me(&req))
+    });
+    router.any("/v1/dashboard/me", not_allowed(&["GET"]));
     router.get("/v1/dashboard/leads", |req: Request, _: Params| {
         handle(|| list_leads::list_leads(&req))
     });

@@ -108,13 +108,38 @@ pub struct Settings {
     #[serde(default)]
     pub tag_rules: TagRules,
     /// The tenant's Systeme.io funnel ids: a sale made in one of them belongs to this tenant
-    /// alone. A funnel can be registered by one tenant only.
+    /// alone. A funnel belongs to one tenant at most, and only the operator assigns them
+    /// (`PATCH /v1/admin/tenants/:id`); the tenant sees them read-only.
     #[serde(default)]
     pub funnel_ids: Vec<i64>,
 }
 
-/// Most funnels a tenant may register.
+/// Most funnels a tenant may hold.
 pub const MAX_FUNNELS: usize = 50;
+
+/// Parses a list of Systeme.io funnel ids (as the operator assigns them): positive whole
+/// numbers, at most [`MAX_FUNNELS`], returned sorted without repeats.
+pub fn parse_funnel_ids(values: &[serde_json::Value]) -> Result<Vec<i64>, FieldError> {
+    if values.len() > MAX_FUNNELS {
+        return Err(FieldError::new(
+            "funnel_ids",
+            format!("at most {MAX_FUNNELS} funnels"),
+        ));
+    }
+    let mut funnel_ids = Vec::with_capacity(values.len());
+    for id in values {
+        let id = id.as_i64().filter(|id| *id > 0).ok_or_else(|| {
+            FieldError::new(
+                "funnel_ids",
+                "must be Systeme.io funnel ids (positive numbers)",
+            )
+        })?;
+        funnel_ids.push(id);
+    }
+    funnel_ids.sort_unstable();
+    funnel_ids.dedup();
+    Ok(funnel_ids)
+}
 
 impl Settings {
     /// Whether a browser at `origin` (the `Origin` header, verbatim) may post.
@@ -135,6 +160,9 @@ pub enum SettingsError {
     NotJson(String),
     #[error(transparent)]
     Field(#[from] FieldError),
+    /// The body lists funnel ids other than the tenant's own: only the operator assigns them.
+    #[error("funnel_ids: funnels are assigned by the operator; send the current ones or none")]
+    FunnelsReadOnly,
 }
 
 #[derive(Deserialize)]
@@ -147,13 +175,16 @@ struct SettingsBody {
     #[serde(default)]
     tag_rules: Option<serde_json::Value>,
     #[serde(default)]
-    funnel_ids: Vec<serde_json::Value>,
+    funnel_ids: Option<Vec<serde_json::Value>>,
 }
 
 impl Settings {
-    /// Parses the body of `PUT /v1/dashboard/settings`: the complete new settings (a missing
-    /// field is reset to its default).
-    pub fn parse(body: &[u8]) -> Result<Self, SettingsError> {
+    /// Parses the body of `PUT /v1/dashboard/settings` for a tenant that holds the funnels
+    /// `funnel_ids`: the complete new settings (a missing field is reset to its default). Funnel
+    /// ids are the operator's to assign, so the body may omit them or repeat the tenant's own,
+    /// in any order; any other list is [`SettingsError::FunnelsReadOnly`], whether or not
+    /// another tenant holds what it names, so the answer tells nothing about other tenants.
+    pub fn parse(body: &[u8], funnel_ids: &[i64]) -> Result<Self, SettingsError> {
         let raw: SettingsBody =
             serde_json::from_slice(body).map_err(|e| SettingsError::NotJson(e.to_string()))?;
         if raw.allowed_origins.len() > MAX_ORIGINS {
@@ -180,29 +211,19 @@ impl Settings {
             None | Some(serde_json::Value::Null) => TagRules::default(),
             Some(json) => TagRules::parse_overrides(&json)?,
         };
-        if raw.funnel_ids.len() > MAX_FUNNELS {
-            return Err(
-                FieldError::new("funnel_ids", format!("at most {MAX_FUNNELS} funnels")).into(),
-            );
+        let mut own = funnel_ids.to_vec();
+        own.sort_unstable();
+        own.dedup();
+        if let Some(sent) = raw.funnel_ids
+            && parse_funnel_ids(&sent).ok() != Some(own.clone())
+        {
+            return Err(SettingsError::FunnelsReadOnly);
         }
-        let mut funnel_ids = Vec::with_capacity(raw.funnel_ids.len());
-        for id in &raw.funnel_ids {
-            let id = id.as_i64().filter(|id| *id > 0).ok_or_else(|| {
-                FieldError::new(
-                    "funnel_ids",
-                    "must be Systeme.io funnel ids (positive numbers)",
-                )
-            })?;
-            if !funnel_ids.contains(&id) {
-                funnel_ids.push(id);
-            }
-        }
-        funnel_ids.sort_unstable();
         Ok(Self {
             allowed_origins,
             thank_you_url,
             tag_rules,
-            funnel_ids,
+            funnel_ids: own,
         })
     }
 }
@@ -247,31 +268,61 @@ mod tests {
 
     #[test]
     fn a_settings_body_is_validated_field_by_field() {
-        let s = Settings::parse(br#"{"allowed_origins":["https://a.example","https://a.example"],"thank_you_url":"https://a.example/thanks"}"#).unwrap();
+        let s = Settings::parse(br#"{"allowed_origins":["https://a.example","https://a.example"],"thank_you_url":"https://a.example/thanks"}"#, &[]).unwrap();
         assert_eq!(s.allowed_origins.len(), 1);
-        assert_eq!(Settings::parse(b"{}").unwrap(), Settings::default());
-        let err = Settings::parse(br#"{"thank_you_url":"http://a.example"}"#).unwrap_err();
+        assert_eq!(Settings::parse(b"{}", &[]).unwrap(), Settings::default());
+        let err = Settings::parse(br#"{"thank_you_url":"http://a.example"}"#, &[]).unwrap_err();
         assert!(matches!(err, SettingsError::Field(f) if f.field == "thank_you_url"));
-        let err = Settings::parse(br#"{"allowed_origins":["nope"]}"#).unwrap_err();
+        let err = Settings::parse(br#"{"allowed_origins":["nope"]}"#, &[]).unwrap_err();
         assert!(matches!(err, SettingsError::Field(f) if f.field == "allowed_origins"));
         assert!(matches!(
-            Settings::parse(br#"{"colour":"red"}"#),
+            Settings::parse(br#"{"colour":"red"}"#, &[]),
             Err(SettingsError::NotJson(_))
         ));
     }
 
     #[test]
     fn funnel_ids_are_positive_numbers_without_repeats() {
-        let s = Settings::parse(br#"{"funnel_ids":[801,12,801]}"#).unwrap();
-        assert_eq!(s.funnel_ids, [12, 801]);
-        for bad in [
-            &br#"{"funnel_ids":[0]}"#[..],
-            br#"{"funnel_ids":["801"]}"#,
-            br#"{"funnel_ids":[-3]}"#,
-        ] {
-            let err = Settings::parse(bad).unwrap_err();
-            assert!(matches!(err, SettingsError::Field(f) if f.field == "funnel_ids"));
+        assert_eq!(
+            parse_funnel_ids(
+                &serde_json::from_str::<Vec<serde_json::Value>>("[801,12,801]").unwrap()
+            )
+            .unwrap(),
+            [12, 801]
+        );
+        for bad in ["[0]", r#"["801"]"#, "[-3]"] {
+            let values: Vec<serde_json::Value> = serde_json::from_str(bad).unwrap();
+            assert_eq!(parse_funnel_ids(&values).unwrap_err().field, "funnel_ids");
         }
+    }
+
+    #[test]
+    fn a_settings_body_keeps_the_tenants_funnels_and_cannot_change_them() {
+        for kept in [
+            &br#"{}"#[..],
+            br#"{"funnel_ids":null}"#,
+            br#"{"funnel_ids":[801,12,801]}"#,
+        ] {
+            assert_eq!(
+                Settings::parse(kept, &[12, 801]).unwrap().funnel_ids,
+                [12, 801]
+            );
+        }
+        for changed in [
+            &br#"{"funnel_ids":[]}"#[..],
+            br#"{"funnel_ids":[12]}"#,
+            br#"{"funnel_ids":[12,801,5]}"#,
+            br#"{"funnel_ids":["x"]}"#,
+        ] {
+            assert_eq!(
+                Settings::parse(changed, &[12, 801]),
+                Err(SettingsError::FunnelsReadOnly)
+            );
+        }
+        assert_eq!(
+            Settings::parse(br#"{"funnel_ids":[5]}"#, &[]),
+            Err(SettingsError::FunnelsReadOnly)
+        );
     }
 
     #[test]

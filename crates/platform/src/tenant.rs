@@ -295,17 +295,16 @@ impl TenantContext {
         self.tenant.capture_token()
     }
 
-    /// Replaces the tenant's settings; the next request sees them.
+    /// Replaces the tenant's origins, thank-you URL and tag rules; the next request sees them.
+    /// Its funnel ids are not written: only the operator assigns funnels.
     pub fn update_settings(&mut self, settings: &Settings) -> Result<(), ApiError> {
         let origins = serde_json::to_string(&settings.allowed_origins)
             .map_err(|e| ApiError::Unexpected(e.into()))?;
         let rules = serde_json::to_string(&settings.tag_rules)
             .map_err(|e| ApiError::Unexpected(e.into()))?;
-        let funnels = serde_json::to_string(&settings.funnel_ids)
-            .map_err(|e| ApiError::Unexpected(e.into()))?;
         self.update_own_row(
             "UPDATE tenants SET allowed_origins = ?, thank_you_url = ?, tag_rules = ?,
-                funnel_ids = ?, updated_at = ? WHERE id = ?",
+                updated_at = ? WHERE id = ?",
             vec![
                 Value::Text(origins),
                 settings
@@ -313,22 +312,30 @@ impl TenantContext {
                     .as_ref()
                     .map_or(Value::Null, |u| Value::Text(u.as_ref().to_string())),
                 Value::Text(rules),
-                Value::Text(funnels),
                 Value::Text(crate::clock::now_rfc3339()?),
             ],
         )
-        .map_err(|e| match e {
-            // migration 0010: a funnel belongs to one tenant at most.
-            ApiError::Unexpected(cause)
-                if format!("{cause:#}").contains("UNIQUE constraint failed: tenant_funnels") =>
-            {
-                ApiError::Conflict {
-                    code: "funnel_taken",
-                    detail: "funnel_ids: a funnel listed is registered by another tenant".into(),
-                }
+    }
+
+    /// The tenant's name as given at signup. The gate's cache does not carry it, so this reads
+    /// the tenant's own row.
+    pub fn name(&self) -> Result<String, ApiError> {
+        struct Name(String);
+        impl FromRow for Name {
+            fn from_row(row: &Row<'_>) -> Result<Self> {
+                Ok(Self(row.text("name")?.to_string()))
             }
-            other => other,
-        })
+        }
+        let id = &self.tenant.id;
+        Db::open()?
+            .query::<Name>(
+                "SELECT name FROM tenants WHERE id = ?",
+                &[Value::Text(id.to_string())],
+            )?
+            .into_iter()
+            .next()
+            .map(|Name(name)| name)
+            .ok_or_else(|| anyhow::anyhow!("reading tenant {id}: row vanished").into())
     }
 }
 
