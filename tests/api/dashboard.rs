@@ -629,7 +629,7 @@ async fn settings_round_trip_and_refuse_bad_values() {
         "allowed_origins": ["https://lp.example.com", "http://localhost:8080"],
         "thank_you_url": "https://lp.example.com/thanks",
         "tag_rules": {"webinar-*": "email_clicked"},
-        "funnel_ids": [801]
+        "funnel_ids": []
     });
     let put = |body: String| {
         app.client
@@ -664,6 +664,11 @@ async fn settings_round_trip_and_refuse_bad_values() {
             422,
             "invalid_field",
         ),
+        (
+            json!({"funnel_ids": [801]}).to_string(),
+            422,
+            "funnel_ids_read_only",
+        ),
         (json!({"colour": "red"}).to_string(), 400, "invalid_json"),
         ("{".to_string(), 400, "invalid_json"),
     ] {
@@ -681,6 +686,7 @@ pub fn dashboard_routes(lead_id: &str) -> Vec<(reqwest::Method, String)> {
     use reqwest::Method;
     vec![
         (Method::GET, "/v1/dashboard/stats".into()),
+        (Method::GET, "/v1/dashboard/me".into()),
         (Method::GET, "/v1/dashboard/leads".into()),
         (Method::GET, format!("/v1/dashboard/leads/{lead_id}")),
         (Method::DELETE, format!("/v1/dashboard/leads/{lead_id}")),
@@ -703,7 +709,7 @@ async fn every_dashboard_route_wants_a_live_dashboard_token() {
     let expired = mint(&Claims {
         sub: Some(t.id.clone()),
         scope: Scope::Dashboard,
-        exp: Some(now() - 10),
+        exp: Some(now() - 120),
         generation: None,
     });
     for (method, path) in dashboard_routes(&id) {

@@ -27,5 +27,6 @@ mod tenant_cache;
 mod tenants;
 mod tokens;
 mod trust;
+mod trust_sessions;
 mod upgrade;
 mod web;

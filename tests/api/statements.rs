@@ -78,11 +78,20 @@ async fn no_statement_is_compiled_twice_on_any_route() {
         .client
         .put(app.url("/v1/dashboard/settings"))
         .bearer_auth(t.dashboard_token())
-        .json(&json!({"funnel_ids": [5], "allowed_origins": ["https://ib.example.com"]}))
+        .json(&json!({"allowed_origins": ["https://ib.example.com"]}))
         .send()
         .await
         .unwrap();
     assert_eq!(settings.status(), 200);
+    let funnels = app
+        .client
+        .patch(app.url(&format!("/v1/admin/tenants/{}", t.id)))
+        .bearer_auth(admin_token())
+        .json(&json!({"funnel_ids": [5]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(funnels.status(), 200);
     // The operator's routes.
     for (method, path) in [
         (reqwest::Method::GET, "/v1/admin/tenants?limit=1"),

@@ -380,8 +380,29 @@ async fn search_stage_load_more_detail_erase_and_csv_work_in_the_page() {
 async fn settings_save_show_the_apis_field_errors_and_the_snippet_follows_the_capture_key() {
     let app = spawn_app().await;
     let t = app.create_tenant("Settings Ib").await;
+    // Funnels are the operator's: the page shows them and cannot edit them.
+    let assigned = app
+        .client
+        .patch(app.url(&format!("/v1/admin/tenants/{}", t.id)))
+        .bearer_auth(api_tests::admin_token())
+        .json(&json!({"funnel_ids": [801, 12]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(assigned.status(), 200);
     let browser = Browser::start(Options::default()).await;
     signed_in(&browser, &app, &t.dashboard_token()).await;
+    assert_eq!(
+        browser.until_text("#funnel-ids", |t| !t.is_empty()).await,
+        "12, 801"
+    );
+    assert!(
+        browser
+            .find_all("#settings input[name=funnel_ids], #settings textarea[name=funnel_ids]")
+            .await
+            .is_empty(),
+        "no funnel field to edit"
+    );
 
     browser
         .type_into(
@@ -398,7 +419,6 @@ async fn settings_save_show_the_apis_field_errors_and_the_snippet_follows_the_ca
             "webinar-* = email_clicked\nemail-sent = ignore",
         )
         .await;
-    browser.type_into("#funnel-ids", "801, 12").await;
     browser.click("#settings button[type=submit]").await;
     browser
         .until_text("#settings-status", |t| t.starts_with("Saved"))
@@ -527,7 +547,7 @@ async fn without_a_usable_token_the_page_shows_the_sign_in_message_and_no_data()
     let expired = mint(&Claims {
         sub: Some(t.id.clone()),
         scope: Scope::Dashboard,
-        exp: Some(now() - 60),
+        exp: Some(now() - 120),
         generation: None,
     });
     let foreign = {
@@ -616,5 +636,101 @@ async fn without_a_usable_token_the_page_shows_the_sign_in_message_and_no_data()
         .until_text("#sign-in-title", |t| t == "Sign in to your dashboard")
         .await;
     assert!(browser.find_all("#leads tbody tr").await.is_empty());
+    browser.close().await;
+}
+
+/// The token the page's session holds.
+async fn session_token(browser: &Browser) -> Value {
+    browser
+        .js(
+            "return sessionStorage.getItem('clientflow.dashboard-token')",
+            vec![],
+        )
+        .await
+}
+
+#[tokio::test]
+async fn the_header_names_the_tenant_and_a_link_for_another_tenant_asks_before_switching() {
+    let app = spawn_app().await;
+    let a = app.create_tenant("Header Ib").await;
+    let b = app.create_tenant("Stranger Ib").await;
+    for (t, email) in [(&a, "mine@example.com"), (&b, "theirs@example.com")] {
+        let resp = app
+            .post_lead(&t.capture_token, &json!({"email": email}))
+            .await;
+        assert_eq!(resp.status(), 201);
+    }
+    let browser = Browser::start(Options::default()).await;
+    let token = a.dashboard_token();
+    signed_in(&browser, &app, &token).await;
+    assert_eq!(
+        browser.until_text("#tenant-name", |t| !t.is_empty()).await,
+        "Header Ib"
+    );
+    assert_eq!(browser.text("#tenant-prefix").await, a.tag_prefix);
+
+    // A link with another tenant's token asks first, naming both; declining keeps the session.
+    let prompt = || async {
+        browser
+            .until("the switch prompt", || async {
+                browser.displayed("#switch").await.then_some(())
+            })
+            .await;
+        browser.text("#switch-detail").await
+    };
+    browser.goto(&app_link(&app, &b.dashboard_token())).await;
+    let asked = prompt().await;
+    assert!(
+        asked.contains("Stranger Ib") && asked.contains(&b.tag_prefix),
+        "{asked}"
+    );
+    assert!(
+        asked.contains("Header Ib") && asked.contains(&a.tag_prefix),
+        "{asked}"
+    );
+    assert!(!browser.displayed("#dashboard").await);
+    assert_eq!(
+        session_token(&browser).await,
+        json!(token),
+        "not replaced yet"
+    );
+    browser.click("#switch-no").await;
+    browser
+        .until_text("#leads tbody td.email", |t| t == "mine@example.com")
+        .await;
+    assert_eq!(browser.text("#tenant-name").await, "Header Ib");
+    assert_eq!(session_token(&browser).await, json!(token));
+    let url = browser.client.current_url().await.unwrap();
+    assert!(!url.as_str().contains("token="), "{url}");
+
+    // A fresh token of the same tenant replaces the session without a question.
+    let fresh = mint(&Claims {
+        sub: Some(a.id.clone()),
+        scope: Scope::Dashboard,
+        exp: Some(now() + 900),
+        generation: None,
+    });
+    browser.goto(&app_link(&app, &fresh)).await;
+    browser
+        .until("the fresh token in the session", || async {
+            (session_token(&browser).await == json!(fresh)).then_some(())
+        })
+        .await;
+    browser
+        .until_text("#leads tbody td.email", |t| t == "mine@example.com")
+        .await;
+    assert!(!browser.displayed("#switch").await);
+
+    // Accepting switches, and the header says to whom.
+    browser.goto(&app_link(&app, &b.dashboard_token())).await;
+    prompt().await;
+    browser.click("#switch-yes").await;
+    browser
+        .until_text("#tenant-name", |t| t == "Stranger Ib")
+        .await;
+    browser
+        .until_text("#leads tbody td.email", |t| t == "theirs@example.com")
+        .await;
+    assert_eq!(browser.text("#tenant-prefix").await, b.tag_prefix);
     browser.close().await;
 }

@@ -1,6 +1,7 @@
 // The dashboard token and the calls to /v1/dashboard/*. The token arrives in the URL fragment
 // (#token=…), which browsers never send to a server, lives in sessionStorage for this tab only,
-// and is removed from the address bar at once.
+// and is removed from the address bar at once. The page decides whether a link's token replaces
+// the session (app.js asks first when it names another tenant).
 
 const KEY = "clientflow.dashboard-token";
 
@@ -18,14 +19,14 @@ export class ApiProblem extends Error {
   }
 }
 
-/** Moves a `#token=` fragment into sessionStorage and out of the address bar. */
+/** Takes a `#token=` fragment out of the address bar; returns its token, or null. */
 export function takeTokenFromUrl() {
   const fragment = new URLSearchParams(location.hash.replace(/^#/, ""));
   const token = fragment.get("token");
   if (location.hash) {
     history.replaceState(null, "", location.pathname + location.search);
   }
-  if (token !== null) setToken(token.trim());
+  return token === null ? null : token.trim();
 }
 
 export function setToken(token) {
@@ -41,6 +42,19 @@ function base64UrlJson(part) {
   const bytes = Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
   return JSON.parse(new TextDecoder().decode(bytes));
 }
+
+/** The tenant a token names (its `sub`), read without verifying it; null when it names none. */
+export function subOf(raw) {
+  try {
+    const sub = base64UrlJson(String(raw ?? "").split(".")[1] ?? "")?.sub;
+    return typeof sub === "string" ? sub : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Seconds a token's `exp` is honoured after it passes: the API allows this much clock skew. */
+export const CLOCK_SKEW_SECS = 60;
 
 /**
  * What the token says about itself, read without verifying it (the API verifies every call).
@@ -63,7 +77,7 @@ export function inspect(raw) {
   if (claims.scope !== "dashboard") {
     return { problem: `This is a ${String(claims.scope ?? "unknown")} token, not a dashboard token.` };
   }
-  if (typeof claims.exp === "number" && claims.exp * 1000 <= Date.now()) {
+  if (typeof claims.exp === "number" && (claims.exp + CLOCK_SKEW_SECS) * 1000 <= Date.now()) {
     return { problem: expiredText(claims.exp), expired: true };
   }
   return { claims };
@@ -86,9 +100,12 @@ async function problemOf(resp) {
   return new ApiProblem(resp.status, code, detail);
 }
 
-/** Calls the dashboard API; resolves to the Response, throws ApiProblem on anything else. */
-export async function call(path, { method = "GET", json } = {}) {
-  const headers = { authorization: `Bearer ${token() ?? ""}`, accept: "application/json" };
+/**
+ * Calls the dashboard API with the session's token (or `as`, another token); resolves to the
+ * Response, throws ApiProblem on anything else.
+ */
+export async function call(path, { method = "GET", json, as } = {}) {
+  const headers = { authorization: `Bearer ${as ?? token() ?? ""}`, accept: "application/json" };
   const init = { method, headers, cache: "no-store" };
   if (json !== undefined) {
     headers["content-type"] = "application/json";
@@ -104,6 +121,6 @@ export async function call(path, { method = "GET", json } = {}) {
   return resp;
 }
 
-export async function getJson(path) {
-  return (await call(path)).json();
+export async function getJson(path, options) {
+  return (await call(path, options)).json();
 }

@@ -1,8 +1,11 @@
 // The IB's dashboard: one page over /v1/dashboard/*. It starts signed out unless the tab holds a
 // dashboard token, and every refusal of that token brings the sign-in message back with a reason.
+// The header names the tenant signed in, and a link whose token names another tenant asks
+// before it replaces the session, so a link cannot silently sign an IB into someone else's
+// dashboard (whose form snippet would send the IB's leads there).
 
 import { $, el, fill, show, count, percent, share, money, when, stageName, flash } from "./dom.js";
-import { ApiProblem, takeTokenFromUrl, setToken, token, inspect, expiredText, call, getJson } from "./api.js";
+import { ApiProblem, takeTokenFromUrl, setToken, token, subOf, inspect, expiredText, call, getJson } from "./api.js";
 import { dailyChart } from "./chart.js";
 
 const PAGE_SIZE = 25;
@@ -18,6 +21,7 @@ function signIn(reason) {
   show($("#dashboard"), false);
   show($("#sign-out"), false);
   $("#session").textContent = "";
+  showTenant(null);
   const why = $("#sign-in-reason");
   why.textContent = reason ?? "";
   show(why, Boolean(reason));
@@ -35,7 +39,8 @@ function clearData() {
   $("#lead-total").textContent = "–";
   $("#window").textContent = "";
   $("#snippet").value = "";
-  for (const id of ["#allowed-origins", "#thank-you-url", "#tag-rules", "#funnel-ids"]) $(id).value = "";
+  for (const id of ["#allowed-origins", "#thank-you-url", "#tag-rules"]) $(id).value = "";
+  $("#funnel-ids").textContent = "";
   state.captureToken = null;
   state.cursor = null;
   state.daily = null;
@@ -61,18 +66,75 @@ function report(error, target = $("#error")) {
   target.hidden = false;
 }
 
+// ---- whose dashboard ----
+
+/** Names the signed-in tenant in the header; `null` clears it. */
+function showTenant(me) {
+  $("#tenant-name").textContent = me?.name ?? "";
+  $("#tenant-prefix").textContent = me?.tag_prefix ?? "";
+  if (me) $("#tenant").dataset.tenantId = me.tenant_id;
+  else delete $("#tenant").dataset.tenantId;
+  document.title = me ? `${me.name} · ClientFlow` : "ClientFlow · Dashboard";
+  show($("#tenant"), Boolean(me));
+}
+
+async function loadMe() {
+  showTenant(await getJson("/v1/dashboard/me"));
+}
+
+/** "Name (ib-xxxxxxxx-)" of a token's tenant, as the API names it; what the token says if refused. */
+async function whoIs(raw) {
+  try {
+    const me = await getJson("/v1/dashboard/me", { as: raw });
+    return `${me.name} (${me.tag_prefix})`;
+  } catch {
+    const sub = subOf(raw);
+    return sub ? `tenant ${sub}` : "an unknown account";
+  }
+}
+
+/** Asks whether a link's token of another tenant may replace the session; resolves true if so. */
+async function confirmSwitch(incoming) {
+  const [current, next] = await Promise.all([whoIs(token()), whoIs(incoming)]);
+  $("#switch-detail").textContent = `This link signs you in to the dashboard of ${next}. You are signed in to the dashboard of ${current}.`;
+  $("#switch-current").textContent = current;
+  show($("#loading"), false);
+  show($("#switch"));
+  $("#switch-no").focus();
+  const yes = await new Promise((resolve) => {
+    $("#switch-yes").onclick = () => resolve(true);
+    $("#switch-no").onclick = () => resolve(false);
+  });
+  show($("#switch"), false);
+  show($("#loading"));
+  return yes;
+}
+
+/**
+ * A link's token replaces the session silently when there is none or it names the same tenant
+ * (a fresh token); a token of another tenant replaces it only if the IB says so.
+ */
+async function adopt(incoming) {
+  const current = token();
+  const currentSub = subOf(current);
+  if (current && currentSub !== null && subOf(incoming) !== currentSub && !(await confirmSwitch(incoming))) return;
+  setToken(incoming);
+}
+
 async function boot() {
   show($("#sign-in"), false);
   show($("#dashboard"), false);
+  show($("#switch"), false);
   show($("#loading"));
-  takeTokenFromUrl();
+  const incoming = takeTokenFromUrl();
+  if (incoming !== null) await adopt(incoming);
   const raw = token();
   if (!raw) return signIn(null);
   const seen = inspect(raw);
   if (seen.problem) return signIn(seen.problem);
   state.claims = seen.claims;
   try {
-    await loadStats();
+    await Promise.all([loadStats(), loadMe()]);
   } catch (error) {
     if (error instanceof ApiProblem && error.signsOut) return signIn(refusal(error));
     show($("#loading"), false);
@@ -233,6 +295,8 @@ async function openLead(id) {
     field("Emails", `${lead.emails_sent ?? 0} sent · ${lead.emails_opened ?? 0} opened · ${lead.emails_clicked ?? 0} clicked`),
     field("Sales", `${lead.sales ?? 0} · ${money(lead.revenue_cents)}`),
     field("Tags", (lead.tags ?? []).join(", ")),
+    // Stored, but not synced: the tenant's tag budget on the shared Systeme.io account is spent.
+    field("Kept back from Systeme.io", (lead.tags_kept_back ?? []).join(", ")),
     field("Captured", when(lead.created_at)),
     field("Updated", when(lead.updated_at)),
   );
@@ -287,7 +351,9 @@ function fillSettings(settings) {
   $("#tag-rules").value = Object.entries(settings.tag_rules ?? {})
     .map(([suffix, effect]) => `${suffix} = ${effect}`)
     .join("\n");
-  $("#funnel-ids").value = (settings.funnel_ids ?? []).join(", ");
+  const funnels = settings.funnel_ids ?? [];
+  $("#funnel-ids").textContent = funnels.length ? funnels.join(", ") : "None assigned";
+  $("#funnel-ids").dataset.value = funnels.join(",");
 }
 
 async function loadSettings() {
@@ -321,16 +387,11 @@ async function saveSettings(event) {
     if (!match) return settingsError("tag_rules", `tag_rules: line ${i + 1} must read "suffix = effect"`);
     tagRules[match[1]] = match[2];
   }
-  const funnelIds = [];
-  for (const part of $("#funnel-ids").value.split(/[\s,]+/).filter(Boolean)) {
-    if (!/^[0-9]+$/.test(part)) return settingsError("funnel_ids", `funnel_ids: "${part}" is not a funnel id`);
-    funnelIds.push(Number(part));
-  }
+  // Funnel ids are the operator's: the PUT leaves them out, so they stay as they are.
   const body = {
     allowed_origins: lines($("#allowed-origins").value),
     thank_you_url: $("#thank-you-url").value.trim() || null,
     tag_rules: tagRules,
-    funnel_ids: funnelIds,
   };
   try {
     const saved = await (await call("/v1/dashboard/settings", { method: "PUT", json: body })).json();
