@@ -120,12 +120,12 @@ fn timeline(app: &TestApp, tenant: &str, email: &str) -> Vec<String> {
 }
 
 /// An app with syncing off, so leads carry no Systeme.io contact id until a callback links one.
-/// Registers a Systeme.io funnel as the tenant's (`PUT /v1/dashboard/settings`).
+/// Assigns a Systeme.io funnel to the tenant (the operator's `PATCH /v1/admin/tenants/:id`).
 async fn register_funnel(app: &TestApp, t: &TestTenant, funnel: i64) {
     let resp = app
         .client
-        .put(app.url("/v1/dashboard/settings"))
-        .bearer_auth(t.dashboard_token())
+        .patch(app.url(&format!("/v1/admin/tenants/{}", t.id)))
+        .bearer_auth(api_tests::admin_token())
         .json(&json!({ "funnel_ids": [funnel] }))
         .send()
         .await

@@ -223,11 +223,11 @@ async fn a_tenant_cannot_claim_another_tenants_sale_by_capturing_the_buyer() {
     assert_eq!(listed["message_id"], "sale-1");
     assert_eq!(listed["candidates"], 2);
     assert_eq!(listed["funnel_id"], 801);
-    // A registers its funnel; B cannot take it too.
+    // The operator gives A the funnel; it cannot be given to B too.
     let put = |t: &api_tests::TestTenant, body: Value| {
         app.client
-            .put(app.url("/v1/dashboard/settings"))
-            .bearer_auth(t.dashboard_token())
+            .patch(app.url(&format!("/v1/admin/tenants/{}", t.id)))
+            .bearer_auth(admin_token())
             .json(&body)
             .send()
     };
