@@ -5,7 +5,9 @@
 //! contact Systeme.io creates follows the form's field rules.
 
 use api_tests::systeme::Mode;
-use api_tests::{SpawnedApp, TestTenant, admin_token, assert_problem, json_body, spawn_app, spawn_app_with};
+use api_tests::{
+    SpawnedApp, TestTenant, admin_token, assert_problem, json_body, spawn_app, spawn_app_with,
+};
 use serde_json::{Value, json};
 
 async fn stats(app: &SpawnedApp, t: &TestTenant) -> Value {
@@ -50,7 +52,9 @@ fn sale(email: &str, order: i64, ip: &str) -> String {
 }
 
 async fn capture(app: &SpawnedApp, t: &TestTenant, email: &str) -> String {
-    let resp = app.post_lead(&t.capture_token, &json!({"email": email})).await;
+    let resp = app
+        .post_lead(&t.capture_token, &json!({"email": email}))
+        .await;
     assert_eq!(resp.status(), 201);
     json_body(resp).await["id"].as_str().unwrap().to_string()
 }
@@ -105,7 +109,11 @@ async fn an_order_is_one_sale_forever_and_its_cancellation_is_final() {
         "applied"
     );
     assert_eq!(
-        status_of(app.post_systeme_event("SALE_CANCELED", "c-2", &other_copy).await).await,
+        status_of(
+            app.post_systeme_event("SALE_CANCELED", "c-2", &other_copy)
+                .await
+        )
+        .await,
         "duplicate"
     );
     assert_eq!(
@@ -141,7 +149,10 @@ async fn an_unattributed_order_is_kept_once() {
     let buyer = "shared-buyer@example.com";
     capture(&app, &a, buyer).await;
     capture(&app, &b, buyer).await;
-    for (n, ip) in ["203.0.113.7", "198.51.100.20", "192.0.2.1"].iter().enumerate() {
+    for (n, ip) in ["203.0.113.7", "198.51.100.20", "192.0.2.1"]
+        .iter()
+        .enumerate()
+    {
         let resp = app
             .post_systeme_event("SALE_NEW", &format!("u-{n}"), &sale(buyer, 88_001, ip))
             .await;
@@ -194,16 +205,48 @@ async fn a_tag_removed_and_added_back_counts_again_while_a_replay_changes_nothin
     let tag = format!("{}email-opened", t.tag_prefix);
     let added = tag_body(email, &tag, true);
     let removed = tag_body(email, &tag, false);
-    let post = |event: &'static str, id: &'static str, body: &String| {
-        app.post_systeme_event(event, id, body)
-    };
-    assert_eq!(status_of(post("CONTACT_TAG_ADDED", "o-1", &added).await).await, "applied");
-    assert_eq!(status_of(post("CONTACT_TAG_ADDED", "o-2", &added).await).await, "duplicate");
+    assert_eq!(
+        status_of(
+            app.post_systeme_event("CONTACT_TAG_ADDED", "o-1", &added)
+                .await
+        )
+        .await,
+        "applied"
+    );
+    assert_eq!(
+        status_of(
+            app.post_systeme_event("CONTACT_TAG_ADDED", "o-2", &added)
+                .await
+        )
+        .await,
+        "duplicate"
+    );
     assert_eq!(emails_opened(&app, &t, email), 1);
-    assert_eq!(status_of(post("CONTACT_TAG_REMOVED", "o-3", &removed).await).await, "applied");
-    assert_eq!(status_of(post("CONTACT_TAG_REMOVED", "o-4", &removed).await).await, "duplicate");
+    assert_eq!(
+        status_of(
+            app.post_systeme_event("CONTACT_TAG_REMOVED", "o-3", &removed)
+                .await
+        )
+        .await,
+        "applied"
+    );
+    assert_eq!(
+        status_of(
+            app.post_systeme_event("CONTACT_TAG_REMOVED", "o-4", &removed)
+                .await
+        )
+        .await,
+        "duplicate"
+    );
     // The same body as the first, minutes later: the tag really was added back.
-    assert_eq!(status_of(post("CONTACT_TAG_ADDED", "o-5", &added).await).await, "applied");
+    assert_eq!(
+        status_of(
+            app.post_systeme_event("CONTACT_TAG_ADDED", "o-5", &added)
+                .await
+        )
+        .await,
+        "applied"
+    );
     assert_eq!(emails_opened(&app, &t, email), 2);
 }
 
@@ -217,7 +260,10 @@ async fn an_event_name_that_contradicts_its_signed_body_applies_nothing() {
     let added = tag_body(email, &tag, true);
     // A tag-added body sent as an opt-in, or as a removal: acknowledged, nothing applied.
     for (event, id) in [("CONTACT_OPT_IN", "r-1"), ("CONTACT_TAG_REMOVED", "r-2")] {
-        assert_eq!(status_of(app.post_systeme_event(event, id, &added).await).await, "ignored");
+        assert_eq!(
+            status_of(app.post_systeme_event(event, id, &added).await).await,
+            "ignored"
+        );
     }
     let row = |app: &SpawnedApp| -> (i64, String) {
         app.db()
@@ -233,13 +279,21 @@ async fn an_event_name_that_contradicts_its_signed_body_applies_nothing() {
     assert!(!tags.contains(&tag), "{tags}");
     // Under its own name it applies.
     assert_eq!(
-        status_of(app.post_systeme_event("CONTACT_TAG_ADDED", "r-3", &added).await).await,
+        status_of(
+            app.post_systeme_event("CONTACT_TAG_ADDED", "r-3", &added)
+                .await
+        )
+        .await,
         "applied"
     );
     // A removal body sent as an addition keeps the tag.
     let removed = tag_body(email, &tag, false);
     assert_eq!(
-        status_of(app.post_systeme_event("CONTACT_TAG_ADDED", "r-4", &removed).await).await,
+        status_of(
+            app.post_systeme_event("CONTACT_TAG_ADDED", "r-4", &removed)
+                .await
+        )
+        .await,
         "ignored"
     );
     assert!(row(&app).1.contains(&tag));
@@ -269,7 +323,11 @@ async fn a_tenants_tags_past_its_budget_are_stored_but_kept_back_from_systeme() 
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(kept.len(), 2, "{lead}");
-    assert_eq!(lead["tags"].as_array().unwrap().len(), 6, "stored whole: {lead}");
+    assert_eq!(
+        lead["tags"].as_array().unwrap().len(),
+        6,
+        "stored whole: {lead}"
+    );
     let made: Vec<String> = app
         .systeme
         .tag_names()
@@ -321,14 +379,18 @@ async fn one_tenants_burst_waits_for_its_next_minute_while_others_still_sync() {
     assert!(waiting >= 2, "{statuses:?}");
     capture(&app, &calm, "calm@example.com").await;
     assert_eq!(
-        app.lead_row(&calm.id, "calm@example.com").unwrap().sync_status,
+        app.lead_row(&calm.id, "calm@example.com")
+            .unwrap()
+            .sync_status,
         "synced"
     );
     // The batch defers the spent tenant too, without counting a failed attempt.
     let report = app.run_sync("?ignore_backoff=true").await;
     assert!(report["deferred"].as_u64().unwrap() >= 1, "{report}");
     for n in 1..4 {
-        let row = app.lead_row(&busy.id, &format!("burst{n}@example.com")).unwrap();
+        let row = app
+            .lead_row(&busy.id, &format!("burst{n}@example.com"))
+            .unwrap();
         assert_eq!(row.sync_attempts, 0, "{n}: {}", row.sync_status);
     }
 }
@@ -353,13 +415,19 @@ async fn held_leads_past_their_budget_are_refused_and_nothing_is_stored() {
         );
     }
     let refused = app
-        .post_lead(&t.capture_token, &json!({"email": "one-too-many@example.com"}))
+        .post_lead(
+            &t.capture_token,
+            &json!({"email": "one-too-many@example.com"}),
+        )
         .await;
     assert_problem(refused, 403, "quota_exceeded").await;
     assert!(app.lead_row(&t.id, "one-too-many@example.com").is_none());
     // A lead already stored may still be updated.
     let repeat = app
-        .post_lead(&t.capture_token, &json!({"email": "held0@example.com", "name": "Ana"}))
+        .post_lead(
+            &t.capture_token,
+            &json!({"email": "held0@example.com", "name": "Ana"}),
+        )
         .await;
     assert_eq!(repeat.status(), 200);
 }
@@ -371,7 +439,10 @@ async fn reposting_a_pending_or_failed_lead_waits_out_its_backoff() {
     app.systeme.set_mode(Mode::Fail(503));
     capture(&app, &t, "retry@example.com").await;
     let row = app.lead_row(&t.id, "retry@example.com").unwrap();
-    assert_eq!((row.sync_status.as_str(), row.sync_attempts), ("pending", 1));
+    assert_eq!(
+        (row.sync_status.as_str(), row.sync_attempts),
+        ("pending", 1)
+    );
     app.systeme.set_mode(Mode::Normal);
     app.systeme.clear_calls();
     for _ in 0..3 {
@@ -395,7 +466,9 @@ async fn reposting_a_pending_or_failed_lead_waits_out_its_backoff() {
     assert_eq!(resp.status(), 200);
     assert!(app.systeme.calls().is_empty());
     assert_eq!(
-        app.lead_row(&t.id, "retry@example.com").unwrap().sync_status,
+        app.lead_row(&t.id, "retry@example.com")
+            .unwrap()
+            .sync_status,
         "pending"
     );
 }
@@ -424,16 +497,25 @@ async fn behind_a_trusted_proxy_each_visitor_has_its_own_allowance() {
     .await;
     let t = app.create_tenant("Proxied Ib").await;
     for n in 0..3 {
-        assert_eq!(post_via_proxy(&app, &t, &format!("a{n}@example.com"), "198.51.100.1").await, 201);
+        assert_eq!(
+            post_via_proxy(&app, &t, &format!("a{n}@example.com"), "198.51.100.1").await,
+            201
+        );
     }
-    assert_eq!(post_via_proxy(&app, &t, "a3@example.com", "198.51.100.1").await, 429);
+    assert_eq!(
+        post_via_proxy(&app, &t, "a3@example.com", "198.51.100.1").await,
+        429
+    );
     // A forged left-hand entry does not buy a fresh allowance: the proxy saw 198.51.100.1.
     assert_eq!(
         post_via_proxy(&app, &t, "a4@example.com", "6.6.6.6, 198.51.100.1").await,
         429
     );
     // Another visitor behind the same proxy is not blocked.
-    assert_eq!(post_via_proxy(&app, &t, "b0@example.com", "198.51.100.2").await, 201);
+    assert_eq!(
+        post_via_proxy(&app, &t, "b0@example.com", "198.51.100.2").await,
+        201
+    );
 }
 
 #[tokio::test]
@@ -447,7 +529,10 @@ async fn ipv6_visitors_share_one_allowance_per_slash_64() {
     let t = app.create_tenant("Six Ib").await;
     for n in 1..=3 {
         let addr = format!("2001:db8:1:2::{n}");
-        assert_eq!(post_via_proxy(&app, &t, &format!("v{n}@example.com"), &addr).await, 201);
+        assert_eq!(
+            post_via_proxy(&app, &t, &format!("v{n}@example.com"), &addr).await,
+            201
+        );
     }
     // Another address of the same /64 is the same subscriber.
     assert_eq!(
@@ -468,9 +553,18 @@ async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
     })
     .await;
     let t = app.create_tenant("Direct Ib").await;
-    assert_eq!(post_via_proxy(&app, &t, "d1@example.com", "198.51.100.1").await, 201);
-    assert_eq!(post_via_proxy(&app, &t, "d2@example.com", "198.51.100.2").await, 201);
-    assert_eq!(post_via_proxy(&app, &t, "d3@example.com", "198.51.100.3").await, 429);
+    assert_eq!(
+        post_via_proxy(&app, &t, "d1@example.com", "198.51.100.1").await,
+        201
+    );
+    assert_eq!(
+        post_via_proxy(&app, &t, "d2@example.com", "198.51.100.2").await,
+        201
+    );
+    assert_eq!(
+        post_via_proxy(&app, &t, "d3@example.com", "198.51.100.3").await,
+        429
+    );
 }
 
 #[tokio::test]
@@ -515,7 +609,11 @@ async fn a_lead_made_from_a_callback_follows_the_form_rules_field_by_field() {
     }})
     .to_string();
     assert_eq!(
-        status_of(app.post_systeme_event("CONTACT_CREATED", "m-1", &body).await).await,
+        status_of(
+            app.post_systeme_event("CONTACT_CREATED", "m-1", &body)
+                .await
+        )
+        .await,
         "applied"
     );
     let row = app.lead_row(&t.id, "made-in-systeme@example.com").unwrap();
@@ -524,7 +622,9 @@ async fn a_lead_made_from_a_callback_follows_the_form_rules_field_by_field() {
     assert_eq!(row.utm_source, None);
     let phone: Option<String> = app
         .db()
-        .query_row("SELECT phone FROM leads WHERE id = ?", [&row.id], |r| r.get(0))
+        .query_row("SELECT phone FROM leads WHERE id = ?", [&row.id], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(phone.as_deref(), Some("+351 912 345 678"));
     // A contact whose email breaks the form's rule is no lead at all.

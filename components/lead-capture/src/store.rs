@@ -177,7 +177,11 @@ impl LeadStore {
         let limits = self.tenant.limits;
         let plan_limit = i64::try_from(limits.leads).unwrap_or(i64::MAX);
         let held_limit = i64::try_from(limits.held_leads).unwrap_or(i64::MAX);
+        // The lease this request takes when it may push the lead now. A repost's is a second
+        // longer than a new lead's, so a lead still inside the lease of the request that stored
+        // it this same second is never taken for one this request leased.
         let lease = now + INLINE_LEASE_SECS;
+        let repost_lease = lease + 1;
         // The submitted fields, bound in this order by both statements (after `head`, before
         // `tail`): the INSERT's ?3..?16, the UPDATE's ?2..?15.
         let fields = [
@@ -233,7 +237,11 @@ impl LeadStore {
         let captured = |stored: CapturedRow, created: bool| Captured {
             created,
             id: stored.lead.id.clone(),
-            sync_now: stored.sync_status == SyncStatus::Pending && stored.next_sync_at == lease,
+            // A lead inside a backoff has failed at least once; one this request leased has no
+            // failed attempt (a repost after the backoff starts the count again).
+            sync_now: stored.sync_status == SyncStatus::Pending
+                && stored.lead.attempts == 0
+                && stored.next_sync_at == if created { lease } else { repost_lease },
             target: SyncTarget::new(&self.tenant, stored.lead),
         };
         if let Some(stored) = insert()? {
@@ -262,7 +270,10 @@ impl LeadStore {
                         WHERE value NOT IN (SELECT value FROM json_each(leads.tags))
                         ORDER BY later, value LIMIT CAST(?19 AS INTEGER)) ORDER BY value)),
                     sync_status = CASE WHEN sync_status IN ('synced', 'failed') THEN 'pending' ELSE sync_status END,
-                    sync_attempts = CASE WHEN sync_status IN ('synced', 'failed') THEN 0 ELSE sync_attempts END,
+                    sync_attempts = CASE WHEN sync_status = 'synced' THEN 0
+                        WHEN sync_status = 'failed'
+                            AND next_sync_at <= CAST(strftime('%s', ?17) AS INTEGER) THEN 0
+                        ELSE sync_attempts END,
                     next_sync_at = CASE WHEN sync_status = 'held' THEN next_sync_at
                         WHEN sync_status IN ('pending', 'failed')
                             AND next_sync_at > CAST(strftime('%s', ?17) AS INTEGER) THEN next_sync_at
@@ -279,7 +290,7 @@ impl LeadStore {
             &params(
                 &[],
                 &[
-                    Value::Integer(lease),
+                    Value::Integer(repost_lease),
                     Value::Text(stamp.clone()),
                     Value::Text(client.to_string()),
                     Value::Integer(i64::try_from(MAX_LEAD_TAGS).unwrap_or(i64::MAX)),

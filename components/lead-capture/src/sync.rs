@@ -107,7 +107,7 @@ pub struct LeadSync {
     /// The tags the last successful sync gave the contact: only the others are assigned.
     synced_tags: Vec<Tag>,
     contact_id: Option<i64>,
-    attempts: u32,
+    pub(crate) attempts: u32,
 }
 
 impl FromRow for LeadSync {
