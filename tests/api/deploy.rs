@@ -260,8 +260,15 @@ fn secret_entries(secret: &Yaml) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     if let Some(data) = secret["data"].as_hash() {
         for (k, v) in data {
+            // A long value may be written over several lines.
+            let b64: String = v
+                .as_str()
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
             let bytes = base64::engine::general_purpose::STANDARD
-                .decode(v.as_str().unwrap_or_default())
+                .decode(b64)
                 .unwrap();
             out.insert(
                 k.as_str().unwrap().to_string(),
@@ -624,7 +631,7 @@ fn every_example_secret_is_one_the_app_refuses() {
         api_tests::ADMIN_TOKEN_SECRET,
         api_tests::SIGNUP_SECRET,
         api_tests::SYSTEME_WEBHOOK_SECRET,
-        &run_script_secret(),
+        run_script_secret().as_str(),
     ] {
         assert!(domain::secret::refuse_published("test", value).is_ok());
     }
@@ -1186,7 +1193,8 @@ async fn the_sync_job_reports_the_token_lifetime_and_fails_loudly_under_seven_da
         "the batch ran and reported: {stdout}"
     );
     assert!(
-        stderr.contains("the admin token expires in 2 days"),
+        stderr.contains("the admin token expires in 2 days")
+            || stderr.contains("the admin token expires in 3 days"),
         "a loud message: {stderr}"
     );
 

@@ -158,7 +158,7 @@ async fn serves_everything(who: &str, app: &TestApp, tenant: &api_tests::TestTen
         "{who}: repeat"
     );
     // Signup.
-    app.create_tenant(&format!("{who} signup {round}")).await;
+    app.create_tenant(&format!("{who}-signup-{round}")).await;
     // A Systeme.io callback on a lead.
     let tag = format!("{}hot", tenant.tag_prefix);
     let body = json!({
@@ -182,13 +182,17 @@ async fn serves_everything(who: &str, app: &TestApp, tenant: &api_tests::TestTen
         let detail = dashboard(app, &token, &format!("/v1/dashboard/leads/{id}")).await;
         let timeline = detail["timeline"]
             .as_array()
-            .or_else(|| detail["events"].as_array())
             .unwrap_or_else(|| panic!("{who}: the lead's timeline: {detail}"));
-        assert!(
-            !timeline.is_empty(),
-            "{who}: lead {} has its first timeline entry: {detail}",
-            lead["email"]
-        );
+        // Migration 0013 moved each lead's first entry out of `lead_events` into the lead's row,
+        // where only this release reads it; the previous release answers every timeline, but
+        // without that entry (docs/upgrading.md).
+        if who == "current" {
+            assert!(
+                !timeline.is_empty(),
+                "{who}: lead {} has its first timeline entry: {detail}",
+                lead["email"]
+            );
+        }
     }
     // The operator's batch.
     let resp = app
