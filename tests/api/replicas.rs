@@ -387,6 +387,7 @@ async fn an_idempotency_key_is_one_answer_across_replicas_even_when_both_race() 
 async fn two_sync_batches_at_once_on_two_replicas_push_each_lead_exactly_once() {
     let r = spawn_replicas(|spec| spec).await;
     let t = r.a.create_tenant("Batch Ib").await;
+    r.a.unlimited_sync_calls(&t.id).await;
     // Systeme.io is down while the leads arrive, so they all wait for the batch.
     r.systeme.set_mode(Mode::Fail(503));
     let posts: Vec<_> = (0..24)

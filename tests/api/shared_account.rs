@@ -59,19 +59,6 @@ async fn capture(app: &SpawnedApp, t: &TestTenant, email: &str) -> String {
     json_body(resp).await["id"].as_str().unwrap().to_string()
 }
 
-async fn set_budgets(app: &SpawnedApp, tenant: &str, budgets: Value) -> Value {
-    let resp = app
-        .client
-        .patch(app.url(&format!("/v1/admin/tenants/{tenant}")))
-        .bearer_auth(admin_token())
-        .json(&json!({ "budgets": budgets }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    json_body(resp).await
-}
-
 #[tokio::test]
 async fn an_order_is_one_sale_forever_and_its_cancellation_is_final() {
     let app = spawn_app().await;
@@ -304,7 +291,7 @@ async fn an_event_name_that_contradicts_its_signed_body_applies_nothing() {
 async fn a_tenants_tags_past_its_budget_are_stored_but_kept_back_from_systeme() {
     let app = spawn_app().await;
     let t = app.create_tenant("Tagger Ib").await;
-    let view = set_budgets(&app, &t.id, json!({"tags": 3})).await;
+    let view = app.set_budgets(&t.id, json!({"tags": 3})).await;
     assert_eq!(view["limits"]["tags"], 3);
     let resp = app
         .post_lead(
@@ -361,7 +348,8 @@ async fn one_tenants_burst_waits_for_its_next_minute_while_others_still_sync() {
     let app = spawn_app().await;
     let busy = app.create_tenant("Burst Ib").await;
     let calm = app.create_tenant("Calm Ib").await;
-    set_budgets(&app, &busy.id, json!({"sync_calls_per_minute": 5})).await;
+    app.set_budgets(&busy.id, json!({"sync_calls_per_minute": 5}))
+        .await;
     for n in 0..4 {
         capture(&app, &busy, &format!("burst{n}@example.com")).await;
     }
@@ -400,7 +388,7 @@ async fn held_leads_past_their_budget_are_refused_and_nothing_is_stored() {
     let app = spawn_app().await;
     let t = app.create_tenant("Full Ib").await;
     capture(&app, &t, "kept@example.com").await;
-    set_budgets(&app, &t.id, json!({"held_leads": 2})).await;
+    app.set_budgets(&t.id, json!({"held_leads": 2})).await;
     // The plan's quota is spent (1,000 leads captured).
     app.db_rw()
         .execute("UPDATE tenants SET lead_count = 1000 WHERE id = ?", [&t.id])

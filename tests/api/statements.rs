@@ -32,11 +32,15 @@ async fn no_statement_is_compiled_twice_on_any_route() {
         assert_eq!(resp.status(), expected);
     }
     // A callback on a known lead, and one creating a lead from a Systeme.io contact.
-    for (id, email) in [("st-1", "s1@example.com"), ("st-2", "new@example.com")] {
+    for (id, contact, email) in [
+        ("st-1", 77, "s1@example.com"),
+        ("st-2", 78, "new@example.com"),
+    ] {
         let tag = format!("{}email-opened", t.tag_prefix);
-        let body = json!({"contact": {"id": 77, "email": email, "tags": [{"id": 1, "name": tag}]},
+        let body =
+            json!({"contact": {"id": contact, "email": email, "tags": [{"id": 1, "name": tag}]},
                           "tag": {"id": 1, "name": tag}})
-        .to_string();
+            .to_string();
         let resp = app.post_systeme_event("CONTACT_TAG_ADDED", id, &body).await;
         assert_eq!(json_body(resp).await["status"], "applied", "{id}");
     }

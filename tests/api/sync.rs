@@ -325,6 +325,9 @@ async fn five_hundred_leads_across_three_tenants_survive_a_flaky_systeme() {
         app.create_tenant("Flaky B").await,
         app.create_tenant("Flaky C").await,
     ];
+    for t in &tenants {
+        app.unlimited_sync_calls(&t.id).await;
+    }
     let forms = ["demo-request", "webinar", "ebook"];
     let leads: Vec<(usize, String, usize)> = (0..500)
         .map(|i| (i % 3, format!("trader{i}@example.com"), i % forms.len()))

@@ -29,7 +29,10 @@ async fn signup_creates_a_tenant_with_its_prefix_plan_limits_and_capture_token()
     assert_eq!(body["name"], "Acme IB");
     assert_eq!(body["email"], "boss@acme.example");
     assert_eq!(body["plan"], "starter");
-    assert_eq!(body["limits"], json!({ "leads": 1000 }));
+    assert_eq!(
+        body["limits"],
+        json!({ "leads": 1000, "held_leads": 1000, "tags": 100, "sync_calls_per_minute": 60 })
+    );
     assert_eq!(body["status"], "active");
     let prefix = body["tag_prefix"].as_str().unwrap();
     assert!(domain::tenant::TagPrefix::parse(prefix).is_ok(), "{prefix}");

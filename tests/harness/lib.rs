@@ -590,6 +590,35 @@ impl TestApp {
         }
     }
 
+    /// Sets a tenant's budgets on the shared Systeme.io account (`PATCH /v1/admin/tenants/:id`
+    /// with `budgets`) and returns the operator's view of it.
+    pub async fn set_budgets(
+        &self,
+        tenant_id: &str,
+        budgets: serde_json::Value,
+    ) -> serde_json::Value {
+        let resp = self
+            .client
+            .patch(self.url(&format!("/v1/admin/tenants/{tenant_id}")))
+            .bearer_auth(admin_token())
+            .json(&serde_json::json!({ "budgets": budgets }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "setting budgets");
+        json_body(resp).await
+    }
+
+    /// Lifts a tenant's Systeme.io call budget, for tests that sync many leads of one tenant
+    /// at once and test something else.
+    pub async fn unlimited_sync_calls(&self, tenant_id: &str) {
+        self.set_budgets(
+            tenant_id,
+            serde_json::json!({ "sync_calls_per_minute": 1_000_000 }),
+        )
+        .await;
+    }
+
     /// The operator's view of one tenant (admin list).
     pub async fn admin_view(&self, tenant_id: &str) -> Option<serde_json::Value> {
         let resp = self
