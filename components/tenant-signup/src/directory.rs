@@ -183,7 +183,9 @@ impl AdminDirectory {
         let now = now_rfc3339()?;
         let replace = |given: bool| Value::Integer(i64::from(given));
         let budget = |n: Option<u64>| {
-            n.map_or(Value::Null, |n| Value::Integer(i64::try_from(n).unwrap_or(i64::MAX)))
+            n.map_or(Value::Null, |n| {
+                Value::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+            })
         };
         let funnels = patch
             .funnel_ids
@@ -200,8 +202,12 @@ impl AdminDirectory {
                     budget_sync_calls = IIF(?, ?, budget_sync_calls),
                     updated_at = ? WHERE id = ?",
                 &[
-                    patch.plan.map_or(Value::Null, |p| Value::Text(p.as_str().into())),
-                    patch.status.map_or(Value::Null, |s| Value::Text(s.as_str().into())),
+                    patch
+                        .plan
+                        .map_or(Value::Null, |p| Value::Text(p.as_str().into())),
+                    patch
+                        .status
+                        .map_or(Value::Null, |s| Value::Text(s.as_str().into())),
                     funnels.map_or(Value::Null, Value::Text),
                     replace(patch.budgets.is_some()),
                     budget(patch.budgets.and_then(|b| b.held_leads)),

@@ -60,7 +60,10 @@ pub fn update_tenant(req: &Request, id: &str) -> Result<Response, ApiError> {
             .map_err(|e| unprocessable(e.to_string()))?,
         budgets: body.budgets,
     };
-    if patch.budgets.is_some_and(|b| b.sync_calls_per_minute == Some(0)) {
+    if patch
+        .budgets
+        .is_some_and(|b| b.sync_calls_per_minute == Some(0))
+    {
         return Err(unprocessable(
             "budgets: sync_calls_per_minute must be at least 1",
         ));
