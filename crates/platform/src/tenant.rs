@@ -16,7 +16,7 @@
 use anyhow::{Context, Result};
 use domain::funnel::TagRules;
 use domain::settings::{Settings, ThankYouUrl};
-use domain::tenant::{Plan, TagPrefix, TenantId, TenantStatus};
+use domain::tenant::{BudgetOverrides, Limits, Plan, TagPrefix, TenantId, TenantStatus};
 use serde::{Deserialize, Serialize};
 use spin_sdk::sqlite::Value;
 
@@ -38,6 +38,8 @@ pub struct Tenant {
     /// Origins, thank-you URL and tag-rule overrides; cached with the tenant so capture and
     /// callbacks read them at no extra storage call.
     pub settings: Settings,
+    /// The plan's limits with the operator's budget overrides applied.
+    pub limits: Limits,
 }
 
 /// How long a cached tenant record is trusted before the gate reads SQLite again. Every change
@@ -55,6 +57,8 @@ struct CachedTenant {
     capture_gen: i64,
     #[serde(default)]
     settings: Settings,
+    /// Required: an entry written without it does not parse, so it is read from SQLite again.
+    limits: Limits,
     /// The row's `version` when it was read; 0 in entries written before versions existed.
     #[serde(default)]
     version: i64,
@@ -103,6 +107,7 @@ impl Tenant {
                 status: c.status,
                 capture_gen: c.capture_gen,
                 settings: c.settings,
+                limits: c.limits,
             },
             stamp,
         ))
@@ -116,6 +121,7 @@ impl Tenant {
             status: self.status,
             capture_gen: self.capture_gen,
             settings: self.settings.clone(),
+            limits: self.limits,
             version: stamp.version,
             expires_at: stamp.expires_at,
         })?)
@@ -128,15 +134,17 @@ impl Tenant {
 }
 
 /// The `tenants` columns a [`Tenant`] is read from.
-pub const TENANT_COLUMNS: &str = "id, tag_prefix, plan, status, capture_gen, allowed_origins, thank_you_url, tag_rules, funnel_ids";
+pub const TENANT_COLUMNS: &str = "id, tag_prefix, plan, status, capture_gen, allowed_origins, thank_you_url, tag_rules, funnel_ids, budget_held_leads, budget_tags, budget_sync_calls";
 
 /// Reads the [`TENANT_COLUMNS`] of a `tenants` row.
 impl FromRow for Tenant {
     fn from_row(row: &Row<'_>) -> Result<Self> {
+        let plan = row.parsed("plan", Plan::parse)?;
         Ok(Self {
             id: row.parsed("id", TenantId::parse)?,
             tag_prefix: row.parsed("tag_prefix", TagPrefix::parse)?,
-            plan: row.parsed("plan", Plan::parse)?,
+            limits: limits_of(plan, row),
+            plan,
             status: row.parsed("status", TenantStatus::parse)?,
             capture_gen: row.int("capture_gen")?,
             settings: Settings {
@@ -154,6 +162,17 @@ impl FromRow for Tenant {
             },
         })
     }
+}
+
+/// A tenant's limits: its `plan`'s, with the overrides in the row's `budget_held_leads`,
+/// `budget_tags` and `budget_sync_calls` columns (NULL: the plan's default).
+pub fn limits_of(plan: Plan, row: &Row<'_>) -> Limits {
+    let budget = |column: &str| row.opt_int(column).and_then(|n| u64::try_from(n).ok());
+    plan.limits().with(BudgetOverrides {
+        held_leads: budget("budget_held_leads"),
+        tags: budget("budget_tags"),
+        sync_calls_per_minute: budget("budget_sync_calls"),
+    })
 }
 
 /// The capture token of generation `generation` for tenant `id`.
@@ -383,6 +402,7 @@ mod tests {
             status: TenantStatus::Suspended,
             capture_gen: 3,
             settings: Settings::default(),
+            limits: Plan::Starter.limits(),
         }
     }
 
