@@ -182,12 +182,12 @@ impl FromRow for SaleLead {
 }
 
 /// A sale belongs to one tenant at most (migration 0010; README "Threat model"):
-/// - the tenant that registered the sale's funnel (`funnel_ids` in its settings), on its lead
+/// - the tenant the operator assigned the sale's funnel to (its `funnel_ids`), on its lead
 ///   for the buyer;
 /// - else the only tenant holding the buyer (by Systeme.io contact id, else email).
 ///
 /// Anything else (the funnel's tenant has no lead for the buyer, or several tenants hold the
-/// buyer and none registered the funnel) is recorded in `unattributed_sales` for the operator
+/// buyer and none was assigned the funnel) is recorded in `unattributed_sales` for the operator
 /// and counted for no tenant: capturing a buyer's email must not reveal or claim a sale.
 ///
 /// There is no index on email alone (migration 0013: every capture paid a page for it), so the
@@ -244,7 +244,7 @@ fn sale_shares(db: &Db, sale: &Sale, callback: &Received<'_>) -> Result<Vec<Shar
                 sale,
                 callback,
                 tenants.len(),
-                "several tenants hold this buyer and none registered the funnel",
+                "several tenants hold this buyer and none was assigned the funnel",
             )?;
             return Ok(Vec::new());
         }
