@@ -4,7 +4,8 @@
 //! keyed by (store label, key) behind one shared connection; the default database is
 //! `<state-dir>/sqlite_db.db`, and every `open` is its own connection with Spin's pragmas.
 //! A key-value label the runtime config maps to `type = "redis"` lives in Redis instead
-//! ([`crate::kv_redis`]). Injected faults ([`crate::faults`]) hit every backend alike.
+//! ([`crate::kv_redis`]). Injected faults ([`crate::faults`]) hit every backend alike; their
+//! waits happen outside every host lock, so they model round trips to a remote database.
 
 use anyhow::{Context, Result, bail};
 use rusqlite::fallible_iterator::FallibleIterator;
@@ -158,6 +159,7 @@ impl SqliteBackend {
     pub fn open(&self, label: &str) -> Result<rusqlite::Connection, sqlite::Error> {
         let path = self.paths.get(label).ok_or(sqlite::Error::NoSuchDatabase)?;
         let conn = tokio::task::block_in_place(|| -> rusqlite::Result<_> {
+            crate::faults::sqlite_open();
             let conn = rusqlite::Connection::open(path)?;
             conn.busy_timeout(Duration::from_millis(5000))?;
             // `foreign_keys` is already 1, as under Spin: rusqlite's bundled SQLite (Spin's
