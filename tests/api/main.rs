@@ -23,7 +23,6 @@ mod statements;
 mod stopping;
 mod shared_account;
 mod sync;
-mod tenant_cache;
 mod tenants;
 mod tokens;
 mod trust;

@@ -1,9 +1,10 @@
-//! Several replicas on shared backends: two app processes on one `redis-server`
-//! (`[key_value_store.default] type = "redis"`) and one SQLite file
+//! Several replicas on one shared database: two app processes on one SQLite file
 //! (`[sqlite_database.default] type = "spin"`, one `path`), as SpinKube runs `replicas > 1`.
 //! Whatever one replica writes, the other sees on its next request: rate limit, idempotency,
-//! quota, suspension, key rotation, settings (the tenant cache), stats, and the sync batch.
-//! Redis going away answers `503` and comes back without a restart.
+//! quota, suspension, key rotation, settings, stats, and the sync batch. The runtime config
+//! also names a `redis-server` for key-value, as a deployment that kept an older runtime config
+//! would: the app opens no key-value store, so Redis going away changes no answer (on the
+//! local host, as under Spin, a call to an unreachable Redis waits until it is back).
 //!
 //! `redis-server` is Debian's package (`./scripts/test` installs it when missing; `REDIS_SERVER`
 //! may name another binary). Each test starts its own on a free port, without persistence.
@@ -109,11 +110,6 @@ impl Redis {
         let text = String::from_utf8_lossy(&reply[..n]).to_string();
         text.lines().next().map(str::to_string)
     }
-
-    /// Whether `key` exists, exactly as written (no label prefix).
-    fn exists(&self, key: &str) -> bool {
-        self.command(&["EXISTS", key]).as_deref() == Some(":1")
-    }
 }
 
 impl Drop for Redis {
@@ -187,8 +183,8 @@ async fn set_status(app: &TestApp, tenant: &str, status: &str) {
 async fn the_rate_limit_quota_and_stats_hold_across_replicas() {
     let r = spawn_replicas(|spec| spec.with_env("SPIN_VARIABLE_CAPTURE_RATE_LIMIT", "4")).await;
     let t = r.a.create_tenant("Replica Ib").await;
-    // The tenant record is cached in Redis, under the app's own key, with no label prefix.
-    assert!(r.redis.exists(&format!("t:{}:record", t.id)));
+    // The app keeps nothing in key-value: the Redis the runtime config names stays empty.
+    assert_eq!(r.redis.command(&["DBSIZE"]).as_deref(), Some(":0"));
 
     // One client, four posts spread over both replicas: the fifth is refused on either.
     for (i, app) in [&r.a, &r.b, &r.a, &r.b].into_iter().enumerate() {
@@ -468,7 +464,7 @@ async fn two_sync_batches_at_once_on_two_replicas_push_each_lead_exactly_once() 
 
 // Multi-threaded: stopping and starting redis-server blocks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_going_away_answers_503_loses_no_acknowledged_lead_and_recovers_without_restart() {
+async fn with_redis_gone_captures_callbacks_and_the_dashboard_answer_as_usual() {
     let mut r = spawn_replicas(|spec| spec).await;
     let t = r.a.create_tenant("Outage Ib").await;
     assert_eq!(
@@ -477,8 +473,8 @@ async fn redis_going_away_answers_503_loses_no_acknowledged_lead_and_recovers_wi
             .status(),
         201
     );
-
     tokio::task::block_in_place(|| r.redis.kill());
+    let started = Instant::now();
     let emails: Vec<String> = (0..6).map(|i| format!("during{i}@example.com")).collect();
     let bodies: Vec<Value> = emails
         .iter()
@@ -488,50 +484,34 @@ async fn redis_going_away_answers_503_loses_no_acknowledged_lead_and_recovers_wi
         let app = if i % 2 == 0 { &r.a } else { &r.b };
         app.post_lead(&t.capture_token, body)
     });
-    let answers = futures::future::join_all(posts).await;
-    let mut acknowledged = Vec::new();
-    let mut refused = Vec::new();
-    for (resp, email) in answers.into_iter().zip(emails) {
-        match resp.status().as_u16() {
-            200 | 201 => acknowledged.push(email),
-            503 => {
-                assert_eq!(resp.headers()["retry-after"], "2");
-                assert_problem(resp, 503, "storage_unavailable").await;
-                refused.push(email);
-            }
-            other => panic!("unexpected {other}: {}", resp.text().await.unwrap()),
-        }
-    }
-    assert!(
-        !refused.is_empty(),
-        "a capture needs key-value: Redis being down must show"
-    );
-    for email in &acknowledged {
+    for (resp, email) in futures::future::join_all(posts)
+        .await
+        .into_iter()
+        .zip(&emails)
+    {
+        assert_eq!(resp.status(), 201, "{email}");
         assert!(r.a.lead_row(&t.id, email).is_some(), "{email} got a 2xx");
     }
-    let health = r.a.client.get(r.a.url("/v1/health")).send().await.unwrap();
-    assert_eq!(health.status(), 503, "health reports the outage");
-
-    // Back on the same port (empty, as after a crash without persistence): both replicas
-    // recover on their own.
-    tokio::task::block_in_place(|| r.redis.restart());
-    for app in [&r.a, &r.b] {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let resp = app.client.get(app.url("/v1/health")).send().await.unwrap();
-            if resp.status() == 200 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "no recovery: {}", app.stderr());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    for (i, email) in refused.iter().enumerate() {
-        let app = if i % 2 == 0 { &r.b } else { &r.a };
-        let resp = app
-            .post_lead(&t.capture_token, &json!({ "email": email }))
+    let tag = format!("{}email-opened", t.tag_prefix);
+    let body = json!({"contact": {"email": "before@example.com", "tags": [{"id": 1, "name": tag}]},
+                      "tag": {"id": 1, "name": tag}})
+    .to_string();
+    let callback =
+        r.b.post_systeme_event("CONTACT_TAG_ADDED", "outage-1", &body)
             .await;
-        assert_eq!(resp.status(), 201, "{email} retried after the outage");
+    assert_eq!(json_body(callback).await["status"], "applied");
+    let stats = get_json(&r.a, "/v1/dashboard/stats", &t.dashboard_token()).await;
+    assert_eq!(stats["leads"]["total"], 7, "{stats}");
+    for app in [&r.a, &r.b] {
+        let health = app.client.get(app.url("/v1/health")).send().await.unwrap();
+        assert_eq!(health.status(), 200, "readiness does not depend on Redis");
     }
+    // Nothing waited on Redis: every answer came within the usual latency of this suite.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    tokio::task::block_in_place(|| r.redis.restart());
     assert_eq!(r.a.lead_count(&t.id), 7);
 }

@@ -1,5 +1,6 @@
 //! `GET /v1/health`: proves every required secret is acceptable (`503 insecure_secret`
-//! otherwise), then that SQLite (migrated to the current schema) and key-value both answer.
+//! otherwise), then that SQLite answers, migrated to the current schema. The app keeps no state
+//! in key-value, so readiness depends on no key-value backend.
 
 use platform::ApiError;
 use serde::Serialize;

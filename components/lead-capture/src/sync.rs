@@ -37,7 +37,6 @@ use platform::ApiError;
 use platform::auth::AdminContext;
 use platform::clock::now_unix;
 use platform::db::{Db, FromRow, Row};
-use platform::kv::{GlobalKey, GlobalKv};
 use platform::outbound::pause;
 use platform::scope::TenantDb;
 use platform::tenant::{Tenant, limits_of};
@@ -190,10 +189,10 @@ pub struct Attempt {
     pub rate_limited: bool,
 }
 
-/// Pushes leads to Systeme.io, caching tag ids (global key-value entries and per request).
+/// Pushes leads to Systeme.io. Tag ids are recorded in SQLite (`systeme_tag_claims`) and
+/// kept per request; no key-value store is involved, so a sync never waits on one.
 pub struct Syncer {
     client: SystemeClient,
-    kv: GlobalKv,
     tag_ids: HashMap<String, i64>,
 }
 
@@ -205,7 +204,6 @@ impl Syncer {
         };
         Ok(Some(Self {
             client,
-            kv: GlobalKv::open()?,
             tag_ids: HashMap::new(),
         }))
     }
@@ -413,26 +411,24 @@ impl Syncer {
         }
     }
 
-    /// The cached id (this request, then global key-value); an empty entry is a forgotten one.
+    /// The id this request already knows.
     fn cached_tag(&self, tag: &Tag) -> Option<i64> {
-        if let Some(id) = self.tag_ids.get(tag.as_ref()) {
-            return Some(*id);
-        }
-        self.kv
-            .get(&GlobalKey::SystemeTag(tag))
-            .ok()
-            .flatten()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.parse::<i64>().ok())
+        self.tag_ids.get(tag.as_ref()).copied()
     }
 
-    fn remember_tag(&mut self, tag: &Tag, id: i64) -> i64 {
-        // A cache write failure costs a lookup next time, nothing more.
-        if let Err(e) = self
-            .kv
-            .set(&GlobalKey::SystemeTag(tag), id.to_string().as_bytes())
-        {
-            eprintln!("caching the id of tag {tag}: {e:#}");
+    /// Keeps `id` as `tag`'s for this request and records it for every later sync (the
+    /// tenant's `systeme_tag_claims` row). A failed write costs a lookup next time, nothing
+    /// more.
+    fn remember_tag(&mut self, db: &TenantDb, tag: &Tag, id: i64) -> i64 {
+        if let Err(e) = db.execute(
+            tenant_sql!(
+                "INSERT INTO systeme_tag_claims (tenant_id, tag, tag_id, claimed_until)
+                 VALUES (?1, ?2, ?3, 0)
+                 ON CONFLICT (tenant_id, tag) DO UPDATE SET tag_id = excluded.tag_id"
+            ),
+            &[Value::Text(tag.to_string()), Value::Integer(id)],
+        ) {
+            eprintln!("recording the id of tag {tag}: {e:#}");
         }
         self.tag_ids.insert(tag.to_string(), id);
         id
@@ -442,9 +438,6 @@ impl Syncer {
     fn forget_tag(&mut self, db: &TenantDb, tag: &Tag, stale: i64) {
         eprintln!("systeme tag {tag} (id {stale}) no longer exists; finding or creating it again");
         self.tag_ids.remove(tag.as_ref());
-        if let Err(e) = self.kv.set(&GlobalKey::SystemeTag(tag), b"") {
-            eprintln!("forgetting the id of tag {tag}: {e:#}");
-        }
         if let Err(e) = db.execute(
             tenant_sql!(
                 "UPDATE systeme_tag_claims SET tag_id = NULL
@@ -456,14 +449,18 @@ impl Syncer {
         }
     }
 
-    /// The tag's id: cached, found in Systeme.io, or created by exactly one sync at a time.
+    /// The tag's id: known to this request, recorded by an earlier sync, found in Systeme.io,
+    /// or created by exactly one sync at a time.
     fn tag_id(&mut self, db: &TenantDb, tag: &Tag) -> Result<i64, PushError> {
         if let Some(id) = self.cached_tag(tag) {
+            return Ok(id);
+        }
+        if let Some(id) = recorded_tag(db, tag)? {
             self.tag_ids.insert(tag.to_string(), id);
             return Ok(id);
         }
         if let Some(id) = self.client.find_tag(tag.as_ref())? {
-            return Ok(self.remember_tag(tag, id));
+            return Ok(self.remember_tag(db, tag, id));
         }
         let mut waited = Duration::ZERO;
         loop {
@@ -475,7 +472,10 @@ impl Syncer {
                     None => self.create_tag(tag),
                 };
                 release_tag(db, tag, made.as_ref().ok().copied());
-                return made.map(|id| self.remember_tag(tag, id));
+                return made.map(|id| {
+                    self.tag_ids.insert(tag.to_string(), id);
+                    id
+                });
             }
             if waited >= TAG_WAIT {
                 return Err(PushError::TagBusy(tag.to_string()));
@@ -483,7 +483,8 @@ impl Syncer {
             pause(TAG_POLL);
             waited += TAG_POLL;
             if let Some(id) = recorded_tag(db, tag)? {
-                return Ok(self.remember_tag(tag, id));
+                self.tag_ids.insert(tag.to_string(), id);
+                return Ok(id);
             }
         }
     }

@@ -131,7 +131,7 @@ fn shares(db: &Db, event: &SystemeEvent, received: &Received<'_>) -> Result<Vec<
             // (indexed by order id), so a copy of the sale is a duplicate there and a
             // cancellation reverses it there. Otherwise the sale rules decide.
             if let Some(recorded) = order_holder(db, sale)? {
-                return Ok(load_tenant(&recorded.tenant_id, Some(db))?
+                return Ok(load_tenant(db, &recorded.tenant_id)?
                     .map(|tenant| Share {
                         tenant,
                         lead_id: Some(recorded.lead_id),
@@ -252,7 +252,7 @@ fn sale_shares(db: &Db, sale: &Sale, callback: &Received<'_>) -> Result<Vec<Shar
     let Some(holder) = chosen else {
         return Ok(Vec::new());
     };
-    Ok(load_tenant(&holder.tenant_id, Some(db))?
+    Ok(load_tenant(db, &holder.tenant_id)?
         .map(|tenant| Share {
             tenant,
             lead_id: Some(holder.lead_id.clone()),

@@ -7,7 +7,7 @@ use platform::ApiError;
 use platform::auth::{AdminContext, VerifiedSignup};
 use platform::clock::{now_rfc3339, random};
 use platform::db::{Db, FromRow, Row};
-use platform::tenant::{capture_token, limits_of, refresh_tenant};
+use platform::tenant::{capture_token, limits_of};
 use serde::Serialize;
 use spin_sdk::sqlite::Value;
 
@@ -120,8 +120,6 @@ pub fn sign_up(signup: &VerifiedSignup) -> Result<SignupOutcome, ApiError> {
             ],
         )?;
         if let Some(view) = created.into_iter().next() {
-            // SQLite is the source of truth; the gate's cache makes the hot path one read.
-            refresh_tenant(&db, &id)?;
             return Ok(SignupOutcome::Created(view));
         }
         let by_webhook = "signup_webhook_id = ?1
@@ -171,8 +169,8 @@ impl AdminDirectory {
         )?)
     }
 
-    /// Applies `patch` in one statement; `None` if no such tenant. The gate's cache is updated
-    /// before returning, so a suspension takes effect on the next request. A funnel another
+    /// Applies `patch` in one statement; `None` if no such tenant. The gate reads the row on
+    /// every request, so a suspension takes effect on the next request. A funnel another
     /// tenant holds fails the whole statement (migration 0010's `tenant_funnels` is unique per
     /// funnel) and is `409 funnel_taken`.
     pub fn update(
@@ -229,10 +227,8 @@ impl AdminDirectory {
                     cause.into()
                 }
             })?;
-        let Some(view) = find(&self.db, "id = ?", Value::Text(id.to_string()))? else {
-            return Ok(None);
-        };
-        refresh_tenant(&self.db, id)?;
-        Ok(Some(view))
+        // The gate reads this row on every request: the change holds from the next one, on
+        // every replica.
+        Ok(find(&self.db, "id = ?", Value::Text(id.to_string()))?)
     }
 }

@@ -103,7 +103,8 @@ pub fn authenticate(req: &Request, scope: Scope) -> Result<TenantContext, ApiErr
     let Some(id) = verified.tenant else {
         return Err(token_error(&TokenError::InvalidClaims("sub")));
     };
-    let tenant = load_tenant(&id, None)?
+    let db = Db::open()?;
+    let tenant = load_tenant(&db, &id)?
         .ok_or_else(|| unauthorized("tenant_unknown", "the token's tenant does not exist"))?;
     if tenant.status == TenantStatus::Suspended {
         return Err(ApiError::Forbidden {
@@ -119,7 +120,7 @@ pub fn authenticate(req: &Request, scope: Scope) -> Result<TenantContext, ApiErr
             "this capture key has been rotated; use the current one",
         ));
     }
-    Ok(TenantContext::new(tenant))
+    Ok(TenantContext::new(tenant, db))
 }
 
 /// Verifies the request's `admin` token, signed with `admin_token_secret`.

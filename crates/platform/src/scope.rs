@@ -1,10 +1,10 @@
 //! Storage as one tenant sees it: the one place isolation is enforced.
 //!
-//! [`TenantDb`] and [`TenantKv`] are built from a verified [`crate::tenant::TenantContext`]
+//! [`TenantDb`] is built from a verified [`crate::tenant::TenantContext`]
 //! (or, for the operator's batch and Systeme.io callbacks, from a [`Db`] that only their
 //! proofs hand out). They add the tenant themselves: every SQL statement binds `?1` to the
 //! tenant id, and [`TenantSql`] refuses, at compile time, SQL that does not filter on
-//! `tenant_id = ?1`; every key-value key is under `t:<tenant>:`.
+//! `tenant_id = ?1`.
 //!
 //! The compile-time check is a first line only: it reads bytes, not SQL. The proof is
 //! `tests/tenant_sql.rs`, which finds every `tenant_sql!` in the repository, parses each
@@ -12,14 +12,11 @@
 //! `DELETE` on a tenant table, in every branch and subquery, has a top-level `AND` conjunct
 //! `tenant_id = ?1`, and that every `INSERT` binds `tenant_id` to `?1`.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use domain::tenant::TenantId;
-use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{QueryResult, Value};
 
 use crate::db::{Db, FromRow, rows};
-use crate::kv::{open_store, tenant_key};
-use crate::storage_error::kv_error;
 
 /// SQL a tenant may run. Invariant: every tenant table it reads or writes is filtered by
 /// `tenant_id = ?1` (or, for an `INSERT`, gets `?1` as its `tenant_id`); [`TenantDb`] always
@@ -172,11 +169,6 @@ pub struct TenantDb {
 }
 
 impl TenantDb {
-    /// Opens the database for `tenant`; called by [`crate::tenant::TenantContext::db`].
-    pub(crate) fn open(tenant: TenantId) -> Result<Self> {
-        Ok(Self::on(&Db::open()?, tenant))
-    }
-
     /// A view of an open connection (e.g. inside a transaction) scoped to `tenant`. Only code
     /// that already holds a [`Db`] (an operator or a verified callback) can call it.
     pub fn on(db: &Db, tenant: TenantId) -> Self {
@@ -207,45 +199,6 @@ impl TenantDb {
     /// Runs `sql` like [`Self::execute`] and decodes its first row, if any.
     pub fn query_one<T: FromRow>(&self, sql: TenantSql, params: &[Value]) -> Result<Option<T>> {
         Ok(self.query(sql, params)?.into_iter().next())
-    }
-}
-
-/// The key-value store, as one tenant sees it: every key is under `t:<tenant>:`.
-pub struct TenantKv {
-    store: Store,
-    tenant: TenantId,
-}
-
-impl TenantKv {
-    pub(crate) fn open(tenant: TenantId) -> Result<Self> {
-        Ok(Self {
-            store: open_store()?,
-            tenant,
-        })
-    }
-
-    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let key = tenant_key(&self.tenant, key);
-        self.store
-            .get(&key)
-            .map_err(|e| kv_error(&e))
-            .with_context(|| format!("reading {key}"))
-    }
-
-    pub fn set(&self, key: &str, value: &[u8]) -> Result<()> {
-        let key = tenant_key(&self.tenant, key);
-        self.store
-            .set(&key, value)
-            .map_err(|e| kv_error(&e))
-            .with_context(|| format!("writing {key}"))
-    }
-
-    pub fn delete(&self, key: &str) -> Result<()> {
-        let key = tenant_key(&self.tenant, key);
-        self.store
-            .delete(&key)
-            .map_err(|e| kv_error(&e))
-            .with_context(|| format!("deleting {key}"))
     }
 }
 

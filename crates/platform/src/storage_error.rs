@@ -1,8 +1,7 @@
 //! Which storage failures are worth another try.
 //!
-//! Spin reports every SQLite failure as `Error::Io(text)` and a key-value backend failure as
-//! `Error::Other(text)`, so the kind is read from SQLite's (or libSQL's, or Redis's) own
-//! message. A transient failure is wrapped in [`Transient`] where it happens; the retry loop
+//! Spin reports every SQLite failure as `Error::Io(text)`, so the kind is read from SQLite's
+//! (or libSQL's) own message. A transient failure is wrapped in [`Transient`] where it happens; the retry loop
 //! ([`crate::retry`]) runs the unit of work again, and what still fails becomes `503
 //! storage_unavailable` ([`crate::ApiError`]) instead of a bare `500`.
 
@@ -13,8 +12,8 @@ pub enum TransientKind {
     Busy,
     /// `SQLITE_INTERRUPT`: the statement was interrupted (libSQL does this under load).
     Interrupted,
-    /// The database or key-value backend could not be reached, or its stream broke
-    /// (libSQL's Hrana streams, Redis connections), or a disk I/O error.
+    /// The database could not be reached, or its stream broke (libSQL's Hrana streams), or a
+    /// disk I/O error.
     Unreachable,
 }
 
@@ -59,20 +58,6 @@ pub(crate) fn sqlite_error(error: &spin_sdk::sqlite::Error) -> anyhow::Error {
             Some(kind) => Transient { kind, message }.into(),
             None => anyhow::anyhow!(message),
         },
-        _ => anyhow::anyhow!(message),
-    }
-}
-
-/// Wraps a key-value error: a backend failure (`Other`) is transient (Redis unreachable, a
-/// locked local store); access and configuration errors are not.
-pub(crate) fn kv_error(error: &spin_sdk::key_value::Error) -> anyhow::Error {
-    let message = format!("{error:?}");
-    match error {
-        spin_sdk::key_value::Error::Other(_) => Transient {
-            kind: TransientKind::Unreachable,
-            message,
-        }
-        .into(),
         _ => anyhow::anyhow!(message),
     }
 }
