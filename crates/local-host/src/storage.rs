@@ -46,11 +46,11 @@ impl KeyValueBackend {
         })
     }
 
-    /// What a component's `open` does beyond the access check: Spin connects a Redis store
-    /// here, so an unreachable Redis already fails the `open` with `Other`.
+    /// What a component's `open` does beyond the access check: Spin pings a Redis store
+    /// here, so an unreachable Redis already holds the `open` until it answers.
     pub fn open_store(&self, store: &str) -> Result<(), key_value::Error> {
         match self.redis.get(store) {
-            Some(redis) => redis.connect().map(drop),
+            Some(redis) => redis.open(),
             None => Ok(()),
         }
     }

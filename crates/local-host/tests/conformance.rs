@@ -289,6 +289,180 @@ async fn an_undeclared_store_is_access_denied() {
     );
 }
 
+// ---- key-value on Redis ----
+
+/// A `redis-server` on 127.0.0.1 (Debian's package: `./scripts/test` installs it when
+/// missing; `REDIS_SERVER` may name another binary), without persistence; killed on drop.
+struct Redis {
+    port: u16,
+    dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+fn redis_server() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    if let Some(bin) = std::env::var_os("REDIS_SERVER").filter(|b| !b.is_empty()) {
+        return PathBuf::from(bin);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join("redis-server"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "redis-server not found (set REDIS_SERVER): run ./scripts/test, which installs \
+                 Debian's redis-server when it is missing"
+            )
+        })
+}
+
+impl Redis {
+    fn start() -> Self {
+        let port = api_tests::free_port();
+        let dir = std::env::temp_dir().join(format!(
+            "cfe-conformance-redis-{}-{port}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut redis = Self {
+            port,
+            dir,
+            child: None,
+        };
+        redis.restart();
+        redis
+    }
+
+    /// Starts (again) on the same port, empty, and waits until it answers.
+    fn restart(&mut self) {
+        use std::process::{Command, Stdio};
+        assert!(self.child.is_none(), "redis-server is already running");
+        let child = Command::new(redis_server())
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting redis-server: {e}"));
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !self.answers_ping() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not answer PING on port {}",
+                self.port
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn answers_ping(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+        let mut reply = [0u8; 16];
+        stream.write_all(b"*1\r\n$4\r\nPING\r\n").is_ok()
+            && stream
+                .read(&mut reply)
+                .is_ok_and(|n| reply[..n].starts_with(b"+PONG"))
+    }
+
+    /// Kills it at once, as a crash or a lost node would.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Spin's Redis store is a connection manager without timeouts: while Redis is down, opening
+/// the store and every call wait for it to come back, and no error reaches the component. A
+/// guest cannot time out a host call, so the client's own timeout is all that ends such a
+/// request; a route that touches no store is not held up.
+// Multi-threaded: stopping and starting redis-server blocks.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_redis_stalls_key_value_calls_until_it_is_back() {
+    use std::time::Duration;
+    let mut redis = tokio::task::spawn_blocking(Redis::start).await.unwrap();
+    let config = redis.dir.join("runtime-config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
+            redis.url()
+        ),
+    )
+    .unwrap();
+    let app = spawn_spec(AppSpec::probe().with_runtime_config(&config, None)).await;
+    let put = app
+        .client
+        .put(app.url("/kv/default/greeting"))
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_body(put).await, json!({ "ok": true }));
+    assert_eq!(
+        get_json(&app, "/kv/default/greeting").await,
+        json!({ "value": "hi" })
+    );
+
+    tokio::task::block_in_place(|| redis.kill());
+    let kv_call = app
+        .client
+        .get(app.url("/kv/default/greeting"))
+        .timeout(Duration::from_secs(5))
+        .send();
+    let no_store = async {
+        // Sent while the key-value call is waiting.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = std::time::Instant::now();
+        let resp = app
+            .client
+            .get(app.url("/probe/empty"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await;
+        (resp, started.elapsed())
+    };
+    let (stalled, (empty, empty_took)) = tokio::join!(kv_call, no_store);
+    match stalled {
+        Err(e) if e.is_timeout() => {}
+        other => panic!("a key-value call answered while Redis was down: {other:?}"),
+    }
+    assert_eq!(empty.unwrap().status(), 200, "took {empty_took:?}");
+
+    tokio::task::block_in_place(|| redis.restart());
+    let back = app
+        .client
+        .get(app.url("/kv/default/greeting"))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .expect("a key-value call completes once Redis is back");
+    assert_eq!(back.status(), 200);
+    // The restarted Redis is empty.
+    assert_eq!(json_body(back).await, json!({ "value": null }));
+}
+
 // ---- SQLite ----
 
 #[tokio::test]
