@@ -13,6 +13,7 @@
     clippy::panic
 )]
 
+mod burst;
 mod fake_systeme;
 mod load;
 mod seed;
@@ -56,6 +57,25 @@ struct Args {
     /// callbacks, with their ratios (about 40 s). For iterating on a write path.
     #[arg(long)]
     write_paths: bool,
+    /// Only the capture burst: `--burst-clients` clients × `--burst-captures` lead posts
+    /// against a fresh app per run, once per `--burst-fault` setting, `--burst-runs` times.
+    #[arg(long)]
+    burst: bool,
+    /// Concurrent clients in the burst.
+    #[arg(long, default_value_t = 16)]
+    burst_clients: usize,
+    /// Lead posts each burst client sends, one after another.
+    #[arg(long, default_value_t = 40)]
+    burst_captures: usize,
+    /// Seconds a burst request may take before it counts as "no answer".
+    #[arg(long, default_value_t = 10)]
+    burst_deadline: u64,
+    /// Fresh-database runs per setting (the report gives each run and the medians).
+    #[arg(long, default_value_t = 3)]
+    burst_runs: usize,
+    /// A `CFE_FAULT_SQLITE` value for the burst (`none` for no fault); may be repeated.
+    #[arg(long = "burst-fault", default_values_t = ["none".to_string(), "latency:2ms".to_string(), "latency:10ms".to_string()])]
+    burst_faults: Vec<String>,
 }
 
 struct Row {
@@ -236,6 +256,9 @@ async fn main() -> Result<()> {
         connections: 1,
         ..load
     };
+    if args.burst {
+        return run_burst(&args, &host).await;
+    }
     let started = Instant::now();
     let mut rows = Vec::new();
 
@@ -527,6 +550,73 @@ fn print_report(
         let _ = writeln!(report, "| {name} | {value:.2} |");
     }
     report.push_str(extra);
+    println!("{report}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}
+
+/// `--burst`: every setting `--burst-runs` times, each run on a fresh app and database.
+async fn run_burst(args: &Args, host: &HostKind) -> Result<()> {
+    let burst = burst::Burst {
+        clients: args.burst_clients,
+        captures: if args.smoke {
+            args.burst_captures.min(5)
+        } else {
+            args.burst_captures
+        },
+        deadline: Duration::from_secs(args.burst_deadline),
+        runs: if args.smoke { 1 } else { args.burst_runs },
+        faults: args
+            .burst_faults
+            .iter()
+            .map(|f| {
+                if f == "none" {
+                    String::new()
+                } else {
+                    f.clone()
+                }
+            })
+            .collect(),
+    };
+    // One compile cache for every run: each app gets a fresh state directory.
+    let cache = tempfile::tempdir()?;
+    let mut results = Vec::new();
+    for fault in &burst.faults {
+        if !fault.is_empty() && matches!(host, HostKind::Spin(_)) {
+            eprintln!(
+                "== burst, CFE_FAULT_SQLITE={fault}: skipped (only the local host injects faults)"
+            );
+            continue;
+        }
+        let mut runs = Vec::new();
+        for run in 1..=burst.runs {
+            let mut spec = clientflow("http://127.0.0.1:9", "")
+                .with_env("CFE_HOST_CACHE_DIR", cache.path().to_str().unwrap());
+            if !fault.is_empty() {
+                spec = spec.with_env("CFE_FAULT_SQLITE", fault);
+            }
+            let app = spawn_async(spec).await;
+            let tenant = app.create_tenant("Bench Burst").await;
+            let make = capture_requests(&tenant.capture_token, "burst");
+            let outcome = burst::run_once(&app, &burst, &make, &tenant.id).await?;
+            eprintln!(
+                "== burst, CFE_FAULT_SQLITE={fault:?}, run {run}: {} 2xx, {} 503, {} other, {} no answer, p50 {:.1} ms, p99 {:.1} ms, {:.1} s",
+                outcome.ok,
+                outcome.unavailable,
+                outcome.other,
+                outcome.no_answer,
+                outcome.latency_us.value_at_quantile(0.5) as f64 / 1000.0,
+                outcome.latency_us.value_at_quantile(0.99) as f64 / 1000.0,
+                outcome.elapsed.as_secs_f64()
+            );
+            runs.push(outcome);
+            drop(app);
+        }
+        results.push((fault.clone(), runs));
+    }
+    let report = burst::report(&burst, host, &results);
     println!("{report}");
     if let Some(out) = &args.out {
         std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
