@@ -623,13 +623,14 @@ async fn settings_round_trip_and_refuse_bad_values() {
     let t = app.create_tenant("Settings Ib").await;
     assert_eq!(
         get_json(&app, "/v1/dashboard/settings", &t).await,
-        json!({"allowed_origins": [], "thank_you_url": null, "tag_rules": {}, "funnel_ids": []})
+        json!({"allowed_origins": [], "thank_you_url": null, "tag_rules": {}, "funnel_ids": [], "sync_requires_consent": false})
     );
     let wanted = json!({
         "allowed_origins": ["https://lp.example.com", "http://localhost:8080"],
         "thank_you_url": "https://lp.example.com/thanks",
         "tag_rules": {"webinar-*": "email_clicked"},
-        "funnel_ids": []
+        "funnel_ids": [],
+        "sync_requires_consent": true
     });
     let put = |body: String| {
         app.client
@@ -669,6 +670,11 @@ async fn settings_round_trip_and_refuse_bad_values() {
             422,
             "funnel_ids_read_only",
         ),
+        (
+            json!({"sync_requires_consent": "yes"}).to_string(),
+            422,
+            "invalid_field",
+        ),
         (json!({"colour": "red"}).to_string(), 400, "invalid_json"),
         ("{".to_string(), 400, "invalid_json"),
     ] {
@@ -678,6 +684,294 @@ async fn settings_round_trip_and_refuse_bad_values() {
         get_json(&app, "/v1/dashboard/settings", &t).await,
         wanted,
         "refused PUTs change nothing"
+    );
+}
+
+#[tokio::test]
+async fn attribution_fields_are_stored_shown_on_the_lead_and_exported() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Attribution Ib").await;
+    put_settings(
+        &app,
+        &t,
+        json!({"thank_you_url": "https://lp.example.com/thanks"}),
+    )
+    .await;
+    let first = json!({
+        "email": "ada@example.com", "utm_source": "google", "utm_term": "forex ib program",
+        "utm_content": "hero-banner", "gclid": "Cj0KCQiA-gclid", "fbclid": "IwAR-fbclid",
+        "ttclid": "E.C.P.ttclid", "referrer": "https://www.google.com/search?q=ib",
+    });
+    let resp = app.post_lead(&t.capture_token, &first).await;
+    assert_eq!(resp.status(), 201);
+    let answer = json_body(resp).await;
+    assert_eq!(
+        answer["thank_you_url"], "https://lp.example.com/thanks",
+        "a script's answer names where to send the visitor"
+    );
+    let id = answer["id"].as_str().unwrap().to_string();
+    // A repeat post keeps the first touch and fills only what is still empty.
+    app.post_form(
+        &t.capture_token,
+        &[
+            ("email", "ada@example.com"),
+            ("utm_term", "second touch"),
+            ("gclid", "other"),
+            ("referrer", "https://www.bing.com/"),
+        ],
+    )
+    .await;
+    let lead = get_json(&app, &format!("/v1/dashboard/leads/{id}"), &t).await;
+    for (field, value) in [
+        ("utm_term", "forex ib program"),
+        ("utm_content", "hero-banner"),
+        ("gclid", "Cj0KCQiA-gclid"),
+        ("fbclid", "IwAR-fbclid"),
+        ("ttclid", "E.C.P.ttclid"),
+        ("referrer", "https://www.google.com/search?q=ib"),
+    ] {
+        assert_eq!(lead[field], value, "{field} on the lead");
+    }
+    let page = get_json(&app, "/v1/dashboard/leads", &t).await;
+    assert_eq!(
+        page["leads"][0]["gclid"], "Cj0KCQiA-gclid",
+        "in the list too"
+    );
+    assert_eq!(
+        get(&app, "/v1/dashboard/leads.csv", &t.dashboard_token())
+            .await
+            .status(),
+        200
+    );
+    let body = get(&app, "/v1/dashboard/leads.csv", &t.dashboard_token())
+        .await
+        .text()
+        .await
+        .unwrap();
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let row = reader.records().next().unwrap().unwrap();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no {name} column"))
+    };
+    assert_eq!(&row[col("utm_term")], "forex ib program");
+    assert_eq!(&row[col("utm_content")], "hero-banner");
+    assert_eq!(&row[col("ttclid")], "E.C.P.ttclid");
+    assert_eq!(&row[col("referrer")], "https://www.google.com/search?q=ib");
+    // Bounded and checked like the other fields.
+    let long = "x".repeat(201);
+    let resp = app
+        .post_lead(
+            &t.capture_token,
+            &json!({"email": "bob@example.com", "utm_content": long}),
+        )
+        .await;
+    assert_problem(resp, 422, "invalid_field").await;
+    let resp = app
+        .post_lead(
+            &t.capture_token,
+            &json!({"email": "bob@example.com", "referrer": "javascript:alert(1)"}),
+        )
+        .await;
+    assert_problem(resp, 422, "invalid_field").await;
+}
+
+#[tokio::test]
+async fn the_csv_export_follows_the_lists_stage_and_search_filters() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Csv Filter Ib").await;
+    for (email, name) in [
+        ("ana.silva@example.com", "Ana Silva"),
+        ("bruno@example.com", "Bruno Silva"),
+        ("carla@example.com", "Carla Costa"),
+    ] {
+        app.post_lead(&t.capture_token, &json!({"email": email, "name": name}))
+            .await;
+    }
+    tag(&app, "csv-e1", &t, "bruno@example.com", "email-opened").await;
+    let exported = |query: &'static str| {
+        let app = &app;
+        let t = &t;
+        async move {
+            let resp = get(
+                app,
+                &format!("/v1/dashboard/leads.csv{query}"),
+                &t.dashboard_token(),
+            )
+            .await;
+            assert_eq!(resp.status(), 200, "{query}");
+            let body = resp.text().await.unwrap();
+            let mut reader = csv::Reader::from_reader(body.as_bytes());
+            reader
+                .records()
+                .map(|r| r.unwrap()[1].to_string())
+                .collect::<BTreeSet<String>>()
+        }
+    };
+    let set = |emails: &[&str]| {
+        emails
+            .iter()
+            .map(|e| (*e).to_string())
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(
+        exported("").await,
+        set(&[
+            "ana.silva@example.com",
+            "bruno@example.com",
+            "carla@example.com"
+        ])
+    );
+    assert_eq!(
+        exported("?q=silva").await,
+        set(&["ana.silva@example.com", "bruno@example.com"])
+    );
+    assert_eq!(
+        exported("?stage=engaged").await,
+        set(&["bruno@example.com"])
+    );
+    assert_eq!(
+        exported("?stage=new&q=silva").await,
+        set(&["ana.silva@example.com"])
+    );
+    assert_problem(
+        get(
+            &app,
+            "/v1/dashboard/leads.csv?stage=vip",
+            &t.dashboard_token(),
+        )
+        .await,
+        400,
+        "invalid_query",
+    )
+    .await;
+}
+
+async fn put_settings(app: &TestApp, t: &TestTenant, body: Value) {
+    let resp = app
+        .client
+        .put(app.url("/v1/dashboard/settings"))
+        .bearer_auth(t.dashboard_token())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn a_tenant_that_syncs_only_consented_leads_holds_the_others_until_they_consent() {
+    let app = spawn_app().await;
+    let a = app.create_tenant("Consent A").await;
+    let b = app.create_tenant("Consent B").await;
+    // Off by default: a lead without consent is synced, as it always was.
+    app.post_lead(&a.capture_token, &json!({"email": "before@example.com"}))
+        .await;
+    assert_eq!(
+        app.lead_row(&a.id, "before@example.com")
+            .unwrap()
+            .sync_status,
+        "synced"
+    );
+    put_settings(&app, &a, json!({"sync_requires_consent": true})).await;
+    assert_eq!(
+        get_json(&app, "/v1/dashboard/settings", &a).await["sync_requires_consent"],
+        true
+    );
+    assert_eq!(
+        get_json(&app, "/v1/dashboard/settings", &b).await["sync_requires_consent"],
+        false,
+        "A's rule is A's alone"
+    );
+    app.systeme.clear_calls();
+    let resp = app
+        .post_lead(&a.capture_token, &json!({"email": "nope@example.com"}))
+        .await;
+    assert_eq!(resp.status(), 201, "stored, and the visitor sees success");
+    let held_id = json_body(resp).await["id"].as_str().unwrap().to_string();
+    app.post_lead(
+        &a.capture_token,
+        &json!({"email": "yes@example.com", "consent": true}),
+    )
+    .await;
+    app.post_lead(&b.capture_token, &json!({"email": "b-nope@example.com"}))
+        .await;
+    assert_eq!(
+        app.lead_row(&a.id, "nope@example.com").unwrap().sync_status,
+        "held"
+    );
+    assert_eq!(
+        app.lead_row(&a.id, "yes@example.com").unwrap().sync_status,
+        "synced"
+    );
+    assert_eq!(
+        app.lead_row(&b.id, "b-nope@example.com")
+            .unwrap()
+            .sync_status,
+        "synced",
+        "B syncs every lead"
+    );
+    let lead = get_json(&app, &format!("/v1/dashboard/leads/{held_id}"), &a).await;
+    assert_eq!(
+        (&lead["sync_status"], &lead["held_for"], &lead["consent"]),
+        (&json!("held"), &json!("consent"), &json!(false))
+    );
+    let stats = get_json(&app, "/v1/dashboard/stats", &a).await;
+    assert_eq!(stats["sync"]["held"], 1, "{stats}");
+    // The admin batch leaves it alone.
+    let report = app.run_sync("?ignore_backoff=true&retry_failed=true").await;
+    assert_eq!(report["attempted"], 0, "{report}");
+    assert!(
+        !app.systeme
+            .calls()
+            .iter()
+            .any(|c| c.body.to_string().contains("\"nope@example.com\"")
+                || c.query.iter().any(|(_, v)| v == "nope@example.com")),
+        "nothing about the held lead reached Systeme.io"
+    );
+    // A later post that consents releases it at once.
+    let resp = app
+        .post_lead(
+            &a.capture_token,
+            &json!({"email": "nope@example.com", "consent": "on"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        app.lead_row(&a.id, "nope@example.com").unwrap().sync_status,
+        "synced"
+    );
+    let lead = get_json(&app, &format!("/v1/dashboard/leads/{held_id}"), &a).await;
+    assert_eq!(
+        (&lead["held_for"], &lead["consent"]),
+        (&json!(null), &json!(true))
+    );
+    // Turning the rule off queues the leads it held.
+    app.post_lead(&a.capture_token, &json!({"email": "later@example.com"}))
+        .await;
+    assert_eq!(
+        app.lead_row(&a.id, "later@example.com")
+            .unwrap()
+            .sync_status,
+        "held"
+    );
+    put_settings(&app, &a, json!({"sync_requires_consent": false})).await;
+    assert_eq!(
+        app.lead_row(&a.id, "later@example.com")
+            .unwrap()
+            .sync_status,
+        "pending"
+    );
+    let report = app.run_sync("").await;
+    assert_eq!(report["synced"], 1, "{report}");
+    assert_eq!(
+        app.lead_row(&a.id, "later@example.com")
+            .unwrap()
+            .sync_status,
+        "synced"
     );
 }
 

@@ -1,4 +1,5 @@
-//! `GET /v1/dashboard/leads.csv`: every lead of the tenant as CSV, streamed page by page
+//! `GET /v1/dashboard/leads.csv?stage=&q=`: the tenant's leads the list's filters select (every
+//! lead without filters) as CSV, streamed page by page
 //! (keyset pages of 200), so memory stays flat however many leads there are. Cells that a
 //! spreadsheet would run as formulas are neutralised.
 
@@ -47,6 +48,18 @@ struct CsvLead<'a> {
     #[serde(serialize_with = "safe_opt")]
     utm_campaign: &'a Option<String>,
     #[serde(serialize_with = "safe_opt")]
+    utm_term: &'a Option<String>,
+    #[serde(serialize_with = "safe_opt")]
+    utm_content: &'a Option<String>,
+    #[serde(serialize_with = "safe_opt")]
+    gclid: &'a Option<String>,
+    #[serde(serialize_with = "safe_opt")]
+    fbclid: &'a Option<String>,
+    #[serde(serialize_with = "safe_opt")]
+    ttclid: &'a Option<String>,
+    #[serde(serialize_with = "safe_opt")]
+    referrer: &'a Option<String>,
+    #[serde(serialize_with = "safe_opt")]
     page_url: &'a Option<String>,
     consent: bool,
     /// Space-separated.
@@ -76,6 +89,12 @@ impl<'a> From<&'a LeadView> for CsvLead<'a> {
             utm_source: &lead.utm_source,
             utm_medium: &lead.utm_medium,
             utm_campaign: &lead.utm_campaign,
+            utm_term: &lead.utm_term,
+            utm_content: &lead.utm_content,
+            gclid: &lead.gclid,
+            fbclid: &lead.fbclid,
+            ttclid: &lead.ttclid,
+            referrer: &lead.referrer,
             page_url: &lead.page_url,
             consent: lead.consent,
             tags: lead
@@ -110,11 +129,15 @@ fn csv_chunk(leads: &[LeadView], header: bool) -> anyhow::Result<Vec<u8>> {
 /// Streams the export. Errors before the first byte are problem+json; a failure mid-stream
 /// can only cut the body short, and is logged.
 pub async fn export_leads(req: &Request, out: ResponseOutparam) {
-    let mut query = LeadQuery {
-        stage: None,
-        q: None,
-        limit: MAX_PAGE,
-        cursor: None,
+    // The list's filters (`stage`, `q`) select the rows, so the file holds what the list
+    // shows; paging is the export's own (`limit` and `cursor` are ignored).
+    let mut query = match platform::request::query::<LeadQuery>(req) {
+        Ok(query) => LeadQuery {
+            limit: MAX_PAGE,
+            cursor: None,
+            ..query
+        },
+        Err(e) => return send(out, e.into_response()).await,
     };
     // The gate and the first page are read (and retried) before the status is sent, so a
     // failing database is still a problem+json answer.

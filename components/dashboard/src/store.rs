@@ -12,6 +12,7 @@ use domain::dashboard::{
 use domain::funnel::Stage;
 use domain::id::LeadId;
 use domain::lead::{SyncStatus, erasure_key};
+use domain::settings::SyncRules;
 use domain::tags::Tag;
 use platform::ApiError;
 use platform::db::{FromRow, Row};
@@ -62,8 +63,9 @@ const BEFORE_EVERY_ID: &str = "~";
 macro_rules! lead_view_columns {
     () => {
         "id, email, name, phone, ib_type, monthly_leads, volume, broker_network, form,
-        utm_source, utm_medium, utm_campaign, page_url, consent, tags, kept_back_tags, source, stage,
-        sync_status, sync_attempts, emails_sent, emails_opened, emails_clicked, sales,
+        utm_source, utm_medium, utm_campaign, utm_term, utm_content, gclid, fbclid, ttclid, referrer,
+        page_url, consent, tags, kept_back_tags, source, stage,
+        sync_status, sync_attempts, sync_error, held_for_consent, emails_sent, emails_opened, emails_clicked, sales,
         revenue_cents, opted_in, inactive, churned, created_at, updated_at"
     };
 }
@@ -167,6 +169,12 @@ pub struct LeadView {
     pub utm_source: Option<String>,
     pub utm_medium: Option<String>,
     pub utm_campaign: Option<String>,
+    pub utm_term: Option<String>,
+    pub utm_content: Option<String>,
+    pub gclid: Option<String>,
+    pub fbclid: Option<String>,
+    pub ttclid: Option<String>,
+    pub referrer: Option<String>,
     pub page_url: Option<String>,
     pub consent: bool,
     pub tags: Vec<Tag>,
@@ -176,6 +184,11 @@ pub struct LeadView {
     pub stage: Stage,
     pub sync_status: SyncStatus,
     pub sync_attempts: i64,
+    /// Why the last sync attempt failed (`null` once synced or never tried).
+    pub sync_error: Option<String>,
+    /// Why a `held` lead is not synced: `consent` (the tenant syncs only leads who consented)
+    /// or `quota` (over the plan's lead limit); `null` for every other status.
+    pub held_for: Option<&'static str>,
     pub emails_sent: i64,
     pub emails_opened: i64,
     pub emails_clicked: i64,
@@ -203,6 +216,12 @@ impl FromRow for LeadView {
             utm_source: row.opt_text("utm_source"),
             utm_medium: row.opt_text("utm_medium"),
             utm_campaign: row.opt_text("utm_campaign"),
+            utm_term: row.opt_text("utm_term"),
+            utm_content: row.opt_text("utm_content"),
+            gclid: row.opt_text("gclid"),
+            fbclid: row.opt_text("fbclid"),
+            ttclid: row.opt_text("ttclid"),
+            referrer: row.opt_text("referrer"),
             page_url: row.opt_text("page_url"),
             consent: row.flag("consent")?,
             tags: row.json("tags")?,
@@ -213,6 +232,12 @@ impl FromRow for LeadView {
                 SyncStatus::parse(s).ok_or("unknown sync status")
             })?,
             sync_attempts: row.int("sync_attempts")?,
+            sync_error: row.opt_text("sync_error"),
+            held_for: match (row.text("sync_status")?, row.flag("held_for_consent")?) {
+                ("held", true) => Some("consent"),
+                ("held", false) => Some("quota"),
+                _ => None,
+            },
             emails_sent: row.int("emails_sent")?,
             emails_opened: row.int("emails_opened")?,
             emails_clicked: row.int("emails_clicked")?,
@@ -224,6 +249,17 @@ impl FromRow for LeadView {
             created_at: row.text("created_at")?.to_string(),
             updated_at: row.text("updated_at")?.to_string(),
         })
+    }
+}
+
+/// A `tenant_sync_rules` row.
+struct SyncRulesRow(SyncRules);
+
+impl FromRow for SyncRulesRow {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok(Self(SyncRules {
+            sync_requires_consent: row.flag("sync_requires_consent")?,
+        }))
     }
 }
 
@@ -505,6 +541,44 @@ impl Dashboard {
             &[Value::Text(id.to_string()), Value::Integer(MAX_TIMELINE)],
         )?;
         Ok(Some(LeadDetail { lead, timeline }))
+    }
+
+    /// The tenant's sync rules (the defaults when it never set any).
+    pub fn sync_rules(&self) -> Result<SyncRules> {
+        Ok(self
+            .db
+            .query_one::<SyncRulesRow>(
+                tenant_sql!(
+                    "SELECT sync_requires_consent FROM tenant_sync_rules WHERE tenant_id = ?1"
+                ),
+                &[],
+            )?
+            .map(|r| r.0)
+            .unwrap_or_default())
+    }
+
+    /// Stores the tenant's sync rules. Turning the consent rule off queues the leads it held
+    /// for sync at once (`now`).
+    pub fn set_sync_rules(&self, rules: SyncRules, now: i64) -> Result<()> {
+        let before = self.sync_rules()?;
+        self.db.execute(
+            tenant_sql!(
+                "INSERT INTO tenant_sync_rules (tenant_id, sync_requires_consent) VALUES (?1, ?2)
+                 ON CONFLICT (tenant_id) DO UPDATE SET sync_requires_consent = excluded.sync_requires_consent"
+            ),
+            &[Value::Integer(i64::from(rules.sync_requires_consent))],
+        )?;
+        if before.sync_requires_consent && !rules.sync_requires_consent {
+            self.db.execute(
+                tenant_sql!(
+                    "UPDATE leads SET sync_status = 'pending', held_for_consent = 0, sync_attempts = 0,
+                        next_sync_at = ?2
+                     WHERE tenant_id = ?1 AND sync_status = 'held' AND held_for_consent = 1"
+                ),
+                &[Value::Integer(now)],
+            )?;
+        }
+        Ok(())
     }
 
     /// Erases a lead and its timeline (GDPR); `false` when the tenant has no such lead.

@@ -72,7 +72,11 @@ fn capture(
     let now = now_unix();
     let leads = LeadStore::new(&ctx)?;
     let limit = platform::config::capture_rate_limit()?;
-    let client = request::client_addr(req, &platform::config::trusted_proxies()?);
+    let client = request::client_addr(
+        req,
+        &platform::config::trusted_proxies()?,
+        platform::config::forwarded_header()?,
+    );
     let limited = |wait: u64| ApiError::RateLimited {
         code: "rate_limited",
         detail: format!("too many submissions from this address; retry in {wait} s"),
@@ -215,6 +219,9 @@ fn accepted(status: u16, id: &str, what: &'static str) -> Result<StoredAnswer, A
 }
 
 /// JSON for scripts; `303` to the thank-you page for a plain HTML form when one is set.
+/// A script's `2xx` answer names the thank-you URL (`thank_you_url`) when one is set, so the
+/// form script can send the visitor there; it is added to the answer as sent, not to the one
+/// kept for an `Idempotency-Key`, so a replay names the current URL.
 fn answer_response(
     req: &Request,
     ctx: &TenantContext,
@@ -231,9 +238,18 @@ fn answer_response(
             .body(Vec::new())
             .build());
     }
+    let mut body = answer.body.clone();
+    if (200..300).contains(&answer.status)
+        && let Some(url) = &ctx.tenant().settings.thank_you_url
+        && let Ok(serde_json::Value::Object(mut fields)) =
+            serde_json::from_str::<serde_json::Value>(&body)
+    {
+        fields.insert("thank_you_url".into(), url.as_ref().into());
+        body = serde_json::Value::Object(fields).to_string();
+    }
     Ok(Response::builder()
         .status(answer.status)
         .header("content-type", "application/json")
-        .body(answer.body.clone().into_bytes())
+        .body(body.into_bytes())
         .build())
 }

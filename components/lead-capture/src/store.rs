@@ -154,7 +154,9 @@ impl LeadStore {
 
     /// Stores a submission: a new lead, or an update of the tenant's lead with that email
     /// (fields given now win, tags are merged, a synced lead is queued again). Over the plan's
-    /// limit a new lead is `held`, up to the tenant's held-lead budget. Durable when this
+    /// limit a new lead is `held`, up to the tenant's held-lead budget; so is a lead without
+    /// consent while the tenant syncs only leads who consented (`tenant_sync_rules`, read by
+    /// the statement itself), until a post of it consents. Durable when this
     /// returns. `None` when the client's rate window is full, or a new email finds the held
     /// budget spent: nothing was written.
     ///
@@ -183,7 +185,7 @@ impl LeadStore {
         let lease = now + INLINE_LEASE_SECS;
         let repost_lease = lease + 1;
         // The submitted fields, bound in this order by both statements (after `head`, before
-        // `tail`): the INSERT's ?3..?16, the UPDATE's ?2..?15.
+        // `tail`): the INSERT's ?3..?22, the UPDATE's ?2..?21.
         let fields = [
             Value::Text(lead.email.to_string()),
             text(lead.name.as_deref()),
@@ -199,6 +201,12 @@ impl LeadStore {
             text(lead.page_url.as_deref()),
             Value::Integer(i64::from(lead.consent)),
             Value::Text(tags_json),
+            text(lead.utm_term.as_deref()),
+            text(lead.utm_content.as_deref()),
+            text(lead.gclid.as_deref()),
+            text(lead.fbclid.as_deref()),
+            text(lead.ttclid.as_deref()),
+            text(lead.referrer.as_deref()),
         ];
         let params = |head: &[Value], tail: &[Value]| -> Vec<Value> {
             head.iter().chain(&fields).chain(tail).cloned().collect()
@@ -208,15 +216,23 @@ impl LeadStore {
             tenant_sql!(
                 "INSERT INTO leads (tenant_id, id, email, name, phone, ib_type, monthly_leads, volume,
                     broker_network, form, utm_source, utm_medium, utm_campaign, page_url, consent, tags,
-                    sync_status, next_sync_at, created_at, updated_at, client, first_event)
+                    utm_term, utm_content, gclid, fbclid, ttclid, referrer,
+                    sync_status, held_for_consent, next_sync_at, created_at, updated_at, client, first_event)
                  SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    CASE WHEN (SELECT lead_count FROM tenants WHERE id = ?1) >= ?17 THEN 'held' ELSE 'pending' END,
-                    ?18, ?19, ?19, ?20, json_object('form', ?10, 'tags', json(?16))
-                 WHERE COALESCE((SELECT hits FROM capture_rate WHERE tenant_id = ?1 AND client = ?20
-                    AND window_start = (CAST(strftime('%s', ?19) AS INTEGER) / 60) * 60), 0) < ?21
-                    AND ((SELECT lead_count FROM tenants WHERE id = ?1) < ?17
+                    ?17, ?18, ?19, ?20, ?21, ?22,
+                    CASE WHEN (SELECT lead_count FROM tenants WHERE id = ?1) >= ?23 THEN 'held'
+                        WHEN ?15 = 0 AND COALESCE((SELECT sync_requires_consent FROM tenant_sync_rules
+                            WHERE tenant_id = ?1), 0) THEN 'held'
+                        ELSE 'pending' END,
+                    (SELECT lead_count FROM tenants WHERE id = ?1) < ?23 AND ?15 = 0
+                        AND COALESCE((SELECT sync_requires_consent FROM tenant_sync_rules
+                            WHERE tenant_id = ?1), 0),
+                    ?24, ?25, ?25, ?26, json_object('form', ?10, 'tags', json(?16))
+                 WHERE COALESCE((SELECT hits FROM capture_rate WHERE tenant_id = ?1 AND client = ?26
+                    AND window_start = (CAST(strftime('%s', ?25) AS INTEGER) / 60) * 60), 0) < ?27
+                    AND ((SELECT lead_count FROM tenants WHERE id = ?1) < ?23
                         OR COALESCE((SELECT n FROM lead_facets WHERE tenant_id = ?1 AND facet = 'sync'
-                            AND value = 'held'), 0) < ?22)
+                            AND value = 'held'), 0) < ?28)
                  ON CONFLICT DO NOTHING
                  RETURNING ",
                 captured_columns!()
@@ -263,27 +279,40 @@ impl LeadStore {
                     utm_campaign = COALESCE(utm_campaign, ?12),
                     page_url = COALESCE(page_url, ?13),
                     consent = MAX(consent, ?14),
+                    utm_term = COALESCE(utm_term, ?16),
+                    utm_content = COALESCE(utm_content, ?17),
+                    gclid = COALESCE(gclid, ?18),
+                    fbclid = COALESCE(fbclid, ?19),
+                    ttclid = COALESCE(ttclid, ?20),
+                    referrer = COALESCE(referrer, ?21),
                     tags = (SELECT json_group_array(value) FROM (SELECT value FROM (
                         SELECT value, 0 AS later FROM json_each(leads.tags)
                         UNION ALL
                         SELECT value, 1 FROM json_each(?15)
                         WHERE value NOT IN (SELECT value FROM json_each(leads.tags))
-                        ORDER BY later, value LIMIT CAST(?19 AS INTEGER)) ORDER BY value)),
-                    sync_status = CASE WHEN sync_status IN ('synced', 'failed') THEN 'pending' ELSE sync_status END,
+                        ORDER BY later, value LIMIT CAST(?25 AS INTEGER)) ORDER BY value)),
+                    sync_status = CASE WHEN sync_status = 'held' AND held_for_consent = 0 THEN 'held'
+                        WHEN MAX(consent, ?14) = 0 AND COALESCE((SELECT sync_requires_consent
+                            FROM tenant_sync_rules WHERE tenant_id = ?1), 0) THEN 'held'
+                        WHEN sync_status IN ('synced', 'failed', 'held') THEN 'pending'
+                        ELSE sync_status END,
+                    held_for_consent = (sync_status != 'held' OR held_for_consent = 1)
+                        AND MAX(consent, ?14) = 0 AND COALESCE((SELECT sync_requires_consent
+                            FROM tenant_sync_rules WHERE tenant_id = ?1), 0),
                     sync_attempts = CASE WHEN sync_status = 'synced' THEN 0
                         WHEN sync_status = 'failed'
-                            AND next_sync_at <= CAST(strftime('%s', ?17) AS INTEGER) THEN 0
+                            AND next_sync_at <= CAST(strftime('%s', ?23) AS INTEGER) THEN 0
                         ELSE sync_attempts END,
-                    next_sync_at = CASE WHEN sync_status = 'held' THEN next_sync_at
+                    next_sync_at = CASE WHEN sync_status = 'held' AND held_for_consent = 0 THEN next_sync_at
                         WHEN sync_status IN ('pending', 'failed')
-                            AND next_sync_at > CAST(strftime('%s', ?17) AS INTEGER) THEN next_sync_at
-                        ELSE ?16 END,
+                            AND next_sync_at > CAST(strftime('%s', ?23) AS INTEGER) THEN next_sync_at
+                        ELSE ?22 END,
                     revision = revision + 1,
-                    updated_at = ?17,
-                    client = ?18
+                    updated_at = ?23,
+                    client = ?24
                  WHERE tenant_id = ?1 AND email = ?2
-                    AND COALESCE((SELECT hits FROM capture_rate WHERE tenant_id = ?1 AND client = ?18
-                        AND window_start = (CAST(strftime('%s', ?17) AS INTEGER) / 60) * 60), 0) < ?20
+                    AND COALESCE((SELECT hits FROM capture_rate WHERE tenant_id = ?1 AND client = ?24
+                        AND window_start = (CAST(strftime('%s', ?23) AS INTEGER) / 60) * 60), 0) < ?26
                  RETURNING ",
                 captured_columns!()
             ),

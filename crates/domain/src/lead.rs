@@ -146,6 +146,12 @@ const KNOWN_FIELDS: &[&str] = &[
     "utm_source",
     "utm_medium",
     "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "gclid",
+    "fbclid",
+    "ttclid",
+    "referrer",
     "page_url",
     "consent",
     "tags",
@@ -215,6 +221,16 @@ pub struct LeadSubmission {
     pub utm_source: Option<String>,
     pub utm_medium: Option<String>,
     pub utm_campaign: Option<String>,
+    pub utm_term: Option<String>,
+    pub utm_content: Option<String>,
+    /// Ad-click ids (Google, Meta, TikTok), kept as sent: the IB's conversion uploads match on
+    /// them.
+    pub gclid: Option<String>,
+    pub fbclid: Option<String>,
+    pub ttclid: Option<String>,
+    /// The page that sent the visitor to the form (`document.referrer`): an absolute http(s)
+    /// URL.
+    pub referrer: Option<String>,
     pub page_url: Option<String>,
     pub consent: bool,
     /// Client-supplied tags as sent (prefixed only by [`LeadSubmission::tags`]).
@@ -279,15 +295,17 @@ fn phone(fields: &RawFields) -> Result<Option<String>, FieldError> {
 }
 
 fn page_url(fields: &RawFields) -> Result<Option<String>, FieldError> {
-    let Some(v) = bounded(fields, "page_url", 2000)? else {
+    web_url(fields, "page_url")
+}
+
+/// An absolute http(s) URL of at most 2000 characters, normalised.
+fn web_url(fields: &RawFields, name: &'static str) -> Result<Option<String>, FieldError> {
+    let Some(v) = bounded(fields, name, 2000)? else {
         return Ok(None);
     };
     match url::Url::parse(&v) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(u.to_string())),
-        _ => Err(FieldError::new(
-            "page_url",
-            "must be an absolute http(s) URL",
-        )),
+        _ => Err(FieldError::new(name, "must be an absolute http(s) URL")),
     }
 }
 
@@ -346,6 +364,12 @@ impl Submission {
             utm_source: bounded(fields, "utm_source", 200)?,
             utm_medium: bounded(fields, "utm_medium", 200)?,
             utm_campaign: bounded(fields, "utm_campaign", 200)?,
+            utm_term: bounded(fields, "utm_term", 200)?,
+            utm_content: bounded(fields, "utm_content", 200)?,
+            gclid: bounded(fields, "gclid", 200)?,
+            fbclid: bounded(fields, "fbclid", 200)?,
+            ttclid: bounded(fields, "ttclid", 200)?,
+            referrer: web_url(fields, "referrer")?,
             page_url: page_url(fields)?,
             consent: consent(fields)?,
             client_tags: client_tags(fields)?,
@@ -486,7 +510,9 @@ pub enum SyncStatus {
     Synced,
     /// Gave up after [`MAX_SYNC_ATTEMPTS`]; kept, visible, and retryable by the operator.
     Failed,
-    /// Over the plan's lead limit: stored but never synced.
+    /// Stored but not synced: over the plan's lead limit, or without consent while the tenant
+    /// syncs only leads who consented (`sync_requires_consent`; such a lead is released when it
+    /// consents or the tenant turns the rule off).
     Held,
 }
 
@@ -693,6 +719,29 @@ mod tests {
         assert_eq!(err.field, "consent");
         let err = Submission::parse(&form("email=a%40b.co&ib_type=%21%21")).unwrap_err();
         assert_eq!(err.field, "ib_type");
+    }
+
+    #[test]
+    fn attribution_fields_are_kept_bounded_and_the_referrer_is_a_web_url() {
+        let l = lead(&form(
+            "email=a%40b.co&utm_term=forex+ib&utm_content=banner-2&gclid=Cj0K&fbclid=IwAR&ttclid=E.C.P&referrer=https%3A%2F%2Fwww.google.com%2F",
+        ));
+        assert_eq!(l.utm_term.as_deref(), Some("forex ib"));
+        assert_eq!(l.utm_content.as_deref(), Some("banner-2"));
+        assert_eq!(
+            (l.gclid.as_deref(), l.fbclid.as_deref(), l.ttclid.as_deref()),
+            (Some("Cj0K"), Some("IwAR"), Some("E.C.P"))
+        );
+        assert_eq!(l.referrer.as_deref(), Some("https://www.google.com/"));
+        let long = "x".repeat(201);
+        for field in ["utm_term", "utm_content", "gclid", "fbclid", "ttclid"] {
+            let err =
+                Submission::parse(&form(&format!("email=a%40b.co&{field}={long}"))).unwrap_err();
+            assert_eq!(err.field, field);
+        }
+        let err =
+            Submission::parse(&form("email=a%40b.co&referrer=javascript:alert(1)")).unwrap_err();
+        assert_eq!(err.field, "referrer");
     }
 
     #[test]
@@ -905,7 +954,10 @@ mod tests {
         );
         assert_eq!(
             after_failed_attempt(MAX_SYNC_ATTEMPTS, 1000, None),
-            (SyncStatus::Failed, 1000 + sync_backoff_secs(MAX_SYNC_ATTEMPTS))
+            (
+                SyncStatus::Failed,
+                1000 + sync_backoff_secs(MAX_SYNC_ATTEMPTS)
+            )
         );
     }
 }

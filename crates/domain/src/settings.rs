@@ -114,6 +114,17 @@ pub struct Settings {
     pub funnel_ids: Vec<i64>,
 }
 
+/// Which of a tenant's leads are pushed to Systeme.io. Set with the settings
+/// (`PUT /v1/dashboard/settings`) and stored beside them, in `tenant_sync_rules`, which capture
+/// reads inside its own lead write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRules {
+    /// Push only leads who consented; a lead without consent is stored `held` (off by default:
+    /// every lead is pushed).
+    #[serde(default)]
+    pub sync_requires_consent: bool,
+}
+
 /// Most funnels a tenant may hold.
 pub const MAX_FUNNELS: usize = 50;
 
@@ -176,6 +187,8 @@ struct SettingsBody {
     tag_rules: Option<serde_json::Value>,
     #[serde(default)]
     funnel_ids: Option<Vec<serde_json::Value>>,
+    #[serde(default)]
+    sync_requires_consent: Option<serde_json::Value>,
 }
 
 impl Settings {
@@ -185,6 +198,15 @@ impl Settings {
     /// in any order; any other list is [`SettingsError::FunnelsReadOnly`], whether or not
     /// another tenant holds what it names, so the answer tells nothing about other tenants.
     pub fn parse(body: &[u8], funnel_ids: &[i64]) -> Result<Self, SettingsError> {
+        Self::parse_with_rules(body, funnel_ids).map(|(settings, _)| settings)
+    }
+
+    /// [`Settings::parse`], with the sync rules the same body sets (`sync_requires_consent`,
+    /// `false` when missing or `null`).
+    pub fn parse_with_rules(
+        body: &[u8],
+        funnel_ids: &[i64],
+    ) -> Result<(Self, SyncRules), SettingsError> {
         let raw: SettingsBody =
             serde_json::from_slice(body).map_err(|e| SettingsError::NotJson(e.to_string()))?;
         if raw.allowed_origins.len() > MAX_ORIGINS {
@@ -219,12 +241,26 @@ impl Settings {
         {
             return Err(SettingsError::FunnelsReadOnly);
         }
-        Ok(Self {
-            allowed_origins,
-            thank_you_url,
-            tag_rules,
-            funnel_ids: own,
-        })
+        let sync_requires_consent = match raw.sync_requires_consent {
+            None | Some(serde_json::Value::Null) => false,
+            Some(serde_json::Value::Bool(b)) => b,
+            Some(_) => {
+                return Err(
+                    FieldError::new("sync_requires_consent", "must be true or false").into(),
+                );
+            }
+        };
+        Ok((
+            Self {
+                allowed_origins,
+                thank_you_url,
+                tag_rules,
+                funnel_ids: own,
+            },
+            SyncRules {
+                sync_requires_consent,
+            },
+        ))
     }
 }
 
@@ -323,6 +359,26 @@ mod tests {
             Settings::parse(br#"{"funnel_ids":[5]}"#, &[]),
             Err(SettingsError::FunnelsReadOnly)
         );
+    }
+
+    #[test]
+    fn the_consent_rule_is_off_unless_the_body_turns_it_on() {
+        let rules = |body: &[u8]| Settings::parse_with_rules(body, &[]).map(|(_, r)| r);
+        assert_eq!(rules(b"{}").unwrap(), SyncRules::default());
+        assert!(
+            !rules(br#"{"sync_requires_consent":null}"#)
+                .unwrap()
+                .sync_requires_consent
+        );
+        assert!(
+            rules(br#"{"sync_requires_consent":true}"#)
+                .unwrap()
+                .sync_requires_consent
+        );
+        assert!(matches!(
+            rules(br#"{"sync_requires_consent":"yes"}"#),
+            Err(SettingsError::Field(f)) if f.field == "sync_requires_consent"
+        ));
     }
 
     #[test]
