@@ -45,3 +45,28 @@ CREATE TABLE sync_budget (
     window_start INTEGER NOT NULL,
     calls INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Every order a sale event named, whichever tenant (if any) it went to, once per event: an
+-- order is one sale and one cancellation forever, also after the lead that recorded it is
+-- erased and when no tenant held its buyer. `digest` is the first body's content digest, so
+-- that body sent again under the other sale event is known as a copy. Filled from what was
+-- recorded so far (without digests).
+CREATE TABLE systeme_orders (
+    order_id INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    digest TEXT,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (order_id, event)
+) WITHOUT ROWID;
+
+INSERT OR IGNORE INTO systeme_orders (order_id, event, message_id, received_at)
+SELECT json_extract(detail, '$.order_id'),
+    CASE kind WHEN 'sale' THEN 'SALE_NEW' ELSE 'SALE_CANCELED' END,
+    COALESCE(message_id, ''), created_at
+FROM lead_events
+WHERE kind IN ('sale', 'sale_canceled') AND json_extract(detail, '$.order_id') IS NOT NULL;
+
+INSERT OR IGNORE INTO systeme_orders (order_id, event, message_id, received_at)
+SELECT order_id, event, message_id, received_at FROM unattributed_sales
+WHERE order_id IS NOT NULL;

@@ -90,14 +90,25 @@ async fn an_order_is_one_sale_forever_and_its_cancellation_is_final() {
         "duplicate"
     );
     assert_eq!(stats(&app, &t).await["revenue_cents"], 19_900);
-    // Cancelled once, for good: neither a copy of the cancellation nor of the sale counts.
+    // The applied sale body replayed as a cancellation is a copy of the sale.
     assert_eq!(
-        status_of(app.post_systeme_event("SALE_CANCELED", "c-1", &first).await).await,
+        status_of(app.post_systeme_event("SALE_CANCELED", "x-1", &first).await).await,
+        "duplicate"
+    );
+    assert_eq!(stats(&app, &t).await["revenue_cents"], 19_900);
+    // Cancelled once, for good: neither a copy of the cancellation nor of the sale counts.
+    let cancel = |n| cancellation(buyer, 77_001, n);
+    assert_eq!(
+        status_of(
+            app.post_systeme_event("SALE_CANCELED", "c-1", &cancel(1))
+                .await
+        )
+        .await,
         "applied"
     );
     assert_eq!(
         status_of(
-            app.post_systeme_event("SALE_CANCELED", "c-2", &other_copy)
+            app.post_systeme_event("SALE_CANCELED", "c-2", &cancel(2))
                 .await
         )
         .await,
@@ -109,23 +120,24 @@ async fn an_order_is_one_sale_forever_and_its_cancellation_is_final() {
     );
     assert_eq!(stats(&app, &t).await["revenue_cents"], 0);
     // A cancellation that comes before its sale keeps the sale from counting.
+    let early = cancellation(buyer, 77_002, 1);
     assert_eq!(
-        status_of(
-            app.post_systeme_event("SALE_CANCELED", "c-3", &sale(buyer, 77_002, "203.0.113.7"))
-                .await
-        )
-        .await,
+        status_of(app.post_systeme_event("SALE_CANCELED", "c-3", &early).await).await,
         "applied"
     );
+    let late = sale(buyer, 77_002, "203.0.113.7");
     assert_eq!(
-        status_of(
-            app.post_systeme_event("SALE_NEW", "s-5", &sale(buyer, 77_002, "203.0.113.7"))
-                .await
-        )
-        .await,
+        status_of(app.post_systeme_event("SALE_NEW", "s-5", &late).await).await,
         "duplicate"
     );
     assert_eq!(stats(&app, &t).await["revenue_cents"], 0);
+}
+
+/// A `SALE_CANCELED` body for `order`, the `n`-th copy (copies differ in their timestamp).
+fn cancellation(email: &str, order: i64, n: u32) -> String {
+    let mut body: Value = serde_json::from_str(&sale(email, order, "203.0.113.7")).unwrap();
+    body["canceledAt"] = json!(format!("2026-11-22T08:0{n}:00+00:00"));
+    body.to_string()
 }
 
 #[tokio::test]
@@ -499,6 +511,18 @@ async fn behind_a_trusted_proxy_each_visitor_has_its_own_allowance() {
         post_via_proxy(&app, &t, "a4@example.com", "6.6.6.6, 198.51.100.1").await,
         429
     );
+    // Nor does a `Forwarded` header the visitor sends: the proxy writes X-Forwarded-For only.
+    let forged = app
+        .client
+        .post(app.url("/v1/leads"))
+        .bearer_auth(&t.capture_token)
+        .header("x-forwarded-for", "198.51.100.1")
+        .header("forwarded", "for=7.7.7.7")
+        .json(&json!({ "email": "a5@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 429);
     // Another visitor behind the same proxy is not blocked.
     assert_eq!(
         post_via_proxy(&app, &t, "b0@example.com", "198.51.100.2").await,
@@ -621,4 +645,24 @@ async fn a_lead_made_from_a_callback_follows_the_form_rules_field_by_field() {
         status_of(app.post_systeme_event("CONTACT_CREATED", "m-2", &bad).await).await,
         "ignored"
     );
+}
+
+#[tokio::test]
+async fn an_order_no_tenant_held_does_not_count_once_a_tenant_captures_its_buyer() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Late Ib").await;
+    let buyer = "late-buyer@example.com";
+    let body = sale(buyer, 99_001, "203.0.113.7");
+    // Nobody holds the buyer: the sale is acknowledged and counted for nobody.
+    assert_eq!(
+        status_of(app.post_systeme_event("SALE_NEW", "l-1", &body).await).await,
+        "ignored"
+    );
+    // The capture key is public: the buyer's email is captured, then the old body replayed.
+    capture(&app, &t, buyer).await;
+    assert_eq!(
+        status_of(app.post_systeme_event("SALE_NEW", "l-2", &body).await).await,
+        "duplicate"
+    );
+    assert_eq!(stats(&app, &t).await["revenue_cents"], 0);
 }

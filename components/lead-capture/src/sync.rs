@@ -612,16 +612,17 @@ impl CallBudget {
         (contact + per_tag).clamp(1, self.limit.max(1))
     }
 
-    /// Reserves `calls` in this minute; `false` when the tenant's budget cannot hold them.
+    /// Reserves `calls` in this minute; `false` when the tenant's budget cannot hold them. A
+    /// replica whose clock is behind counts in the newest minute and never resets it.
     fn reserve(&self, db: &TenantDb, calls: i64) -> Result<bool> {
         let reserved = db.execute(
             tenant_sql!(
                 "INSERT INTO sync_budget (tenant_id, window_start, calls) VALUES (?1, ?2, ?3)
                  ON CONFLICT (tenant_id) DO UPDATE SET
-                    calls = CASE WHEN sync_budget.window_start = excluded.window_start
-                                 THEN sync_budget.calls + excluded.calls ELSE excluded.calls END,
-                    window_start = excluded.window_start
-                 WHERE sync_budget.window_start != excluded.window_start
+                    calls = CASE WHEN excluded.window_start > sync_budget.window_start
+                                 THEN excluded.calls ELSE sync_budget.calls + excluded.calls END,
+                    window_start = MAX(sync_budget.window_start, excluded.window_start)
+                 WHERE excluded.window_start > sync_budget.window_start
                     OR sync_budget.calls + excluded.calls <= ?4
                  RETURNING calls"
             ),

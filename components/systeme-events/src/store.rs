@@ -79,11 +79,11 @@ pub fn receive(callback: &SystemeCallback<'_>, event: &SystemeEvent) -> Result<O
         event: event.name(),
         digest: event
             .dedupes_by_content()
-            .then(|| replay_digest(event.name(), callback.body)),
+            .then(|| replay_digest(event.digest_name(), callback.body)),
         stamp: now_rfc3339()?,
     };
     if let SystemeEvent::SaleNew(sale) | SystemeEvent::SaleCanceled(sale) = event
-        && order_unattributed(&db, sale, event.name())?
+        && !first_of_its_order(&db, sale, &received)?
     {
         return Ok(Outcome::Duplicate);
     }
@@ -277,17 +277,41 @@ fn order_holder(db: &Db, sale: &Sale) -> Result<Option<SaleLead>> {
         .next())
 }
 
-/// Whether `sale`'s order was already recorded as unattributed for this event: an order is
-/// one sale (and one cancellation) forever, wherever it went.
-fn order_unattributed(db: &Db, sale: &Sale, event: &str) -> Result<bool> {
+/// Whether this message is the first to name `sale`'s order for its event (or a redelivery of
+/// that first one): an order is one sale and one cancellation forever, wherever it went, even
+/// after the lead that recorded it is erased. Not the first either: a sale whose order was
+/// cancelled before it came, and a body already seen for the order under the other sale
+/// event (a sale body sent as a cancellation). The claim is one statement, so racing copies
+/// cannot both pass.
+fn first_of_its_order(db: &Db, sale: &Sale, received: &Received<'_>) -> Result<bool> {
     let Some(order_id) = sale.order_id else {
-        return Ok(false);
+        return Ok(true);
     };
-    let found = db.execute(
-        "SELECT 1 FROM unattributed_sales WHERE event = ? AND order_id = ?",
-        &[Value::Text(event.to_string()), Value::Integer(order_id)],
+    let digest = received.digest.clone().map_or(Value::Null, Value::Text);
+    let params = [
+        Value::Integer(order_id),
+        Value::Text(received.event.to_string()),
+        Value::Text(received.message_id.to_string()),
+        digest,
+        Value::Text(received.stamp.clone()),
+    ];
+    let seen = db.execute(
+        "SELECT 1 FROM systeme_orders WHERE order_id = ?1 AND message_id != ?3
+            AND ((?2 = 'SALE_NEW' AND event = 'SALE_CANCELED') OR digest = ?4)",
+        params.get(..4).unwrap_or_default(),
     )?;
-    Ok(!found.rows.is_empty())
+    if !seen.rows.is_empty() {
+        return Ok(false);
+    }
+    let claimed = db.execute(
+        "INSERT INTO systeme_orders (order_id, event, message_id, digest, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (order_id, event) DO UPDATE SET message_id = excluded.message_id
+            WHERE systeme_orders.message_id = excluded.message_id
+         RETURNING order_id",
+        &params,
+    )?;
+    Ok(!claimed.rows.is_empty())
 }
 
 /// Records a sale no single tenant can claim, once per message id and once per order.

@@ -1,9 +1,11 @@
 //! Which client a request counts against for per-client rate limits.
 //!
 //! The peer address is the client unless the peer is a proxy the operator trusts
-//! (`trusted_proxies`): then the client is the right-most address of `Forwarded` (RFC 7239) or
-//! else `X-Forwarded-For` that is not itself a trusted proxy. Addresses to its left were written
-//! by the client and prove nothing. An IPv6 client is counted by its /64 network, the smallest
+//! (`trusted_proxies`): then the client is the right-most address of the one forwarding header
+//! those proxies write (`forwarded_header`: `X-Forwarded-For`, or `Forwarded` of RFC 7239) that
+//! is not itself a trusted proxy. Addresses to its left were written by the client and prove
+//! nothing, and so does the other header: a proxy that writes one passes the other through as
+//! the client sent it. An IPv6 client is counted by its /64 network, the smallest
 //! block a single subscriber is usually given, so one subscriber cannot rotate through its
 //! addresses for a fresh allowance each.
 
@@ -47,7 +49,40 @@ impl TrustedProxies {
     }
 }
 
-/// The forwarding headers of a request, as sent (every line of each).
+/// Which forwarding header the trusted proxies write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` (ingress-nginx, Traefik, most load balancers).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239).
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    /// `x-forwarded-for` or `forwarded` (any case).
+    pub fn parse(value: &str) -> Result<Self, FieldError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "x-forwarded-for" => Ok(Self::XForwardedFor),
+            "forwarded" => Ok(Self::Forwarded),
+            _ => Err(FieldError::new(
+                "forwarded_header",
+                "must be x-forwarded-for or forwarded",
+            )),
+        }
+    }
+
+    /// The header's name, lowercase.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::XForwardedFor => "x-forwarded-for",
+            Self::Forwarded => "forwarded",
+        }
+    }
+}
+
+/// The forwarding headers of a request, as sent (every line of each); only the one the trusted
+/// proxies write is given, the other is left empty.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Forwarding<'a> {
     pub forwarded: &'a [&'a str],
@@ -107,7 +142,11 @@ fn parse_node(raw: &str) -> Option<IpAddr> {
     if let Some(rest) = node.strip_prefix('[') {
         return rest.split_once(']')?.0.parse().ok();
     }
-    node.rsplit_once(':')?.0.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+    node.rsplit_once(':')?
+        .0
+        .parse::<std::net::Ipv4Addr>()
+        .ok()
+        .map(IpAddr::V4)
 }
 
 /// What a client's requests are counted under: an IPv4 address as it is, an IPv6 address by
@@ -166,12 +205,11 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_wins_over_x_forwarded_for_and_is_parsed_in_all_its_forms() {
+    fn forwarded_is_parsed_in_all_its_forms() {
         let fwd = [r#"for=6.6.6.6, for="[2001:db8:cafe::17]:4711";proto=https"#];
-        let xff = ["198.51.100.9"];
         let headers = Forwarding {
             forwarded: &fwd,
-            x_forwarded_for: &xff,
+            x_forwarded_for: &[],
         };
         assert_eq!(
             client_address(ip("10.0.0.5"), headers, &proxies("10.0.0.5")),
@@ -216,6 +254,19 @@ mod tests {
         );
         assert_eq!(rate_key(ip("::ffff:198.51.100.9")), "198.51.100.9");
         assert_eq!(rate_key(ip("198.51.100.9")), "198.51.100.9");
+    }
+
+    #[test]
+    fn the_forwarded_header_setting_names_one_header() {
+        assert_eq!(
+            ForwardedHeader::parse("").unwrap(),
+            ForwardedHeader::XForwardedFor
+        );
+        assert_eq!(
+            ForwardedHeader::parse("Forwarded").unwrap(),
+            ForwardedHeader::Forwarded
+        );
+        assert!(ForwardedHeader::parse("x-real-ip").is_err());
     }
 
     #[test]

@@ -288,6 +288,16 @@ impl SystemeEvent {
         !matches!(self, Self::TagAdded { .. } | Self::TagRemoved { .. })
     }
 
+    /// The name a content digest ([`replay_digest`]) is taken under. A new sale and a
+    /// cancellation have the same shape, so they share one: a captured sale body replayed as
+    /// `SALE_CANCELED` is a copy of what was applied, not a cancellation.
+    pub fn digest_name(&self) -> &str {
+        match self {
+            Self::SaleNew(_) | Self::SaleCanceled(_) => "SALE",
+            other => other.name(),
+        }
+    }
+
     /// Parses a body for the event named `event` (the `x-webhook-event` header); a body that
     /// contradicts the name is [`EventError::Mismatch`].
     pub fn parse(event: &str, body: &[u8]) -> Result<Self, EventError> {

@@ -96,6 +96,13 @@ pub fn check_secrets() -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The forwarding header the trusted proxies write (`forwarded_header`; default
+/// `x-forwarded-for`).
+pub fn forwarded_header() -> Result<domain::client::ForwardedHeader, ApiError> {
+    let value = variable("forwarded_header")?;
+    Ok(domain::client::ForwardedHeader::parse(&value).context("variable forwarded_header")?)
+}
+
 /// The proxies whose forwarding headers name the client (`trusted_proxies`; empty: none).
 pub fn trusted_proxies() -> Result<domain::client::TrustedProxies, ApiError> {
     let value = variable("trusted_proxies")?;

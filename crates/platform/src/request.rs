@@ -1,7 +1,7 @@
 //! Reading requests: body size and content type, form and JSON fields, the client address as
 //! the host saw it, `Idempotency-Key`, `Accept`, and CORS headers.
 
-use domain::client::{Forwarding, TrustedProxies, client_address, rate_key};
+use domain::client::{ForwardedHeader, Forwarding, TrustedProxies, client_address, rate_key};
 use domain::lead::{BodyError, RawFields};
 use sha2::{Digest, Sha256};
 use spin_sdk::http::{Request, Response};
@@ -17,12 +17,13 @@ fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 
 /// What a request counts against for per-client rate limits ([`domain::client`]): the peer
 /// address as the host saw the connection (`spin-client-addr`), or, when the peer is one of
-/// `trusted` proxies, the address its forwarding headers name; an IPv6 client by its /64.
+/// `trusted` proxies, the address named by the forwarding header they write (`written`); an
+/// IPv6 client by its /64.
 ///
 /// A client may send its own `spin-client-addr`; Spin appends its value after the client's and
 /// spin-sdk keeps the last one, so this is the host's (docs/spin-behaviour.md). Forwarding
 /// headers from a peer that is not a trusted proxy are ignored: any client can forge them.
-pub fn client_addr(req: &Request, trusted: &TrustedProxies) -> String {
+pub fn client_addr(req: &Request, trusted: &TrustedProxies, written: ForwardedHeader) -> String {
     let raw = header(req, "spin-client-addr").unwrap_or("unknown");
     let peer = raw
         .parse::<std::net::SocketAddr>()
@@ -37,10 +38,10 @@ pub fn client_addr(req: &Request, trusted: &TrustedProxies) -> String {
             .filter_map(|(_, v)| v.as_str())
             .collect()
     };
-    let (forwarded, x_forwarded_for) = if trusted.is_empty() {
-        (Vec::new(), Vec::new())
-    } else {
-        (lines("forwarded"), lines("x-forwarded-for"))
+    let (forwarded, x_forwarded_for) = match written {
+        _ if trusted.is_empty() => (Vec::new(), Vec::new()),
+        ForwardedHeader::Forwarded => (lines(written.name()), Vec::new()),
+        ForwardedHeader::XForwardedFor => (Vec::new(), lines(written.name())),
     };
     let headers = Forwarding {
         forwarded: &forwarded,
