@@ -1,5 +1,6 @@
--- An order is one sale: a copy of an unattributed sale or cancellation (any body, any message
--- id) is recognised by its order id. Earlier copies are dropped, the first kept.
+-- An order is one sale: copies of an unattributed sale or cancellation (any body, any message
+-- id) recorded so far are dropped, the first kept. New copies never get here (systeme_orders
+-- below); no unique index, since the previous release still inserts here during a rollout.
 DELETE FROM unattributed_sales
 WHERE order_id IS NOT NULL AND EXISTS (
     SELECT 1 FROM unattributed_sales AS first
@@ -8,9 +9,6 @@ WHERE order_id IS NOT NULL AND EXISTS (
         AND (first.received_at < unattributed_sales.received_at
             OR (first.received_at = unattributed_sales.received_at
                 AND first.message_id < unattributed_sales.message_id)));
-
-CREATE UNIQUE INDEX unattributed_sales_order ON unattributed_sales (event, order_id)
-WHERE order_id IS NOT NULL;
 
 -- The operator's overrides of the plan's budgets on the shared Systeme.io account; NULL is the
 -- plan's default (domain::tenant::Plan::limits).

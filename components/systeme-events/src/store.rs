@@ -314,7 +314,8 @@ fn first_of_its_order(db: &Db, sale: &Sale, received: &Received<'_>) -> Result<b
     Ok(!claimed.rows.is_empty())
 }
 
-/// Records a sale no single tenant can claim, once per message id and once per order.
+/// Records a sale no single tenant can claim, once per message id (and once per order, since
+/// only the first message of an order gets here).
 fn unattributed(
     db: &Db,
     sale: &Sale,
