@@ -535,7 +535,10 @@ fn admit_tags(db: &TenantDb, target: &SyncTarget, now: i64) -> Result<(Vec<Tag>,
     );
     let budget = i64::try_from(target.limits.tags).unwrap_or(i64::MAX);
     let mut kept_back = Vec::new();
-    for tag in counted.into_iter().filter(|t| !known.iter().any(|k| k == t.as_ref())) {
+    for tag in counted
+        .into_iter()
+        .filter(|t| !known.iter().any(|k| k == t.as_ref()))
+    {
         let admitted = db.execute(
             tenant_sql!(
                 "INSERT INTO tenant_tags (tenant_id, tag, admitted_at)
@@ -603,7 +606,11 @@ impl CallBudget {
     /// one assignment plus, unless its id is cached, a search and a creation. Never more than
     /// the whole budget, so every lead can sync in some minute.
     fn estimate(&self, target: &SyncTarget, tags: &[Tag], cached: impl Fn(&Tag) -> bool) -> i64 {
-        let contact = if target.lead.contact_id.is_some() { 0 } else { 3 };
+        let contact = if target.lead.contact_id.is_some() {
+            0
+        } else {
+            3
+        };
         let per_tag: i64 = tags
             .iter()
             .filter(|t| !target.lead.synced_tags.contains(t))

@@ -26,7 +26,12 @@ pub fn receive_event(req: &Request) -> Result<Response, ApiError> {
                 "systeme event {:?} (message {}) ignored: {e}",
                 callback.event, callback.message_id
             );
-            return platform::response::json(200, &Ack { status: Outcome::Ignored });
+            return platform::response::json(
+                200,
+                &Ack {
+                    status: Outcome::Ignored,
+                },
+            );
         }
         Err(e) => {
             return Err(ApiError::BadRequest {

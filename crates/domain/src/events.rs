@@ -272,9 +272,9 @@ fn agrees(event: &SystemeEvent, json: &Value) -> Result<(), EventError> {
                 "a contact or opt-in body carries no tag and no order",
             ))
         }
-        SystemeEvent::SaleNew(_) | SystemeEvent::SaleCanceled(_) if has("tag") => Err(
-            EventError::Mismatch("a sale body carries no tag"),
-        ),
+        SystemeEvent::SaleNew(_) | SystemeEvent::SaleCanceled(_) if has("tag") => {
+            Err(EventError::Mismatch("a sale body carries no tag"))
+        }
         _ => Ok(()),
     }
 }
@@ -507,7 +507,8 @@ mod tests {
     #[test]
     fn a_body_must_agree_with_its_unsigned_event_name() {
         let added = r#"{"contact":{"email":"x@y.co","tags":[{"id":5,"name":"ib-a7x3k2m1-vip"}]},"tag":{"id":5,"name":"ib-a7x3k2m1-vip"}}"#;
-        let removed = r#"{"contact":{"email":"x@y.co","tags":[]},"tag":{"id":5,"name":"ib-a7x3k2m1-vip"}}"#;
+        let removed =
+            r#"{"contact":{"email":"x@y.co","tags":[]},"tag":{"id":5,"name":"ib-a7x3k2m1-vip"}}"#;
         let sale = r#"{"customer":{"email":"x@y.co"},"order":{"id":1,"totalPrice":100}}"#;
         let mismatch = |event: &str, body: &str| {
             matches!(
