@@ -472,9 +472,8 @@ impl Syncer {
                     None => self.create_tag(tag),
                 };
                 release_tag(db, tag, made.as_ref().ok().copied());
-                return made.map(|id| {
-                    self.tag_ids.insert(tag.to_string(), id);
-                    id
+                return made.inspect(|id| {
+                    self.tag_ids.insert(tag.to_string(), *id);
                 });
             }
             if waited >= TAG_WAIT {
