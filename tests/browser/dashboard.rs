@@ -377,6 +377,72 @@ async fn search_stage_load_more_detail_erase_and_csv_work_in_the_page() {
 }
 
 #[tokio::test]
+async fn a_leads_attribution_consent_and_hold_reason_are_shown_in_the_page() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Attribution Page Ib").await;
+    crate::put_settings(&app, &t, json!({"sync_requires_consent": true})).await;
+    app.post_lead(
+        &t.capture_token,
+        &json!({"email": "clicked@example.com", "utm_source": "google", "utm_term": "ib program",
+            "utm_content": "hero", "gclid": "Cj0-page", "fbclid": "IwAR-page", "ttclid": "E.C.P-page",
+            "referrer": "https://www.google.com/", "consent": false}),
+    )
+    .await;
+    app.post_lead(
+        &t.capture_token,
+        &json!({"email": "agreed@example.com", "consent": true}),
+    )
+    .await;
+    let browser = Browser::start(Options::default()).await;
+    signed_in(&browser, &app, &t.dashboard_token()).await;
+    wait_rows(&browser, 2).await;
+    let mut consent = Vec::new();
+    for row in browser.find_all("#leads tbody tr").await {
+        let email = row
+            .find(fantoccini::Locator::Css("td.email"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let cell = row
+            .find(fantoccini::Locator::Css("td.consent"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        consent.push((email, cell));
+    }
+    consent.sort();
+    assert_eq!(
+        consent,
+        vec![
+            ("agreed@example.com".to_string(), "yes".to_string()),
+            ("clicked@example.com".to_string(), "no".to_string()),
+        ]
+    );
+    let id = app.lead_row(&t.id, "clicked@example.com").unwrap().id;
+    browser
+        .click(&format!(
+            "#leads tbody tr[data-id='{id}'] button[data-open]"
+        ))
+        .await;
+    let fields = browser
+        .until_text("#lead-fields", |t| t.contains("Referrer"))
+        .await;
+    for shown in [
+        "google / ib program / hero",
+        "gclid Cj0-page · fbclid IwAR-page · ttclid E.C.P-page",
+        "https://www.google.com/",
+        "no consent (you sync only leads who consented)",
+    ] {
+        assert!(fields.contains(shown), "{shown} in {fields}");
+    }
+    browser.close().await;
+}
+
+#[tokio::test]
 async fn settings_save_show_the_apis_field_errors_and_the_snippet_follows_the_capture_key() {
     let app = spawn_app().await;
     let t = app.create_tenant("Settings Ib").await;
@@ -413,6 +479,7 @@ async fn settings_save_show_the_apis_field_errors_and_the_snippet_follows_the_ca
     browser
         .type_into("#thank-you-url", "https://lp.example.com/thanks")
         .await;
+    browser.click("#sync-requires-consent").await;
     browser
         .type_into(
             "#tag-rules",
@@ -431,6 +498,7 @@ async fn settings_save_show_the_apis_field_errors_and_the_snippet_follows_the_ca
             "thank_you_url": "https://lp.example.com/thanks",
             "tag_rules": {"webinar-*": "email_clicked", "email-sent": "ignore"},
             "funnel_ids": [12, 801],
+            "sync_requires_consent": true,
         })
     );
 
@@ -496,6 +564,16 @@ async fn settings_save_show_the_apis_field_errors_and_the_snippet_follows_the_ca
         "{snippet}"
     );
     assert!(snippet.contains("name=\"_gotcha\""), "{snippet}");
+    // Every field a visitor fills in has a label around it.
+    let unlabelled = browser
+        .js(
+            "const d = new DOMParser().parseFromString(arguments[0], 'text/html');
+             return [...d.querySelectorAll('input:not([type=hidden]):not([name=_gotcha]), select')]
+                 .filter(f => !f.closest('label')).map(f => f.name);",
+            vec![json!(snippet)],
+        )
+        .await;
+    assert_eq!(unlabelled, json!([]), "{snippet}");
 
     // Rotation warns first, then swaps the key: the old one is refused, the new one captures.
     browser.click("#rotate").await;

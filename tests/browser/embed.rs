@@ -80,15 +80,28 @@ async fn the_embed_script_posts_from_another_origin_through_cors_and_shows_the_a
         .await;
     assert!(!trap.is_displayed().await.unwrap());
 
-    // A field the API refuses: its detail, inline; nothing stored.
+    // A field the API refuses: a message next to that field, announced, the typed values
+    // kept; nothing stored.
     browser.type_into("input[name=email]", "not-an-email").await;
+    browser.type_into("input[name=name]", "Vera Visitor").await;
     browser.click("form[data-clientflow] button").await;
-    let error = browser
-        .until_text("[data-clientflow-message=error]", |t| t.contains("email"))
+    let note = browser
+        .until_text("[data-clientflow-field-error=email]", |t| !t.is_empty())
         .await;
-    assert!(
-        error.starts_with("Sorry, this form could not be sent: email"),
-        "{error}"
+    assert_eq!(note, "Please enter a valid email address.");
+    let beside = browser
+        .js(
+            "const f = document.querySelector('input[name=email]');
+             return [f.nextElementSibling.getAttribute('data-clientflow-field-error'),
+                     f.getAttribute('aria-invalid'), f.value,
+                     document.querySelector('input[name=name]').value,
+                     document.querySelector('[data-clientflow-message]').getAttribute('aria-live')];",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        beside,
+        json!(["email", "true", "not-an-email", "Vera Visitor", "polite"])
     );
     assert_eq!(app.lead_count(&t.id), 0);
 
@@ -259,6 +272,152 @@ async fn without_javascript_the_plain_form_lands_on_the_https_thank_you_page() {
     let leads = leads_named(&app, &t, "plain@example.com").await;
     assert_eq!(leads.len(), 1, "{leads:?}");
     assert_eq!(leads[0]["ib_type"], "forex-ib");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn with_javascript_the_visitor_lands_on_the_thank_you_page_with_attribution_stored() {
+    const THANKS_HOST: &str = "thanks.clientflow.test";
+    let app = spawn_app().await;
+    let t = app.create_tenant("Redirect Ib").await;
+    let thanks = Site::default();
+    thanks.page(
+        "/thanks",
+        "<!doctype html><title>Thanks</title><h1>Thanks, pixel fired</h1>".into(),
+    );
+    let thanks_port = serve_https(thanks.clone(), THANKS_HOST).await;
+    let site = Site::default();
+    site.page("/", landing_page(&app, &t, true));
+    site.page(
+        "/ad",
+        "<!doctype html><title>Ad</title><a id=go href=\"/?utm_source=google&utm_term=forex+ib&utm_content=hero&gclid=Cj0-g&fbclid=IwAR-f&ttclid=E.C.P\">Partner with us</a>".into(),
+    );
+    let landing = serve_http(site).await;
+    put_settings(
+        &app,
+        &t,
+        json!({
+            "allowed_origins": [landing.clone()],
+            "thank_you_url": format!("https://{THANKS_HOST}/thanks"),
+        }),
+    )
+    .await;
+    let browser = Browser::start(Options {
+        map_hosts: vec![(THANKS_HOST.into(), thanks_port)],
+    })
+    .await;
+    // The visitor arrives from another page, so the landing page has a referrer.
+    browser.goto(&format!("{landing}/ad")).await;
+    browser.click("#go").await;
+    browser
+        .until("the embed script", || async {
+            let ready = browser
+                .js(
+                    "return window.ClientFlow && window.ClientFlow.version",
+                    vec![],
+                )
+                .await;
+            (ready == json!(1)).then_some(())
+        })
+        .await;
+    browser
+        .type_into("input[name=email]", "redirected@example.com")
+        .await;
+    browser.click("form[data-clientflow] button").await;
+    browser
+        .until_text("h1", |t| t == "Thanks, pixel fired")
+        .await;
+    assert_eq!(
+        browser.client.current_url().await.unwrap().as_str(),
+        format!("https://{THANKS_HOST}/thanks")
+    );
+    let leads = leads_named(&app, &t, "redirected@example.com").await;
+    assert_eq!(leads.len(), 1, "{leads:?}");
+    let lead = &leads[0];
+    for (field, value) in [
+        ("utm_source", "google"),
+        ("utm_term", "forex ib"),
+        ("utm_content", "hero"),
+        ("gclid", "Cj0-g"),
+        ("fbclid", "IwAR-f"),
+        ("ttclid", "E.C.P"),
+    ] {
+        assert_eq!(lead[field], value, "{field}");
+    }
+    assert_eq!(lead["referrer"], format!("{landing}/ad"));
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_form_that_opts_out_stays_on_the_page_and_shows_its_own_field_error_text() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Stay Ib").await;
+    let site = Site::default();
+    let page = landing_page(&app, &t, true).replace(
+        "<form data-clientflow ",
+        "<form data-clientflow data-clientflow-redirect=\"off\" data-clientflow-error-email=\"Diese E-Mail-Adresse stimmt nicht.\" ",
+    );
+    site.page("/", page);
+    let landing = serve_http(site).await;
+    put_settings(
+        &app,
+        &t,
+        json!({"thank_you_url": "https://thanks.clientflow.test/thanks"}),
+    )
+    .await;
+    let browser = Browser::start(Options::default()).await;
+    browser.goto(&format!("{landing}/")).await;
+    browser
+        .until("the embed script", || async {
+            let ready = browser
+                .js(
+                    "return window.ClientFlow && window.ClientFlow.version",
+                    vec![],
+                )
+                .await;
+            (ready == json!(1)).then_some(())
+        })
+        .await;
+    browser.type_into("input[name=email]", "nope").await;
+    browser.type_into("input[name=name]", "Stay Put").await;
+    browser.click("form[data-clientflow] button").await;
+    let note = browser
+        .until_text("[data-clientflow-field-error=email]", |t| !t.is_empty())
+        .await;
+    assert_eq!(note, "Diese E-Mail-Adresse stimmt nicht.");
+    let name = browser.find("input[name=name]").await.prop("value").await;
+    assert_eq!(name.unwrap().as_deref(), Some("Stay Put"));
+    browser
+        .type_into("input[name=email]", "stay@example.com")
+        .await;
+    browser.click("form[data-clientflow] button").await;
+    browser
+        .until_text("[data-clientflow-message=sent]", |t| {
+            t.starts_with("Thank you")
+        })
+        .await;
+    assert!(
+        browser
+            .js(
+                "return document.querySelectorAll('[data-clientflow-field-error]').length",
+                vec![]
+            )
+            .await
+            == json!(0),
+        "the field error is gone after a good post"
+    );
+    assert_eq!(
+        browser
+            .client
+            .current_url()
+            .await
+            .unwrap()
+            .origin()
+            .ascii_serialization(),
+        landing,
+        "no redirect for a form that opts out"
+    );
+    assert_eq!(leads_named(&app, &t, "stay@example.com").await.len(), 1);
     browser.close().await;
 }
 

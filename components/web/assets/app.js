@@ -224,6 +224,7 @@ function leadRow(lead) {
     el("td", { "data-label": "Volume" }, lead.monthly_leads ?? lead.volume ?? ""),
     el("td", { "data-label": "Stage" }, el("span", { class: `badge stage-${lead.stage}` }, stageName(lead.stage))),
     el("td", { "data-label": "Sync" }, el("span", { class: `badge sync-${lead.sync_status}` }, lead.sync_status)),
+    el("td", { "data-label": "Consent", class: "consent" }, lead.consent ? "yes" : "no"),
     el("td", { "data-label": "Captured" }, when(lead.created_at)),
   );
 }
@@ -287,9 +288,15 @@ async function openLead(id) {
     field("Broker network", lead.broker_network),
     field("Stage", stageName(lead.stage)),
     field("Sync", `${lead.sync_status} (${lead.sync_attempts ?? 0} attempts)`),
+    // Why a held lead is not sent: no consent under the tenant's rule, or over the plan's quota.
+    field("Held", { consent: "no consent (you sync only leads who consented)", quota: "over the plan's lead limit" }[lead.held_for]),
+    field("Sync error", lead.sync_error),
     field("Form", lead.form),
     field("Source", lead.source),
-    field("UTM", [lead.utm_source, lead.utm_medium, lead.utm_campaign].filter(Boolean).join(" / ")),
+    field("UTM", [lead.utm_source, lead.utm_medium, lead.utm_campaign, lead.utm_term, lead.utm_content].filter(Boolean).join(" / ")),
+    field("Ad click", [["gclid", lead.gclid], ["fbclid", lead.fbclid], ["ttclid", lead.ttclid]]
+      .filter(([, id]) => id).map(([name, id]) => `${name} ${id}`).join(" · ")),
+    field("Referrer", lead.referrer),
     field("Page", lead.page_url),
     field("Consent", lead.consent ? "yes" : "no"),
     field("Emails", `${lead.emails_sent ?? 0} sent · ${lead.emails_opened ?? 0} opened · ${lead.emails_clicked ?? 0} clicked`),
@@ -348,6 +355,7 @@ async function downloadCsv() {
 function fillSettings(settings) {
   $("#allowed-origins").value = (settings.allowed_origins ?? []).join("\n");
   $("#thank-you-url").value = settings.thank_you_url ?? "";
+  $("#sync-requires-consent").checked = settings.sync_requires_consent === true;
   $("#tag-rules").value = Object.entries(settings.tag_rules ?? {})
     .map(([suffix, effect]) => `${suffix} = ${effect}`)
     .join("\n");
@@ -392,6 +400,7 @@ async function saveSettings(event) {
     allowed_origins: lines($("#allowed-origins").value),
     thank_you_url: $("#thank-you-url").value.trim() || null,
     tag_rules: tagRules,
+    sync_requires_consent: $("#sync-requires-consent").checked,
   };
   try {
     const saved = await (await call("/v1/dashboard/settings", { method: "PUT", json: body })).json();
@@ -410,16 +419,16 @@ async function saveSettings(event) {
 
 function snippet(edge, key) {
   return `<form data-clientflow method="post" action="${edge}/v1/leads?key=${key}">
-  <input type="email" name="email" required placeholder="you@example.com" autocomplete="email">
-  <input name="name" placeholder="Your name" autocomplete="name">
-  <select name="ib_type">
+  <label>Email <input type="email" name="email" required placeholder="you@example.com" autocomplete="email"></label>
+  <label>Name <input name="name" placeholder="Your name" autocomplete="name"></label>
+  <label>You are <select name="ib_type">
     <option value="forex-ib">Forex IB</option>
     <option value="crypto-affiliate">Crypto affiliate</option>
     <option value="cfd-partner">CFD partner</option>
-  </select>
-  <select name="monthly_leads">
+  </select></label>
+  <label>Leads per month <select name="monthly_leads">
     <option>0-100</option><option>100-500</option><option>500+</option>
-  </select>
+  </select></label>
   <input type="hidden" name="form" value="demo-request">
   <label><input type="checkbox" name="consent" value="true"> I agree to be contacted</label>
   <input type="text" name="_gotcha" tabindex="-1" autocomplete="off" aria-hidden="true" hidden>

@@ -3,7 +3,10 @@
  *    <script src="EDGE/embed/v1.js" defer></script>
  *  Each such form is posted with fetch() and shows its answer inline. Without JavaScript the
  *  same form still posts and lands on the tenant's thank-you URL (303).
- *  Optional attributes: data-clientflow-success="…" (the thank-you text).
+ *  Optional attributes: data-clientflow-success="…" (the thank-you text);
+ *  data-clientflow-redirect="off" (stay on the page instead of going to the tenant's thank-you
+ *  URL); data-clientflow-error-FIELD="…" on the form, or data-clientflow-error="…" on a field
+ *  (the text shown next to that field when the API refuses its value).
  *  The form carries data-clientflow-state="sending" | "sent" | "error" for styling.
  */
 (function () {
@@ -64,6 +67,55 @@
     return String(Date.now()) + "-" + Math.random().toString(36).slice(2);
   }
 
+  /** What a visitor reads next to a refused field, unless the form says otherwise. */
+  var FIELD_ERRORS = {
+    email: "Please enter a valid email address.",
+    name: "Please shorten your name.",
+    phone: "Please enter a phone number (digits, spaces, + - ( ) .).",
+    consent: "Please tick or untick the box again.",
+    tags: "Please choose fewer options.",
+  };
+  var FIELD_ERROR = "Please check this field.";
+  var CHECK_FIELDS = "Please check the highlighted field.";
+
+  /** The field a `422 invalid_field` names: its `detail` starts with `name: `. */
+  function refusedField(form, problem) {
+    if (!problem || problem.code !== "invalid_field" || typeof problem.detail !== "string") return null;
+    var name = problem.detail.split(":")[0].trim();
+    var field = name && form.elements.namedItem(name);
+    if (!field || field.type === "hidden" || field.name === "_gotcha") return null;
+    return field.nodeType ? field : field[0] || null;
+  }
+
+  function clearFieldErrors(form) {
+    form.querySelectorAll("[data-clientflow-field-error]").forEach(function (note) {
+      var field = form.elements.namedItem(note.getAttribute("data-clientflow-field-error"));
+      if (field && field.removeAttribute) {
+        field.removeAttribute("aria-invalid");
+        field.removeAttribute("aria-errormessage");
+      }
+      note.remove();
+    });
+  }
+
+  /** Shows `field`'s message right after it (after its label when the label wraps it). */
+  function showFieldError(form, field) {
+    var name = field.name;
+    var text = field.getAttribute("data-clientflow-error") ||
+      form.getAttribute("data-clientflow-error-" + name) ||
+      FIELD_ERRORS[name] || FIELD_ERROR;
+    var note = document.createElement("span");
+    note.id = "clientflow-error-" + name + "-" + Math.random().toString(36).slice(2, 8);
+    note.setAttribute("data-clientflow-field-error", name);
+    note.textContent = text;
+    var anchor = field.closest("label") || field;
+    anchor.insertAdjacentElement("afterend", note);
+    field.setAttribute("aria-invalid", "true");
+    field.setAttribute("aria-errormessage", note.id);
+    field.focus();
+    return text;
+  }
+
   function problemText(body, status) {
     if (body && typeof body.detail === "string") return body.detail;
     return "The form could not be sent (error " + status + ").";
@@ -75,10 +127,12 @@
     honeypot(form);
     // Where the visitor came from, unless the page already says so.
     var params = new URLSearchParams(location.search);
-    ["utm_source", "utm_medium", "utm_campaign"].forEach(function (name) {
-      if (params.get(name)) hidden(form, name, params.get(name));
-    });
+    ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "gclid", "fbclid", "ttclid"]
+      .forEach(function (name) {
+        if (params.get(name)) hidden(form, name, params.get(name).slice(0, 200));
+      });
     hidden(form, "page_url", location.href.split("#")[0]);
+    if (/^https?:\/\//.test(document.referrer)) hidden(form, "referrer", document.referrer.slice(0, 2000));
 
     // One Idempotency-Key per distinct body: a retry of the same answers is never a second
     // lead, and a changed answer is a new request.
@@ -95,6 +149,7 @@
         key = uuid();
       }
       sending = true;
+      clearFieldErrors(form);
       form.setAttribute("aria-busy", "true");
       say(form, "sending", "Sending…");
       var buttons = form.querySelectorAll("button, input[type=submit]");
@@ -117,12 +172,22 @@
       })
         .then(function (resp) {
           if (resp.ok) {
-            done();
-            lastBody = null;
-            form.reset();
-            say(form, "sent", form.getAttribute("data-clientflow-success") || SUCCESS);
-            form.dispatchEvent(new CustomEvent("clientflow:sent", { bubbles: true }));
-            return;
+            return resp.json().catch(function () { return null; }).then(function (answer) {
+              done();
+              lastBody = null;
+              form.reset();
+              say(form, "sent", form.getAttribute("data-clientflow-success") || SUCCESS);
+              var sent = new CustomEvent("clientflow:sent", { bubbles: true, cancelable: true });
+              form.dispatchEvent(sent);
+              // The tenant's thank-you page (its ad-conversion pixels run there), unless the
+              // form opts out or a listener cancelled the event.
+              var url = answer && answer.thank_you_url;
+              if (typeof url === "string" && /^https:\/\//.test(url) && !sent.defaultPrevented &&
+                  form.getAttribute("data-clientflow-redirect") !== "off") {
+                form.setAttribute("data-clientflow-state", "redirecting");
+                location.assign(url);
+              }
+            });
           }
           return resp.json().catch(function () { return null; }).then(function (problem) {
             done();
@@ -130,6 +195,10 @@
             // being stored (a retry came in while the first try was running). Both: try again.
             if (resp.status === 503 || (problem && problem.code === "idempotency_key_in_progress")) {
               say(form, "error", RETRY);
+            } else if (refusedField(form, problem)) {
+              // The typed values stay; the message sits next to the field it is about.
+              showFieldError(form, refusedField(form, problem));
+              say(form, "error", form.getAttribute("data-clientflow-error") || CHECK_FIELDS);
             } else if (resp.status === 429) {
               var wait = resp.headers.get("retry-after");
               say(form, "error", "Too many attempts from your connection. Please try again" + (wait ? " in " + wait + " seconds." : " later."));
