@@ -975,6 +975,60 @@ async fn a_tenant_that_syncs_only_consented_leads_holds_the_others_until_they_co
     );
 }
 
+#[tokio::test]
+async fn a_failed_lead_is_queued_again_from_the_dashboard_and_others_are_refused() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Retry Ib").await;
+    // The account lacks the custom fields: the contact is refused and the lead fails at once.
+    app.systeme.set_custom_fields(Some(&[]));
+    let resp = app
+        .post_lead(&t.capture_token, &json!({"email": "kai@example.com"}))
+        .await;
+    let id = json_body(resp).await["id"].as_str().unwrap().to_string();
+    let lead = get_json(&app, &format!("/v1/dashboard/leads/{id}"), &t).await;
+    assert_eq!(lead["sync_status"], "failed");
+    assert!(
+        lead["sync_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("clientflow_tenant_id")),
+        "the lead says why: {lead}"
+    );
+    let retry = |id: String| {
+        let app = &app;
+        let token = t.dashboard_token();
+        async move {
+            app.client
+                .post(app.url(&format!("/v1/dashboard/leads/{id}/retry")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    app.systeme.set_custom_fields(None);
+    let resp = retry(id.clone()).await;
+    assert_eq!(resp.status(), 200);
+    let queued = json_body(resp).await;
+    assert_eq!(
+        (&queued["sync_status"], &queued["sync_attempts"]),
+        (&json!("pending"), &json!(0))
+    );
+    let report = app.run_sync("").await;
+    assert_eq!(report["synced"], 1, "due at once: {report}");
+    assert_eq!(
+        app.lead_row(&t.id, "kai@example.com").unwrap().sync_status,
+        "synced"
+    );
+    assert_problem(retry(id.clone()).await, 409, "lead_not_failed").await;
+    assert_problem(
+        retry("0190b2c4-0000-7000-8000-000000000000".into()).await,
+        404,
+        "lead_not_found",
+    )
+    .await;
+    assert_problem(retry("not-an-id".into()).await, 404, "lead_not_found").await;
+}
+
 /// Every dashboard route, with a method and a sample path.
 pub fn dashboard_routes(lead_id: &str) -> Vec<(reqwest::Method, String)> {
     use reqwest::Method;
@@ -984,6 +1038,7 @@ pub fn dashboard_routes(lead_id: &str) -> Vec<(reqwest::Method, String)> {
         (Method::GET, "/v1/dashboard/leads".into()),
         (Method::GET, format!("/v1/dashboard/leads/{lead_id}")),
         (Method::DELETE, format!("/v1/dashboard/leads/{lead_id}")),
+        (Method::POST, format!("/v1/dashboard/leads/{lead_id}/retry")),
         (Method::GET, "/v1/dashboard/leads.csv".into()),
         (Method::GET, "/v1/dashboard/settings".into()),
         (Method::PUT, "/v1/dashboard/settings".into()),

@@ -443,6 +443,48 @@ async fn a_leads_attribution_consent_and_hold_reason_are_shown_in_the_page() {
 }
 
 #[tokio::test]
+async fn a_failed_lead_shows_why_and_is_retried_from_the_page() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Retry Page Ib").await;
+    app.systeme.set_custom_fields(Some(&[]));
+    app.post_lead(&t.capture_token, &json!({"email": "kai@example.com"}))
+        .await;
+    assert_eq!(
+        app.lead_row(&t.id, "kai@example.com").unwrap().sync_status,
+        "failed"
+    );
+    app.systeme.set_custom_fields(None);
+    let browser = Browser::start(Options::default()).await;
+    signed_in(&browser, &app, &t.dashboard_token()).await;
+    wait_rows(&browser, 1).await;
+    let id = app.lead_row(&t.id, "kai@example.com").unwrap().id;
+    browser
+        .click(&format!(
+            "#leads tbody tr[data-id='{id}'] button[data-open]"
+        ))
+        .await;
+    let fields = browser
+        .until_text("#lead-fields", |t| t.contains("Sync error"))
+        .await;
+    assert!(fields.contains("clientflow_tenant_id"), "{fields}");
+    browser.click("#retry-sync").await;
+    browser
+        .until_text("#lead-fields", |t| t.contains("pending (0 attempts)"))
+        .await;
+    assert!(
+        !browser.displayed("#retry-sync").await,
+        "only a failed lead offers it"
+    );
+    assert_eq!(
+        app.lead_row(&t.id, "kai@example.com").unwrap().sync_status,
+        "pending"
+    );
+    let report = app.run_sync("").await;
+    assert_eq!(report["synced"], 1, "{report}");
+    browser.close().await;
+}
+
+#[tokio::test]
 async fn settings_save_show_the_apis_field_errors_and_the_snippet_follows_the_capture_key() {
     let app = spawn_app().await;
     let t = app.create_tenant("Settings Ib").await;

@@ -17,6 +17,7 @@ mod get_lead;
 mod get_me;
 mod get_stats;
 mod list_leads;
+mod retry_lead;
 mod rotate_capture_key;
 mod settings;
 mod store;
@@ -77,6 +78,13 @@ fn router() -> Router {
         handle(|| erase_lead::erase_lead(&req, params.get("id").unwrap_or_default()))
     });
     router.any("/v1/dashboard/leads/:id", not_allowed(&["GET", "DELETE"]));
+    router.post(
+        "/v1/dashboard/leads/:id/retry",
+        |req: Request, params: Params| {
+            handle(|| retry_lead::retry_lead(&req, params.get("id").unwrap_or_default()))
+        },
+    );
+    router.any("/v1/dashboard/leads/:id/retry", not_allowed(&["POST"]));
     router.post("/v1/dashboard/capture-key", |req: Request, _: Params| {
         handle(|| rotate_capture_key::rotate_capture_key(&req))
     });

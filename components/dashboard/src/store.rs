@@ -263,6 +263,16 @@ impl FromRow for SyncRulesRow {
     }
 }
 
+/// What a retry of a lead's sync came to.
+pub enum Retried {
+    /// The failed lead is pending again, due at once.
+    Queued,
+    /// The tenant has the lead, but its sync has not failed.
+    NotFailed,
+    /// The tenant has no such lead.
+    NotFound,
+}
+
 /// A lead's `email`.
 struct LeadEmail(String);
 
@@ -579,6 +589,31 @@ impl Dashboard {
             )?;
         }
         Ok(())
+    }
+
+    /// Queues a failed lead for sync again: pending, no attempts counted, due at `now`. Its
+    /// last `sync_error` stays until a sync replaces it.
+    pub fn retry(&self, id: &LeadId, now: i64) -> Result<Retried> {
+        let queued = self.db.query_one::<LeadEmail>(
+            tenant_sql!(
+                "UPDATE leads SET sync_status = 'pending', sync_attempts = 0, next_sync_at = ?3
+                 WHERE tenant_id = ?1 AND id = ?2 AND sync_status = 'failed'
+                 RETURNING email"
+            ),
+            &[Value::Text(id.to_string()), Value::Integer(now)],
+        )?;
+        if queued.is_some() {
+            return Ok(Retried::Queued);
+        }
+        let exists = self.db.query_one::<LeadEmail>(
+            tenant_sql!("SELECT email FROM leads WHERE tenant_id = ?1 AND id = ?2"),
+            &[Value::Text(id.to_string())],
+        )?;
+        Ok(if exists.is_some() {
+            Retried::NotFailed
+        } else {
+            Retried::NotFound
+        })
     }
 
     /// Erases a lead and its timeline (GDPR); `false` when the tenant has no such lead.

@@ -272,6 +272,7 @@ async function openLead(id) {
   $("#lead-error").hidden = true;
   show($("#erase-confirm"), false);
   show($("#erase"));
+  show($("#retry-sync"), false);
   let lead;
   try {
     lead = await getJson(`/v1/dashboard/leads/${encodeURIComponent(id)}`);
@@ -279,6 +280,7 @@ async function openLead(id) {
     return report(error);
   }
   $("#lead-title").textContent = lead.email;
+  show($("#retry-sync"), lead.sync_status === "failed");
   fill(
     $("#lead-fields"),
     field("Name", lead.name),
@@ -316,6 +318,22 @@ async function openLead(id) {
   if (!dialog.open) dialog.showModal();
 }
 
+/** Queues a failed lead for the next sync batch, then shows it again. */
+async function retrySync() {
+  const id = state.lead;
+  let lead;
+  try {
+    lead = await (await call(`/v1/dashboard/leads/${encodeURIComponent(id)}/retry`, { method: "POST" })).json();
+  } catch (error) {
+    return report(error, $("#lead-error"));
+  }
+  const row = document.querySelector(`#leads tbody tr[data-id="${CSS.escape(id)}"]`);
+  if (row) row.replaceWith(leadRow(lead));
+  await openLead(id);
+  flash($("#lead-status"), "Queued: the next sync sends this lead to Systeme.io again.");
+  loadStats().catch((e) => report(e));
+}
+
 async function eraseLead() {
   const id = state.lead;
   try {
@@ -335,7 +353,11 @@ async function eraseLead() {
 async function downloadCsv() {
   const status = $("#csv-status");
   try {
-    const resp = await call("/v1/dashboard/leads.csv");
+    // The file holds what the list shows: the same search and stage filter.
+    const params = new URLSearchParams();
+    if (state.q) params.set("q", state.q);
+    if (state.stage) params.set("stage", state.stage);
+    const resp = await call(`/v1/dashboard/leads.csv${params.size ? `?${params}` : ""}`);
     const blob = await resp.blob();
     const name = `leads-${new Date().toISOString().slice(0, 10)}.csv`;
     const url = URL.createObjectURL(blob);
@@ -510,6 +532,7 @@ function wire() {
     show($("#erase"));
   });
   $("#erase-yes").addEventListener("click", eraseLead);
+  $("#retry-sync").addEventListener("click", retrySync);
   $("#csv").addEventListener("click", downloadCsv);
   $("#settings").addEventListener("submit", saveSettings);
   $("#copy").addEventListener("click", copySnippet);
