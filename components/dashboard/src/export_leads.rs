@@ -130,7 +130,8 @@ fn csv_chunk(leads: &[LeadView], header: bool) -> anyhow::Result<Vec<u8>> {
 /// can only cut the body short, and is logged.
 pub async fn export_leads(req: &Request, out: ResponseOutparam) {
     // The list's filters (`stage`, `q`) select the rows, so the file holds what the list
-    // shows; paging is the export's own (`limit` and `cursor` are ignored).
+    // shows; paging is the export's own (`limit` and `cursor` are replaced, though a malformed
+    // one is still `400 invalid_query`, as on the list).
     let mut query = match platform::request::query::<LeadQuery>(req) {
         Ok(query) => LeadQuery {
             limit: MAX_PAGE,
