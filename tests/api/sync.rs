@@ -540,7 +540,7 @@ async fn a_tag_deleted_in_systeme_is_recreated_and_never_silently_skipped() {
 async fn a_permanent_422_on_contact_create_fails_the_lead_with_a_reason_until_fixed() {
     let app = spawn_app().await;
     let t = app.create_tenant("Fields Ib").await;
-    // The account lacks the two custom fields the README asks for.
+    // The account lacks the two custom fields the guide asks for.
     app.systeme.set_custom_fields(Some(&[]));
     let resp = app
         .post_lead(

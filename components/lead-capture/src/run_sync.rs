@@ -1,7 +1,7 @@
 //! `POST /v1/admin/sync?limit=50&retry_failed=true&ignore_backoff=true` (admin token): runs a
 //! bounded batch of due Systeme.io syncs and reports what happened, with the admin token's
 //! remaining lifetime (`admin_token_expires_in`, seconds) so the scheduled caller sees its token
-//! near expiry before it stops working. Call it on a schedule (README: cron or a Kubernetes
+//! near expiry before it stops working. Call it on a schedule (docs/guide.md: cron or a Kubernetes
 //! CronJob).
 
 use platform::ApiError;

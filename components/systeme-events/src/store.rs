@@ -181,7 +181,7 @@ impl FromRow for SaleLead {
     }
 }
 
-/// A sale belongs to one tenant at most (migration 0010; README "Threat model"):
+/// A sale belongs to one tenant at most (migration 0010; docs/guide.md "Threat model"):
 /// - the tenant the operator assigned the sale's funnel to (its `funnel_ids`), on its lead
 ///   for the buyer;
 /// - else the only tenant holding the buyer (by Systeme.io contact id, else email).
