@@ -43,6 +43,20 @@ pub struct RunOutcome {
 }
 
 impl RunOutcome {
+    /// Nothing counted yet.
+    fn empty() -> Result<Self> {
+        Ok(Self {
+            ok: 0,
+            unavailable: 0,
+            other: 0,
+            first_other: None,
+            no_answer: 0,
+            stored: 0,
+            elapsed: Duration::ZERO,
+            latency_us: Histogram::new_with_bounds(1, 600_000_000, 3)?,
+        })
+    }
+
     fn ms(&self, q: f64) -> f64 {
         if self.latency_us.is_empty() {
             return f64::NAN;
@@ -65,16 +79,7 @@ async fn client(
     deadline: Duration,
     make: MakeRequest,
 ) -> Result<RunOutcome> {
-    let mut out = RunOutcome {
-        ok: 0,
-        unavailable: 0,
-        other: 0,
-        first_other: None,
-        no_answer: 0,
-        stored: 0,
-        elapsed: Duration::ZERO,
-        latency_us: Histogram::new_with_bounds(1, 600_000_000, 3)?,
-    };
+    let mut out = RunOutcome::empty()?;
     let mut sender = None;
     for i in 0..captures {
         let mut conn = match sender.take() {
@@ -135,16 +140,7 @@ pub async fn run_once(
             client(addr, first, captures, deadline, make).await
         }));
     }
-    let mut total = RunOutcome {
-        ok: 0,
-        unavailable: 0,
-        other: 0,
-        first_other: None,
-        no_answer: 0,
-        stored: 0,
-        elapsed: Duration::ZERO,
-        latency_us: Histogram::new_with_bounds(1, 600_000_000, 3)?,
-    };
+    let mut total = RunOutcome::empty()?;
     for task in tasks {
         let part = task.await.context("burst client panicked")??;
         total.ok += part.ok;
