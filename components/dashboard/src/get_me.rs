@@ -23,7 +23,7 @@ pub fn get_me(req: &Request) -> Result<Response, ApiError> {
         200,
         &Me {
             tenant_id: tenant.id.to_string(),
-            name: ctx.name()?,
+            name: ctx.tenant().name.clone(),
             tag_prefix: tenant.tag_prefix.to_string(),
             plan: tenant.plan,
         },

@@ -23,6 +23,8 @@ use crate::scope::TenantDb;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
     pub id: TenantId,
+    /// The name given at signup, as the dashboard shows it.
+    pub name: String,
     pub tag_prefix: TagPrefix,
     pub plan: Plan,
     pub status: TenantStatus,
@@ -42,7 +44,7 @@ impl Tenant {
 }
 
 /// The `tenants` columns a [`Tenant`] is read from.
-pub const TENANT_COLUMNS: &str = "id, tag_prefix, plan, status, capture_gen, allowed_origins, thank_you_url, tag_rules, funnel_ids, budget_held_leads, budget_tags, budget_sync_calls";
+pub const TENANT_COLUMNS: &str = "id, name, tag_prefix, plan, status, capture_gen, allowed_origins, thank_you_url, tag_rules, funnel_ids, budget_held_leads, budget_tags, budget_sync_calls";
 
 /// Reads the [`TENANT_COLUMNS`] of a `tenants` row.
 impl FromRow for Tenant {
@@ -50,6 +52,7 @@ impl FromRow for Tenant {
         let plan = row.parsed("plan", Plan::parse)?;
         Ok(Self {
             id: row.parsed("id", TenantId::parse)?,
+            name: row.text("name")?.to_string(),
             tag_prefix: row.parsed("tag_prefix", TagPrefix::parse)?,
             limits: limits_of(plan, row),
             plan,
@@ -178,25 +181,5 @@ impl TenantContext {
                 Value::Text(crate::clock::now_rfc3339()?),
             ],
         )
-    }
-
-    /// The tenant's name as given at signup (the gate does not read it), from its own row.
-    pub fn name(&self) -> Result<String, ApiError> {
-        struct Name(String);
-        impl FromRow for Name {
-            fn from_row(row: &Row<'_>) -> Result<Self> {
-                Ok(Self(row.text("name")?.to_string()))
-            }
-        }
-        let id = &self.tenant.id;
-        self.db
-            .query::<Name>(
-                "SELECT name FROM tenants WHERE id = ?",
-                &[Value::Text(id.to_string())],
-            )?
-            .into_iter()
-            .next()
-            .map(|Name(name)| name)
-            .ok_or_else(|| anyhow::anyhow!("reading tenant {id}: row vanished").into())
     }
 }
