@@ -1,8 +1,8 @@
--- Trust (issue 12): what the public capture key and the shared Systeme.io account must not be
+-- Trust: what the public capture key and the shared Systeme.io account must not be
 -- able to do.
 
--- The plan's lead quota counts leads captured, not rows alive now: erasing a lead no longer
--- gives its place back (the product has no billing period yet, so the period is the plan's
+-- The plan's lead quota counts leads captured, not rows alive now: erasing a lead does not
+-- give its place back (the product has no billing period yet, so the period is the plan's
 -- lifetime).
 DROP TRIGGER facets_on_delete;
 

@@ -1,4 +1,4 @@
--- Fewer triggers (issue 14). Under Spin every request opens a new SQLite connection, and a new
+-- Fewer triggers. Under Spin every request opens a new SQLite connection, and a new
 -- connection parses the whole schema before its first statement: each trigger body is parsed
 -- on every request, whatever the request does, and every trigger that fires is compiled into
 -- the statement that fires it. Same rules, fewer and shorter objects:

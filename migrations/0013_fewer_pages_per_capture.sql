@@ -1,4 +1,4 @@
--- Fewer pages written per capture (issue 14). A capture's write lock is held while its statement
+-- Fewer pages written per capture. A capture's write lock is held while its statement
 -- writes every b-tree it touches and while the commit syncs those pages to the WAL: a new lead
 -- wrote 16 pages, a one-row INSERT writes one or two; it now writes 10. Three of the 16 held a
 -- copy of what the lead's own row holds: the first timeline entry (`captured`, or
@@ -15,9 +15,8 @@
 -- `leads_email`, whose only reader is a sale matched by email across tenants: that search now
 -- seeks `leads_tenant_email` once per tenant (systeme-events).
 --
--- The backfill rewrites every lead row once, in the migration's one transaction: about 2 s per
--- 200,000 leads (Python, this machine's kind), during which writers wait and, past their retry
--- budget, get `503 storage_unavailable` with `Retry-After`.
+-- The backfill rewrites every lead row once, in the migration's one transaction, during which
+-- writers wait and, past their retry budget, get `503 storage_unavailable` with `Retry-After`.
 
 DROP INDEX IF EXISTS leads_tenant_stage_id;
 
@@ -38,8 +37,8 @@ DELETE FROM lead_events WHERE kind IN ('captured', 'systeme_contact');
 -- `leads_inserted` (migration 0012), with the timeline row kept only for a lead stored without
 -- `first_event`. Capture's `INSERT` (lead-capture), the hot path, sets it itself, `{"form": …,
 -- "tags": […]}` as the old row had it: an `UPDATE` of the new row from this trigger would keep
--- the rule in one place, but it is compiled into every capture statement (measured in Python:
--- about 15% of the statement's compile and run time, 7% with the commit's sync). Every other
+-- the rule in one place, but it is compiled into every capture statement, where it adds to
+-- the statement's compile and run time. Every other
 -- insert gets its first entry as a `lead_events` row, as before: a contact Systeme.io created
 -- (the callback trigger, rare next to captures, is left as migration 0012 wrote it), and a lead a
 -- replica still running the code from before this migration stores during a rolling deploy. The

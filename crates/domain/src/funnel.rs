@@ -84,7 +84,7 @@ pub struct TagRules(BTreeMap<String, Effect>);
 pub const MAX_RULES: usize = 100;
 
 impl TagRules {
-    /// The built-in rules (issue #5): `email-sent` and any other `email-*` count sends;
+    /// The built-in rules: `email-sent` and any other `email-*` count sends;
     /// `email-opened` and `engaged` count opens; `email-clicked` counts clicks; `converted`;
     /// `retained` and `vip-member`; `inactive` and `churned` flags.
     pub fn defaults() -> Self {

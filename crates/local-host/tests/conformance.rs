@@ -1,4 +1,4 @@
-//! Host conformance: what a component can observe must match real Spin (SPIN-NOTES.md).
+//! Host conformance: what a component can observe must match real Spin (docs/spin-behaviour.md).
 //! Every test here runs the probe component (`tests/probe`) through the black-box harness and
 //! passes unchanged under `SPIN_BIN`. They test the local host, not the product, so they live
 //! with it and run with `cargo test -p local-host`.
