@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use api_tests::{assert_problem, json_body, spawn_app};
-use domain::schema::Migration;
+use domain::schema::{Migration, SchemaObject};
 
 fn migrations_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations")
@@ -139,6 +139,9 @@ async fn every_migration_statement_was_applied() {
     let statements: Vec<&str> = migrations.iter().flat_map(|m| m.statements()).collect();
     for stmt in &statements {
         match schema_change(stmt) {
+            // Triggers and views are the schema files' (checked below), whatever migrations did.
+            SchemaChange::Create { kind, .. } | SchemaChange::Drop { kind, .. }
+                if kind == "trigger" || kind == "view" => {}
             SchemaChange::Create { kind, name, table } => {
                 objects.insert((kind, name), (true, table, stmt));
             }
@@ -183,6 +186,11 @@ async fn every_migration_statement_was_applied() {
             if *present { "" } else { "not " }
         );
     }
+    assert_eq!(
+        triggers_and_views(&conn),
+        schema_files(),
+        "the database's triggers and views against schema/default/triggers/"
+    );
     for ((table, column), (present, stmt)) in &columns {
         let found: i64 = conn
             .query_row(
@@ -198,6 +206,108 @@ async fn every_migration_statement_was_applied() {
             if *present { "" } else { "not " }
         );
     }
+}
+
+/// Every `schema/default/triggers/*.sql`: name → the statement SQLite stores (from `CREATE` on).
+fn schema_files() -> BTreeMap<String, String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/default/triggers");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .map(|path| {
+            let file = path.file_name().unwrap().to_string_lossy().into_owned();
+            let sql = std::fs::read_to_string(&path).unwrap();
+            let object = SchemaObject::parse(&file, Box::leak(sql.into_boxed_str()))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let stored = object.statement();
+            let create = stored.find("CREATE").unwrap();
+            (object.name().to_string(), stored[create..].to_string())
+        })
+        .collect()
+}
+
+/// The database's triggers and views: name → stored SQL.
+fn triggers_and_views(conn: &rusqlite::Connection) -> BTreeMap<String, String> {
+    rows(
+        conn,
+        "SELECT name, sql FROM sqlite_master WHERE type IN ('trigger', 'view')",
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .into_iter()
+    .collect()
+}
+
+/// Every schema object but the runner's own bookkeeping table: (type, name, table, SQL).
+fn schema_of(db: &Path) -> Vec<(String, String, String, Option<String>)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    rows(
+        &conn,
+        "SELECT type, name, tbl_name, sql FROM sqlite_master
+         WHERE tbl_name != 'schema_migrations' ORDER BY type, name",
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )
+}
+
+/// A database at version 1 holding a tenant, and a trigger no schema file defines, is migrated
+/// by the app to exactly the schema a fresh database gets: same tables, columns, indexes and
+/// triggers, the leftover trigger gone, the tenant kept.
+#[tokio::test]
+async fn a_database_migrated_from_the_first_migration_has_a_fresh_ones_schema() {
+    let fresh = spawn_app().await;
+    let health = fresh
+        .client
+        .get(fresh.url("/v1/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    let old = spawn_app().await;
+    {
+        let conn = rusqlite::Connection::open(old.database_path()).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY NOT NULL,
+                name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+        )
+        .unwrap();
+        let first = &migration_files()[0];
+        for stmt in first.statements() {
+            conn.execute_batch(stmt)
+                .unwrap_or_else(|e| panic!("{e}: {stmt}"));
+        }
+        conn.execute(
+            "INSERT INTO schema_migrations VALUES (1, ?1, '2026-01-01T00:00:00Z')",
+            [first.name()],
+        )
+        .unwrap();
+        conn.execute_batch(
+            "INSERT INTO tenants (id, name, email, tag_prefix, plan, created_at, updated_at)
+             VALUES ('ten_old', 'Old IB', 'old@example.com', 'old', 'starter',
+                '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             CREATE TRIGGER leftover AFTER UPDATE ON tenants BEGIN SELECT 1; END;",
+        )
+        .unwrap();
+    }
+    let health = old.client.get(old.url("/v1/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(json_body(health).await["schema_version"], migration_count());
+
+    let (migrated, created) = (
+        schema_of(&old.database_path()),
+        schema_of(&fresh.database_path()),
+    );
+    assert!(created.iter().any(|(kind, ..)| kind == "trigger"));
+    assert_eq!(migrated, created);
+    let tenants: i64 = old
+        .db()
+        .query_row(
+            "SELECT COUNT(*) FROM tenants WHERE id = 'ten_old'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tenants, 1);
 }
 
 /// What one migration statement does to the schema.

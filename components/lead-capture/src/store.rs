@@ -4,7 +4,7 @@
 //!
 //! Storage calls per capture of a new email, no sync: one autocommit statement, the lead
 //! `INSERT`. It proceeds only while the client's rate window is under the limit, and its one
-//! trigger (`leads_inserted`, migration 0013) counts the hit, the lead for the plan, the day's
+//! trigger (`leads_inserted`, schema/default/triggers/) counts the hit, the lead for the plan, the day's
 //! rollup and the facet counts, all in that statement; the `INSERT` itself keeps the
 //! timeline's first entry in the lead's row (`first_event`): 10 pages written per new lead
 //! (BENCHMARKS.md). A repeat email adds a second statement, the `UPDATE` of the stored lead
@@ -17,7 +17,7 @@ use domain::lead::{LeadSubmission, MAX_LEAD_TAGS, SyncStatus};
 use domain::tags::Tag;
 use platform::ApiError;
 use platform::clock::{new_id, now_rfc3339};
-use platform::db::{FromRow, Row};
+use platform::db::{FromRow, Params, Row};
 use platform::scope::TenantDb;
 use platform::tenant::{Tenant, TenantContext};
 use platform::tenant_sql;
@@ -134,8 +134,38 @@ impl FromRow for StoredKey {
     }
 }
 
-fn text(value: Option<&str>) -> Value {
-    value.map_or(Value::Null, |v| Value::Text(v.to_string()))
+/// What both capture statements bind by name: the submission, the time, the client and its
+/// rate limit.
+fn submission_params(
+    client: &str,
+    limit: u32,
+    lead: &LeadSubmission,
+    tags: &[Tag],
+) -> Result<Params> {
+    Ok(Params::new()
+        .set("email", lead.email.to_string())
+        .set("name", lead.name.as_deref())
+        .set("phone", lead.phone.as_deref())
+        .set("ib_type", lead.ib_type.as_deref())
+        .set("monthly_leads", lead.monthly_leads.as_deref())
+        .set("volume", lead.volume.map(|v| v.as_str()))
+        .set("broker_network", lead.broker_network.as_deref())
+        .set("form", lead.form.as_str())
+        .set("utm_source", lead.utm_source.as_deref())
+        .set("utm_medium", lead.utm_medium.as_deref())
+        .set("utm_campaign", lead.utm_campaign.as_deref())
+        .set("page_url", lead.page_url.as_deref())
+        .set("consent", lead.consent)
+        .set("tags", serde_json::to_string(tags)?)
+        .set("utm_term", lead.utm_term.as_deref())
+        .set("utm_content", lead.utm_content.as_deref())
+        .set("gclid", lead.gclid.as_deref())
+        .set("fbclid", lead.fbclid.as_deref())
+        .set("ttclid", lead.ttclid.as_deref())
+        .set("referrer", lead.referrer.as_deref())
+        .set("now", now_rfc3339()?)
+        .set("client", client)
+        .set("rate_limit", i64::from(limit)))
 }
 
 fn unix_day(now: i64) -> Result<String> {
@@ -173,83 +203,12 @@ impl LeadStore {
         tags: &[Tag],
         now: i64,
     ) -> Result<Option<Captured>> {
-        let id = LeadId::parse(&new_id()?)?;
-        let stamp = now_rfc3339()?;
-        let tags_json = serde_json::to_string(tags)?;
-        let limits = self.tenant.limits;
-        let plan_limit = i64::try_from(limits.leads).unwrap_or(i64::MAX);
-        let held_limit = i64::try_from(limits.held_leads).unwrap_or(i64::MAX);
+        let submitted = submission_params(client, limit, lead, tags)?;
         // The lease this request takes when it may push the lead now. A repost's is a second
         // longer than a new lead's, so a lead still inside the lease of the request that stored
         // it this same second is never taken for one this request leased.
         let lease = now + INLINE_LEASE_SECS;
         let repost_lease = lease + 1;
-        // The submitted fields, bound in this order by both statements (after `head`, before
-        // `tail`): the INSERT's ?3..?22, the UPDATE's ?2..?21.
-        let fields = [
-            Value::Text(lead.email.to_string()),
-            text(lead.name.as_deref()),
-            text(lead.phone.as_deref()),
-            text(lead.ib_type.as_deref()),
-            text(lead.monthly_leads.as_deref()),
-            text(lead.volume.map(|v| v.as_str())),
-            text(lead.broker_network.as_deref()),
-            Value::Text(lead.form.clone()),
-            text(lead.utm_source.as_deref()),
-            text(lead.utm_medium.as_deref()),
-            text(lead.utm_campaign.as_deref()),
-            text(lead.page_url.as_deref()),
-            Value::Integer(i64::from(lead.consent)),
-            Value::Text(tags_json),
-            text(lead.utm_term.as_deref()),
-            text(lead.utm_content.as_deref()),
-            text(lead.gclid.as_deref()),
-            text(lead.fbclid.as_deref()),
-            text(lead.ttclid.as_deref()),
-            text(lead.referrer.as_deref()),
-        ];
-        let params = |head: &[Value], tail: &[Value]| -> Vec<Value> {
-            head.iter().chain(&fields).chain(tail).cloned().collect()
-        };
-        let insert = || {
-            self.db.query_one::<CapturedRow>(
-            tenant_sql!(
-                "INSERT INTO leads (tenant_id, id, email, name, phone, ib_type, monthly_leads, volume,
-                    broker_network, form, utm_source, utm_medium, utm_campaign, page_url, consent, tags,
-                    utm_term, utm_content, gclid, fbclid, ttclid, referrer,
-                    sync_status, held_for_consent, next_sync_at, created_at, updated_at, client, first_event)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19, ?20, ?21, ?22,
-                    CASE WHEN (SELECT lead_count FROM tenants WHERE id = ?1) >= ?23 THEN 'held'
-                        WHEN ?15 = 0 AND COALESCE((SELECT sync_requires_consent FROM tenant_sync_rules
-                            WHERE tenant_id = ?1), 0) THEN 'held'
-                        ELSE 'pending' END,
-                    (SELECT lead_count FROM tenants WHERE id = ?1) < ?23 AND ?15 = 0
-                        AND COALESCE((SELECT sync_requires_consent FROM tenant_sync_rules
-                            WHERE tenant_id = ?1), 0),
-                    ?24, ?25, ?25, ?26, json_object('form', ?10, 'tags', json(?16))
-                 WHERE COALESCE((SELECT hits FROM capture_rate WHERE tenant_id = ?1 AND client = ?26
-                    AND window_start = (CAST(strftime('%s', ?25) AS INTEGER) / 60) * 60), 0) < ?27
-                    AND ((SELECT lead_count FROM tenants WHERE id = ?1) < ?23
-                        OR COALESCE((SELECT n FROM lead_facets WHERE tenant_id = ?1 AND facet = 'sync'
-                            AND value = 'held'), 0) < ?28)
-                 ON CONFLICT DO NOTHING
-                 RETURNING ",
-                captured_columns!()
-            ),
-            &params(
-                &[Value::Text(id.to_string())],
-                &[
-                    Value::Integer(plan_limit),
-                    Value::Integer(lease),
-                    Value::Text(stamp.clone()),
-                    Value::Text(client.to_string()),
-                    Value::Integer(i64::from(limit)),
-                    Value::Integer(held_limit),
-                ],
-            ),
-        )
-        };
         let captured = |stored: CapturedRow, created: bool| Captured {
             created,
             id: stored.lead.id.clone(),
@@ -260,80 +219,131 @@ impl LeadStore {
                 && stored.next_sync_at == if created { lease } else { repost_lease },
             target: SyncTarget::new(&self.tenant, stored.lead),
         };
-        if let Some(stored) = insert()? {
+        if let Some(stored) = self.insert_new(&submitted, lease)? {
             return Ok(Some(captured(stored, true)));
         }
         // The email is taken (or the window is full: then this changes nothing either).
-        let updated = self.db.query_one::<CapturedRow>(
-            tenant_sql!(
-                "UPDATE leads SET
-                    name = COALESCE(?3, name),
-                    phone = COALESCE(?4, phone),
-                    ib_type = COALESCE(?5, ib_type),
-                    monthly_leads = COALESCE(?6, monthly_leads),
-                    volume = COALESCE(?7, volume),
-                    broker_network = COALESCE(?8, broker_network),
-                    form = ?9,
-                    utm_source = COALESCE(utm_source, ?10),
-                    utm_medium = COALESCE(utm_medium, ?11),
-                    utm_campaign = COALESCE(utm_campaign, ?12),
-                    page_url = COALESCE(page_url, ?13),
-                    consent = MAX(consent, ?14),
-                    utm_term = COALESCE(utm_term, ?16),
-                    utm_content = COALESCE(utm_content, ?17),
-                    gclid = COALESCE(gclid, ?18),
-                    fbclid = COALESCE(fbclid, ?19),
-                    ttclid = COALESCE(ttclid, ?20),
-                    referrer = COALESCE(referrer, ?21),
-                    tags = (SELECT json_group_array(value) FROM (SELECT value FROM (
-                        SELECT value, 0 AS later FROM json_each(leads.tags)
-                        UNION ALL
-                        SELECT value, 1 FROM json_each(?15)
-                        WHERE value NOT IN (SELECT value FROM json_each(leads.tags))
-                        ORDER BY later, value LIMIT CAST(?25 AS INTEGER)) ORDER BY value)),
-                    sync_status = CASE WHEN sync_status = 'held' AND held_for_consent = 0 THEN 'held'
-                        WHEN MAX(consent, ?14) = 0 AND COALESCE((SELECT sync_requires_consent
-                            FROM tenant_sync_rules WHERE tenant_id = ?1), 0) THEN 'held'
-                        WHEN sync_status IN ('synced', 'failed', 'held') THEN 'pending'
-                        ELSE sync_status END,
-                    held_for_consent = (sync_status != 'held' OR held_for_consent = 1)
-                        AND MAX(consent, ?14) = 0 AND COALESCE((SELECT sync_requires_consent
-                            FROM tenant_sync_rules WHERE tenant_id = ?1), 0),
-                    sync_attempts = CASE WHEN sync_status = 'synced' THEN 0
-                        WHEN sync_status = 'failed'
-                            AND next_sync_at <= CAST(strftime('%s', ?23) AS INTEGER) THEN 0
-                        ELSE sync_attempts END,
-                    next_sync_at = CASE WHEN sync_status = 'held' AND held_for_consent = 0 THEN next_sync_at
-                        WHEN sync_status IN ('pending', 'failed')
-                            AND next_sync_at > CAST(strftime('%s', ?23) AS INTEGER) THEN next_sync_at
-                        ELSE ?22 END,
-                    revision = revision + 1,
-                    updated_at = ?23,
-                    client = ?24
-                 WHERE tenant_id = ?1 AND email = ?2
-                    AND COALESCE((SELECT hits FROM capture_rate WHERE tenant_id = ?1 AND client = ?24
-                        AND window_start = (CAST(strftime('%s', ?23) AS INTEGER) / 60) * 60), 0) < ?26
-                 RETURNING ",
-                captured_columns!()
-            ),
-            &params(
-                &[],
-                &[
-                    Value::Integer(repost_lease),
-                    Value::Text(stamp.clone()),
-                    Value::Text(client.to_string()),
-                    Value::Integer(i64::try_from(MAX_LEAD_TAGS).unwrap_or(i64::MAX)),
-                    Value::Integer(i64::from(limit)),
-                ],
-            ),
-        )?;
-        if let Some(stored) = updated {
+        if let Some(stored) = self.update_known(&submitted, repost_lease)? {
             return Ok(Some(captured(stored, false)));
         }
         // The lead was erased between the two statements, so the email is free again (or the
         // window is full, and this stores nothing either). Whichever statement stores the lead
         // counts the hit, so the request is counted once.
-        Ok(insert()?.map(|stored| captured(stored, true)))
+        Ok(self
+            .insert_new(&submitted, lease)?
+            .map(|stored| captured(stored, true)))
+    }
+
+    /// The `INSERT` of a new email, holding `lease` for an inline sync; `None` when the email
+    /// is taken, the client's rate window is full, or the held budget is spent.
+    fn insert_new(&self, submitted: &Params, lease: i64) -> Result<Option<CapturedRow>> {
+        let limits = self.tenant.limits;
+        let params = submitted
+            .clone()
+            .set("id", LeadId::parse(&new_id()?)?.to_string())
+            .set(
+                "plan_limit",
+                i64::try_from(limits.leads).unwrap_or(i64::MAX),
+            )
+            .set(
+                "held_limit",
+                i64::try_from(limits.held_leads).unwrap_or(i64::MAX),
+            )
+            .set("lease", lease);
+        self.db.query_one_named::<CapturedRow>(
+            tenant_sql!(
+                "INSERT INTO leads (tenant_id, id, email, name, phone, ib_type, monthly_leads,
+                        volume, broker_network, form, utm_source, utm_medium, utm_campaign,
+                        page_url, consent, tags, utm_term, utm_content, gclid, fbclid, ttclid,
+                        referrer, sync_status, held_for_consent, next_sync_at, created_at,
+                        updated_at, client, first_event)
+                     SELECT ?1, :id, :email, :name, :phone, :ib_type, :monthly_leads,
+                        :volume, :broker_network, :form, :utm_source, :utm_medium, :utm_campaign,
+                        :page_url, :consent, :tags, :utm_term, :utm_content, :gclid, :fbclid, :ttclid,
+                        :referrer,
+                        CASE WHEN (SELECT lead_count FROM tenants WHERE id = ?1) >= :plan_limit THEN 'held'
+                            WHEN :consent = 0 AND COALESCE((SELECT sync_requires_consent
+                                FROM tenant_sync_rules WHERE tenant_id = ?1), 0) THEN 'held'
+                            ELSE 'pending' END,
+                        (SELECT lead_count FROM tenants WHERE id = ?1) < :plan_limit AND :consent = 0
+                            AND COALESCE((SELECT sync_requires_consent FROM tenant_sync_rules
+                                WHERE tenant_id = ?1), 0),
+                        :lease, :now, :now, :client, json_object('form', :form, 'tags', json(:tags))
+                     WHERE COALESCE((SELECT hits FROM capture_rate WHERE tenant_id = ?1 AND client = :client
+                        AND window_start = (CAST(strftime('%s', :now) AS INTEGER) / 60) * 60), 0) < :rate_limit
+                        AND ((SELECT lead_count FROM tenants WHERE id = ?1) < :plan_limit
+                            OR COALESCE((SELECT n FROM lead_facets WHERE tenant_id = ?1 AND facet = 'sync'
+                                AND value = 'held'), 0) < :held_limit)
+                     ON CONFLICT DO NOTHING
+                     RETURNING ",
+                captured_columns!()
+            ),
+            &params,
+        )
+    }
+
+    /// The `UPDATE` of the tenant's lead with that email: fields given now win, tags are
+    /// merged, a synced or failed lead is queued again with `lease` unless a backoff holds it.
+    /// `None` when there is no such lead or the client's rate window is full.
+    fn update_known(&self, submitted: &Params, lease: i64) -> Result<Option<CapturedRow>> {
+        let params = submitted
+            .clone()
+            .set("lease", lease)
+            .set("max_tags", i64::try_from(MAX_LEAD_TAGS).unwrap_or(i64::MAX));
+        self.db.query_one_named::<CapturedRow>(
+            tenant_sql!(
+                "UPDATE leads SET
+                    name = COALESCE(:name, name),
+                    phone = COALESCE(:phone, phone),
+                    ib_type = COALESCE(:ib_type, ib_type),
+                    monthly_leads = COALESCE(:monthly_leads, monthly_leads),
+                    volume = COALESCE(:volume, volume),
+                    broker_network = COALESCE(:broker_network, broker_network),
+                    form = :form,
+                    utm_source = COALESCE(utm_source, :utm_source),
+                    utm_medium = COALESCE(utm_medium, :utm_medium),
+                    utm_campaign = COALESCE(utm_campaign, :utm_campaign),
+                    page_url = COALESCE(page_url, :page_url),
+                    consent = MAX(consent, :consent),
+                    utm_term = COALESCE(utm_term, :utm_term),
+                    utm_content = COALESCE(utm_content, :utm_content),
+                    gclid = COALESCE(gclid, :gclid),
+                    fbclid = COALESCE(fbclid, :fbclid),
+                    ttclid = COALESCE(ttclid, :ttclid),
+                    referrer = COALESCE(referrer, :referrer),
+                    tags = (SELECT json_group_array(value) FROM (SELECT value FROM (
+                        SELECT value, 0 AS later FROM json_each(leads.tags)
+                        UNION ALL
+                        SELECT value, 1 FROM json_each(:tags)
+                        WHERE value NOT IN (SELECT value FROM json_each(leads.tags))
+                        ORDER BY later, value LIMIT CAST(:max_tags AS INTEGER)) ORDER BY value)),
+                    sync_status = CASE WHEN sync_status = 'held' AND held_for_consent = 0 THEN 'held'
+                        WHEN MAX(consent, :consent) = 0 AND COALESCE((SELECT sync_requires_consent
+                            FROM tenant_sync_rules WHERE tenant_id = ?1), 0) THEN 'held'
+                        WHEN sync_status IN ('synced', 'failed', 'held') THEN 'pending'
+                        ELSE sync_status END,
+                    held_for_consent = (sync_status != 'held' OR held_for_consent = 1)
+                        AND MAX(consent, :consent) = 0 AND COALESCE((SELECT sync_requires_consent
+                            FROM tenant_sync_rules WHERE tenant_id = ?1), 0),
+                    sync_attempts = CASE WHEN sync_status = 'synced' THEN 0
+                        WHEN sync_status = 'failed'
+                            AND next_sync_at <= CAST(strftime('%s', :now) AS INTEGER) THEN 0
+                        ELSE sync_attempts END,
+                    next_sync_at = CASE WHEN sync_status = 'held' AND held_for_consent = 0 THEN next_sync_at
+                        WHEN sync_status IN ('pending', 'failed')
+                            AND next_sync_at > CAST(strftime('%s', :now) AS INTEGER) THEN next_sync_at
+                        ELSE :lease END,
+                    revision = revision + 1,
+                    updated_at = :now,
+                    client = :client
+                 WHERE tenant_id = ?1 AND email = :email
+                    AND COALESCE((SELECT hits FROM capture_rate WHERE tenant_id = ?1 AND client = :client
+                        AND window_start = (CAST(strftime('%s', :now) AS INTEGER) / 60) * 60), 0) < :rate_limit
+                 RETURNING ",
+                captured_columns!()
+            ),
+            &params,
+        )
     }
 
     /// The hot path: stores the lead if the client is within its rate limit, counting the hit
@@ -407,8 +417,8 @@ impl LeadStore {
     /// Counts one request from `client` in the current one-minute window. `Some(seconds)` to
     /// wait when the window already holds `limit` requests. One atomic statement, so
     /// concurrent requests cannot both slip under the limit. The window rule, `(unix / 60) * 60`,
-    /// is the one the triggers apply when a lead write counts its hit (`leads_inserted`, migration
-    /// 0013, for a new lead; `capture_rate_on_update`, migration 0006, for a known one).
+    /// is the one the triggers apply when a lead write counts its hit (`leads_inserted` for a new
+    /// lead, `capture_rate_on_update` for a known one; schema/default/triggers/).
     pub fn rate_limit(&self, client: &str, limit: u32, now: i64) -> Result<Option<u64>> {
         let counted = self.db.query_one::<RateWindow>(
             tenant_sql!(

@@ -19,7 +19,7 @@
 //!   checked against the contact's tags. A lead is `synced` only when the contact has them all.
 //!
 //! Tag creation is serialised per tag across concurrent syncs through a claim row
-//! (`systeme_tag_claims`, see migration 0008): only the claimant creates; the others wait for
+//! (`systeme_tag_claims`): only the claimant creates; the others wait for
 //! the id it records, so two syncs make one tag.
 
 use std::collections::HashMap;

@@ -8,9 +8,9 @@
 //!    linked to the buyer. Unknown prefixes are ignored.
 //! 3. For each tenant, through that tenant's [`TenantDb`]: read the lead (outside any
 //!    transaction), compute its next state with the domain rules, and write it with one
-//!    `INSERT INTO event_applications` whose trigger (migration 0012) records the message as
-//!    applied for this tenant, update the lead, append the timeline entry and count the day,
-//!    atomically. The write fails, changing nothing, when the message was already applied for
+//!    `INSERT INTO event_applications` whose trigger (`event_applications_apply` in
+//!    schema/default/triggers/) records the message as applied for this tenant, updates the
+//!    lead, appends the timeline entry and counts the day, atomically. The write fails, changing nothing, when the message was already applied for
 //!    this tenant (`applied_events` primary key: a redelivery is a `duplicate`) or when the lead
 //!    changed since it was read (`event_seq`): then the lead is read and the event applied
 //!    again. No interactive transaction: nothing holds the write lock between statements.
@@ -22,13 +22,15 @@ use domain::events::{Contact, Sale, SystemeEvent, TagRef, replay_digest};
 use domain::funnel::{Delta, Effect, LeadState, Stage, StageOrNew, TagRules};
 use domain::id::LeadId;
 use domain::lead::{ContactFields, erasure_key};
+use domain::schema::TriggerError;
 use domain::tags::Tag;
 use domain::tenant::{TagPrefix, TenantId};
 use platform::ApiError;
 use platform::auth::SystemeCallback;
 use platform::clock::{new_id, now_rfc3339};
-use platform::db::{Db, FromRow, Row};
+use platform::db::{Db, FromRow, Params, Row};
 use platform::scope::TenantDb;
+use platform::storage_error;
 use platform::tenant::{TENANT_COLUMNS, Tenant, load_tenant};
 use platform::tenant_sql;
 use serde_json::json;
@@ -111,12 +113,13 @@ const MAX_STALE_RETRIES: usize = 8;
 /// same email was created meanwhile.
 fn is_stale(error: &anyhow::Error) -> bool {
     let text = format!("{error:#}");
-    text.contains("cfe: stale lead state") || text.contains("UNIQUE constraint failed: leads.")
+    TriggerError::in_message(&text) == Some(TriggerError::StaleLeadState)
+        || storage_error::violates_unique(&text, "leads")
 }
 
 /// Whether a failed write found the message already applied for this tenant.
 fn is_duplicate(error: &anyhow::Error) -> bool {
-    format!("{error:#}").contains("UNIQUE constraint failed: applied_events.")
+    storage_error::violates_unique(&format!("{error:#}"), "applied_events")
 }
 
 /// The tenants an event belongs to.
@@ -181,7 +184,7 @@ impl FromRow for SaleLead {
     }
 }
 
-/// A sale belongs to one tenant at most (migration 0010; docs/guide.md "Threat model"):
+/// A sale belongs to one tenant at most (docs/guide.md "Threat model"):
 /// - the tenant the operator assigned the sale's funnel to (its `funnel_ids`), on its lead
 ///   for the buyer;
 /// - else the only tenant holding the buyer (by Systeme.io contact id, else email).
@@ -190,7 +193,7 @@ impl FromRow for SaleLead {
 /// buyer and none was assigned the funnel) is recorded in `unattributed_sales` for the operator
 /// and counted for no tenant: capturing a buyer's email must not reveal or claim a sale.
 ///
-/// There is no index on email alone (migration 0013: every capture paid a page for it), so the
+/// There is no index on email alone (every capture would pay a page for it), so the
 /// email branch seeks each tenant's `(tenant_id, email)` entry, tenants as the outer loop: one
 /// index search per tenant, for a callback that is rare next to captures.
 fn sale_shares(db: &Db, sale: &Sale, callback: &Received<'_>) -> Result<Vec<Share>> {
@@ -583,7 +586,7 @@ impl Applying<'_> {
         let Some(email) = email.filter(|_| !own_tags.is_empty()) else {
             return Ok(None);
         };
-        // An erased lead stays erased: its tombstone (migration 0010) stops a Systeme.io event
+        // An erased lead stays erased: its tombstone (`erased_leads`) stops a Systeme.io event
         // for the contact from creating it again. A new form post is a new lead.
         let erased = self.tdb.execute(
             tenant_sql!("SELECT 1 FROM erased_leads WHERE tenant_id = ?1 AND email_hash = ?2"),
@@ -664,18 +667,44 @@ impl Applying<'_> {
         if let Some(obj) = detail.as_object_mut() {
             obj.insert("stage".into(), json!(s.stage.0.as_str()));
         }
-        let text = |v: Option<&String>| v.map_or(Value::Null, |v| Value::Text(v.clone()));
         let new = lead.new.as_ref();
-        let [utm_source, utm_medium, utm_campaign] =
-            new.map(|n| &n.utm)
-                .map_or([Value::Null, Value::Null, Value::Null], |utm| {
-                    [
-                        text(utm[0].as_ref()),
-                        text(utm[1].as_ref()),
-                        text(utm[2].as_ref()),
-                    ]
-                });
-        self.tdb.execute(
+        let utm = |i: usize| new.and_then(|n| n.utm.get(i).cloned().flatten());
+        let received = self.received;
+        let params = Params::new()
+            .set("message_id", received.message_id.to_string())
+            .set("event", received.event.to_string())
+            .set("lead_id", lead.id.to_string())
+            .set("expected_seq", lead.seq)
+            .set("stage", s.stage.0.as_str())
+            .set("emails_sent", s.emails_sent)
+            .set("emails_opened", s.emails_opened)
+            .set("emails_clicked", s.emails_clicked)
+            .set("converted", s.converted)
+            .set("sales", s.sales)
+            .set("revenue_cents", s.revenue_cents)
+            .set("inactive", s.inactive)
+            .set("churned", s.churned)
+            .set("tags", serde_json::to_string(&lead.tags)?)
+            .set("opted_in", lead.opted_in)
+            .set("systeme_contact_id", contact_id)
+            .set("email", new.map(|n| n.email.clone()))
+            .set("name", new.and_then(|n| n.name.clone()))
+            .set("phone", new.and_then(|n| n.phone.clone()))
+            .set("utm_source", utm(0))
+            .set("utm_medium", utm(1))
+            .set("utm_campaign", utm(2))
+            .set("page_url", new.and_then(|n| n.page_url.clone()))
+            .set("kind", kind)
+            .set("detail", detail.to_string())
+            .set("day", received.stamp.chars().take(10).collect::<String>())
+            .set("add_emails_sent", delta.emails_sent)
+            .set("add_emails_opened", delta.emails_opened)
+            .set("add_emails_clicked", delta.emails_clicked)
+            .set("add_conversions", delta.conversions)
+            .set("add_revenue_cents", delta.revenue_cents)
+            .set("at", received.stamp.to_string())
+            .set("digest", received.digest.clone());
+        self.tdb.execute_named(
             tenant_sql!(
                 "INSERT INTO event_applications (tenant_id, message_id, event, lead_id,
                     expected_seq, stage, emails_sent, emails_opened, emails_clicked, converted,
@@ -683,48 +712,14 @@ impl Applying<'_> {
                     email, name, phone, utm_source, utm_medium, utm_campaign, page_url, kind,
                     detail, day, add_emails_sent, add_emails_opened, add_emails_clicked,
                     add_conversions, add_revenue_cents, at, digest)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31,
-                    ?32, ?33, ?34)"
+                 VALUES (?1, :message_id, :event, :lead_id,
+                    :expected_seq, :stage, :emails_sent, :emails_opened, :emails_clicked, :converted,
+                    :sales, :revenue_cents, :inactive, :churned, :tags, :opted_in, :systeme_contact_id,
+                    :email, :name, :phone, :utm_source, :utm_medium, :utm_campaign, :page_url, :kind,
+                    :detail, :day, :add_emails_sent, :add_emails_opened, :add_emails_clicked,
+                    :add_conversions, :add_revenue_cents, :at, :digest)"
             ),
-            &[
-                Value::Text(self.received.message_id.to_string()),
-                Value::Text(self.received.event.to_string()),
-                Value::Text(lead.id.to_string()),
-                lead.seq.map_or(Value::Null, Value::Integer),
-                Value::Text(s.stage.0.as_str().into()),
-                Value::Integer(s.emails_sent),
-                Value::Integer(s.emails_opened),
-                Value::Integer(s.emails_clicked),
-                Value::Integer(i64::from(s.converted)),
-                Value::Integer(s.sales),
-                Value::Integer(s.revenue_cents),
-                Value::Integer(i64::from(s.inactive)),
-                Value::Integer(i64::from(s.churned)),
-                Value::Text(serde_json::to_string(&lead.tags)?),
-                Value::Integer(i64::from(lead.opted_in)),
-                contact_id.map_or(Value::Null, Value::Integer),
-                text(new.map(|n| &n.email)),
-                text(new.and_then(|n| n.name.as_ref())),
-                text(new.and_then(|n| n.phone.as_ref())),
-                utm_source,
-                utm_medium,
-                utm_campaign,
-                text(new.and_then(|n| n.page_url.as_ref())),
-                Value::Text(kind.to_string()),
-                Value::Text(detail.to_string()),
-                Value::Text(self.received.stamp.chars().take(10).collect()),
-                Value::Integer(delta.emails_sent),
-                Value::Integer(delta.emails_opened),
-                Value::Integer(delta.emails_clicked),
-                Value::Integer(delta.conversions),
-                Value::Integer(delta.revenue_cents),
-                Value::Text(self.received.stamp.to_string()),
-                self.received
-                    .digest
-                    .clone()
-                    .map_or(Value::Null, Value::Text),
-            ],
+            &params,
         )?;
         Ok(())
     }

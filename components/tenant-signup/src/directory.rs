@@ -7,6 +7,7 @@ use platform::ApiError;
 use platform::auth::{AdminContext, VerifiedSignup};
 use platform::clock::{now_rfc3339, random};
 use platform::db::{Db, FromRow, Row};
+use platform::storage_error;
 use platform::tenant::{capture_token, limits_of};
 use serde::Serialize;
 use spin_sdk::sqlite::Value;
@@ -171,7 +172,7 @@ impl AdminDirectory {
 
     /// Applies `patch` in one statement; `None` if no such tenant. The gate reads the row on
     /// every request, so a suspension takes effect on the next request. A funnel another
-    /// tenant holds fails the whole statement (migration 0010's `tenant_funnels` is unique per
+    /// tenant holds fails the whole statement (`tenant_funnels` is unique per
     /// funnel) and is `409 funnel_taken`.
     pub fn update(
         &self,
@@ -218,7 +219,7 @@ impl AdminDirectory {
                 ],
             )
             .map_err(|cause| {
-                if format!("{cause:#}").contains("UNIQUE constraint failed: tenant_funnels") {
+                if storage_error::violates_unique(&format!("{cause:#}"), "tenant_funnels") {
                     ApiError::Conflict {
                         code: "funnel_taken",
                         detail: "funnel_ids: a funnel listed belongs to another tenant".into(),

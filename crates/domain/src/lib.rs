@@ -9,6 +9,7 @@ pub mod events;
 pub mod funnel;
 pub mod id;
 pub mod lead;
+pub mod named_sql;
 pub mod schema;
 pub mod secret;
 pub mod settings;

@@ -1,4 +1,6 @@
-//! Versioned SQL migrations: file names and statement splitting.
+//! The schema's files: versioned migrations (tables, indexes, backfills), the current-state
+//! definitions of triggers (re-created after every migration), statement splitting, and the
+//! codes a trigger raises.
 //!
 //! Spin's SQLite runs only the first statement of a string (see docs/spin-behaviour.md), so a
 //! migration file is split into single statements before it is executed.
@@ -52,6 +54,87 @@ impl Migration {
     }
 }
 
+/// A `schema/<database>/triggers/<name>.sql` file that is not one `CREATE TRIGGER <name>` (or
+/// `CREATE VIEW <name>`) statement.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("schema file {0:?} must hold exactly one CREATE TRIGGER or CREATE VIEW named as the file")]
+pub struct BadSchemaObject(pub String);
+
+/// A trigger or view as it is now, from its own file. The migration runner drops every trigger
+/// and view and creates these after it applies migrations, so a migration never restates one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaObject {
+    name: String,
+    statement: &'static str,
+}
+
+impl SchemaObject {
+    /// Parses `leads_inserted.sql`, which must hold `CREATE TRIGGER leads_inserted …` alone.
+    pub fn parse(file_name: &str, sql: &'static str) -> Result<Self, BadSchemaObject> {
+        let bad = || BadSchemaObject(file_name.to_string());
+        let name = file_name.strip_suffix(".sql").ok_or_else(bad)?;
+        let [statement] = split_statements(sql)[..] else {
+            return Err(bad());
+        };
+        let code = strip_line_comments(statement);
+        let words: Vec<&str> = code.split_whitespace().take(3).collect();
+        let declares = matches!(
+            words.as_slice(),
+            [create, kind, declared]
+                if create.eq_ignore_ascii_case("CREATE")
+                    && (kind.eq_ignore_ascii_case("TRIGGER") || kind.eq_ignore_ascii_case("VIEW"))
+                    && *declared == name
+        );
+        if !declares {
+            return Err(bad());
+        }
+        Ok(Self {
+            name: name.to_string(),
+            statement,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `CREATE …` statement, without its terminating `;`.
+    pub fn statement(&self) -> &'static str {
+        self.statement
+    }
+}
+
+/// An error a trigger raises on purpose, `RAISE(ABORT, 'cfe:<code>')`. The one place where
+/// those codes are read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerError {
+    /// `event_applications_apply`: the lead changed since the callback read it.
+    StaleLeadState,
+}
+
+impl TriggerError {
+    const ALL: [Self; 1] = [Self::StaleLeadState];
+
+    /// The code the trigger raises.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::StaleLeadState => "cfe:stale_lead_state",
+        }
+    }
+
+    /// The trigger error named in a storage error's message, if any.
+    pub fn in_message(message: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| message.contains(e.code()))
+    }
+}
+
+fn strip_line_comments(sql: &str) -> String {
+    sql.lines()
+        .map(|l| l.split("--").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Splits SQL text into single statements at top-level `;`, respecting quoted strings and
 /// identifiers (`'…'`, `"…"`, `` `…` ``, `[…]`) and comments (`-- …`, `/* … */`). Empty
 /// statements and comment-only fragments are dropped.
@@ -65,43 +148,12 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
     let mut i = 0;
     let mut has_code = false;
     while let Some(&b) = bytes.get(i) {
+        if let Some((end, is_code)) = skip_quoted_or_comment(sql, i) {
+            i = end;
+            has_code |= is_code;
+            continue;
+        }
         match b {
-            b'\'' | b'"' | b'`' | b'[' => {
-                let close = if b == b'[' { b']' } else { b };
-                i += 1;
-                while let Some(&c) = bytes.get(i) {
-                    i += 1;
-                    if c == close {
-                        // A doubled quote is an escaped quote inside the string.
-                        if close != b']' && bytes.get(i) == Some(&close) {
-                            i += 1;
-                            continue;
-                        }
-                        break;
-                    }
-                }
-                has_code = true;
-                continue;
-            }
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                while let Some(&c) = bytes.get(i) {
-                    if c == b'\n' {
-                        break;
-                    }
-                    i += 1;
-                }
-                continue;
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i < bytes.len()
-                    && !(bytes.get(i) == Some(&b'*') && bytes.get(i + 1) == Some(&b'/'))
-                {
-                    i += 1;
-                }
-                i += 2;
-                continue;
-            }
             b';' if sql.get(start..i).is_some_and(inside_trigger_body) => {}
             b';' => {
                 if has_code
@@ -123,13 +175,42 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
     out
 }
 
+/// A quoted string or identifier (`'…'`, `"…"`, `` `…` ``, `[…]`), which is code, or a comment
+/// (`-- …`, `/* … */`), which is not, starting at byte `i`: the index just past it, and whether
+/// it is code. `None` when none starts there.
+pub(crate) fn skip_quoted_or_comment(sql: &str, i: usize) -> Option<(usize, bool)> {
+    let bytes = sql.as_bytes();
+    match (bytes.get(i)?, bytes.get(i + 1)) {
+        (b'-', Some(b'-')) => Some((sql[i..].find('\n').map_or(bytes.len(), |n| i + n), false)),
+        (b'/', Some(b'*')) => Some((
+            sql[i + 2..]
+                .find("*/")
+                .map_or(bytes.len(), |n| i + 2 + n + 2),
+            false,
+        )),
+        (&open @ (b'\'' | b'"' | b'`' | b'['), _) => {
+            let close = if open == b'[' { b']' } else { open };
+            let mut j = i + 1;
+            while let Some(&c) = bytes.get(j) {
+                j += 1;
+                if c == close {
+                    // A doubled quote is an escaped quote inside the string.
+                    if close != b']' && bytes.get(j) == Some(&close) {
+                        j += 1;
+                        continue;
+                    }
+                    break;
+                }
+            }
+            Some((j, true))
+        }
+        _ => None,
+    }
+}
+
 /// Whether `fragment` is an unfinished `CREATE [TEMP] TRIGGER` (its last word is not `END`).
 fn inside_trigger_body(fragment: &str) -> bool {
-    let code: String = fragment
-        .lines()
-        .map(|l| l.split("--").next().unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let code = strip_line_comments(fragment);
     let words: Vec<String> = code
         .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
         .filter(|w| !w.is_empty())
@@ -144,6 +225,50 @@ fn inside_trigger_body(fragment: &str) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_schema_object_is_one_create_named_as_its_file() {
+        let t = SchemaObject::parse(
+            "leads_inserted.sql",
+            "-- what and why\nCREATE TRIGGER leads_inserted AFTER INSERT ON leads\nBEGIN\n    SELECT 1;\nEND;\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.name(), "leads_inserted");
+        assert!(t.statement().starts_with("-- what and why\nCREATE TRIGGER"));
+        assert!(t.statement().ends_with("END"));
+        for (file, sql) in [
+            (
+                "other.sql",
+                "CREATE TRIGGER leads_inserted AFTER INSERT ON leads BEGIN SELECT 1; END;",
+            ),
+            ("t.sql", "CREATE TABLE t (x)"),
+            (
+                "t.sql",
+                "CREATE VIEW t AS SELECT 1; CREATE VIEW u AS SELECT 2;",
+            ),
+            ("t.sql", "-- nothing"),
+            ("t.txt", "CREATE VIEW t AS SELECT 1"),
+        ] {
+            assert_eq!(
+                SchemaObject::parse(file, sql),
+                Err(BadSchemaObject(file.into())),
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn trigger_codes_are_read_back_from_messages() {
+        let message = "Io(\"cfe:stale_lead_state\")";
+        assert_eq!(
+            TriggerError::in_message(message),
+            Some(TriggerError::StaleLeadState)
+        );
+        assert_eq!(
+            TriggerError::in_message("UNIQUE constraint failed: leads.id"),
+            None
+        );
+    }
 
     #[test]
     fn migration_names_carry_their_version() {

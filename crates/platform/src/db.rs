@@ -86,6 +86,100 @@ impl Db {
     }
 }
 
+/// Values bound by name to a statement's `:name` parameters: a long write names each value
+/// after its column instead of counting `?N` by hand. The names are numbered after the
+/// statement's own `?N` ([`domain::named_sql`]), and every name must be bound exactly once.
+#[derive(Debug, Default, Clone)]
+pub struct Params {
+    values: Vec<(&'static str, Value)>,
+}
+
+impl Params {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Binds `value` to `:name`.
+    #[must_use]
+    pub fn set(mut self, name: &'static str, value: impl Bind) -> Self {
+        self.values.push((name, value.into_value()));
+        self
+    }
+
+    /// `sql` with its names numbered, and the values in number order: `positional` first (the
+    /// statement's `?1` … `?N`), then one per name.
+    pub fn resolve(&self, sql: &str, positional: Vec<Value>) -> Result<(String, Vec<Value>)> {
+        let numbered = domain::named_sql::number_named(sql)?;
+        if numbered.first != positional.len() + 1 {
+            return Err(anyhow!(
+                "the statement numbers its parameters up to ?{}, but {} positional values are bound",
+                numbered.first - 1,
+                positional.len()
+            ));
+        }
+        if let Some((unused, _)) = self
+            .values
+            .iter()
+            .find(|(name, _)| !numbered.names.contains(name))
+        {
+            return Err(anyhow!(
+                "`:{unused}` is bound but the statement does not use it"
+            ));
+        }
+        let mut values = positional;
+        for name in &numbered.names {
+            let (_, value) = self
+                .values
+                .iter()
+                .find(|(bound, _)| bound == name)
+                .ok_or_else(|| anyhow!("`:{name}` is used but not bound"))?;
+            values.push(value.clone());
+        }
+        Ok((numbered.sql, values))
+    }
+}
+
+/// A Rust value as an SQLite value; `None` is `NULL`.
+pub trait Bind {
+    fn into_value(self) -> Value;
+}
+
+impl Bind for Value {
+    fn into_value(self) -> Value {
+        self
+    }
+}
+
+impl Bind for &str {
+    fn into_value(self) -> Value {
+        Value::Text(self.to_string())
+    }
+}
+
+impl Bind for String {
+    fn into_value(self) -> Value {
+        Value::Text(self)
+    }
+}
+
+impl Bind for i64 {
+    fn into_value(self) -> Value {
+        Value::Integer(self)
+    }
+}
+
+impl Bind for bool {
+    fn into_value(self) -> Value {
+        Value::Integer(i64::from(self))
+    }
+}
+
+impl<T: Bind> Bind for Option<T> {
+    fn into_value(self) -> Value {
+        self.map_or(Value::Null, Bind::into_value)
+    }
+}
+
 /// A type read from a result row by column name.
 pub trait FromRow: Sized {
     fn from_row(row: &Row<'_>) -> Result<Self>;
@@ -148,5 +242,52 @@ impl<'a> Row<'a> {
     pub fn json<T: DeserializeOwned>(&self, column: &str) -> Result<T> {
         serde_json::from_str(self.text(column)?)
             .with_context(|| format!("column `{column}`: not the JSON expected"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(value: &Value) -> Option<&str> {
+        match value {
+            Value::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn named_values_follow_the_positional_ones_in_number_order() {
+        let params = Params::new()
+            .set("name", Some("Ann"))
+            .set("email", "a@x.io");
+        let (sql, values) = params
+            .resolve(
+                "INSERT INTO t (tenant_id, email, name) VALUES (?1, :email, :name)",
+                vec![Value::Text("ten".into())],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            sql,
+            "INSERT INTO t (tenant_id, email, name) VALUES (?1, ?2, ?3)"
+        );
+        let values: Vec<Option<&str>> = values.iter().map(text).collect();
+        assert_eq!(values, [Some("ten"), Some("a@x.io"), Some("Ann")]);
+    }
+
+    #[test]
+    fn a_name_unbound_or_unused_or_a_positional_count_that_differs_is_an_error() {
+        let sql = "SELECT ?1, :a";
+        let one = || vec![Value::Null];
+        assert!(Params::new().resolve(sql, one()).is_err());
+        assert!(
+            Params::new()
+                .set("a", 1)
+                .set("b", 2)
+                .resolve(sql, one())
+                .is_err()
+        );
+        assert!(Params::new().set("a", 1).resolve(sql, vec![]).is_err());
+        assert!(Params::new().set("a", 1).resolve(sql, one()).is_ok());
     }
 }

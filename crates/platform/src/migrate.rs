@@ -5,11 +5,17 @@
 //! up front. When asked, the fast path is one `SELECT MAX(version)`. Slow path (a fresh or older database):
 //! `BEGIN IMMEDIATE` takes SQLite's write lock, so a racing request waits (busy timeout) and
 //! then finds the work done; pending migrations run one statement per `execute` call, each
-//! recorded in `schema_migrations`, and `COMMIT` makes them visible all at once. A failure rolls
-//! back, so a half-applied migration is never recorded.
+//! recorded in `schema_migrations`; then every trigger and view is dropped and created again
+//! from `schema/default/triggers/` (their one definition, as they are now), and `COMMIT` makes
+//! it all visible at once. A failure rolls back, so a half-applied migration is never recorded.
+//!
+//! Migrations therefore hold only tables, indexes and backfills. A change to a trigger file
+//! comes with a new migration (which may hold only comments), so that databases at the previous
+//! version get it; `schema/default/triggers.lock` pins the trigger files to the version that
+//! last changed them, and a test fails when they differ.
 
 use anyhow::{Context, Result};
-use domain::schema::Migration;
+use domain::schema::{Migration, SchemaObject};
 use spin_sdk::sqlite::{Connection, Value};
 
 use crate::connection::{Transaction, execute};
@@ -23,6 +29,14 @@ pub fn migrations() -> Result<Vec<Migration>> {
     embedded::MIGRATION_FILES
         .iter()
         .map(|(name, sql)| Migration::parse(name, sql).map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// The embedded triggers and views, parsed, sorted by name.
+pub fn schema_objects() -> Result<Vec<SchemaObject>> {
+    embedded::TRIGGER_FILES
+        .iter()
+        .map(|(name, sql)| SchemaObject::parse(name, sql).map_err(anyhow::Error::from))
         .collect()
 }
 
@@ -68,7 +82,11 @@ pub fn ensure_schema(conn: &Connection) -> Result<u32> {
     prefer_wal(conn);
     let transaction = Transaction::begin(conn).context("locking the database to migrate")?;
     // A failure drops the guard, which rolls back: a half-applied migration is never recorded.
+    let before = current_version(conn)?.unwrap_or(0);
     let version = apply_pending(conn)?;
+    if version > before {
+        recreate_triggers(conn)?;
+    }
     transaction.commit().context("committing migrations")?;
     Ok(version)
 }
@@ -144,6 +162,29 @@ fn apply_pending(conn: &Connection) -> Result<u32> {
     Ok(version)
 }
 
+/// Drops every trigger and view the database has and creates the current ones.
+fn recreate_triggers(conn: &Connection) -> Result<()> {
+    let existing = execute(
+        conn,
+        "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')",
+        &[],
+    )?;
+    for row in existing.rows() {
+        let (Some(kind), Some(name)) = (row.get::<&str>("type"), row.get::<&str>("name")) else {
+            continue;
+        };
+        let kind = if kind == "view" { "VIEW" } else { "TRIGGER" };
+        let name = name.replace('"', "\"\"");
+        execute(conn, &format!("DROP {kind} IF EXISTS \"{name}\""), &[])
+            .with_context(|| format!("dropping {kind} {name}"))?;
+    }
+    for object in schema_objects()? {
+        execute(conn, object.statement(), &[])
+            .with_context(|| format!("creating {}", object.name()))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,8 +195,60 @@ mod tests {
         assert!(!all.is_empty());
         for (i, m) in all.iter().enumerate() {
             assert_eq!(m.version() as usize, i + 1);
-            assert!(!m.statements().is_empty(), "{} has no statements", m.name());
         }
         assert_eq!(latest_version() as usize, all.len());
+    }
+
+    #[test]
+    fn every_trigger_file_parses() {
+        let objects = schema_objects().unwrap_or_else(|e| panic!("{e}"));
+        assert!(objects.iter().any(|o| o.name() == "leads_inserted"));
+    }
+
+    /// The digest of the trigger files, as `schema/default/triggers.lock` records it.
+    fn triggers_digest() -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for (name, sql) in embedded::TRIGGER_FILES {
+            hash.update(name.as_bytes());
+            hash.update([0]);
+            hash.update(sql.as_bytes());
+            hash.update([0]);
+        }
+        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// `schema/default/triggers.lock`, one line per change of the trigger files, oldest first:
+    /// the migration version that brought the change, and the files' digest.
+    #[test]
+    fn a_trigger_change_comes_with_a_migration() {
+        let lock: Vec<(u32, &str)> = include_str!("../../../schema/default/triggers.lock")
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                let (version, digest) = l.split_once(' ').unwrap_or((l, ""));
+                (version.parse().unwrap_or(0), digest.trim())
+            })
+            .collect();
+        for pair in lock.windows(2) {
+            if let [(v1, _), (v2, _)] = pair {
+                assert!(
+                    v1 < v2,
+                    "triggers.lock: versions must increase ({v1}, then {v2})"
+                );
+            }
+        }
+        let (latest, digest) = (latest_version(), triggers_digest());
+        let (last_version, last_digest) = lock.last().copied().unwrap_or((0, ""));
+        assert!(
+            last_version <= latest,
+            "triggers.lock names version {last_version}, which does not exist"
+        );
+        assert_eq!(
+            last_digest, digest,
+            "the trigger files changed since migration {last_version}: a database already at a \
+             later version would keep the old triggers. Add a migration (it may hold only \
+             comments), then append `<its version> {digest}` to schema/default/triggers.lock"
+        );
     }
 }

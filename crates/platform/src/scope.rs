@@ -16,7 +16,7 @@ use anyhow::Result;
 use domain::tenant::TenantId;
 use spin_sdk::sqlite::{QueryResult, Value};
 
-use crate::db::{Db, FromRow, rows};
+use crate::db::{Db, FromRow, Params, rows};
 
 /// SQL a tenant may run. Invariant: every tenant table it reads or writes is filtered by
 /// `tenant_id = ?1` (or, for an `INSERT`, gets `?1` as its `tenant_id`); [`TenantDb`] always
@@ -199,6 +199,23 @@ impl TenantDb {
     /// Runs `sql` like [`Self::execute`] and decodes its first row, if any.
     pub fn query_one<T: FromRow>(&self, sql: TenantSql, params: &[Value]) -> Result<Option<T>> {
         Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    /// Runs `sql` with `?1` bound to this tenant and its `:name` parameters to `params`.
+    pub fn execute_named(&self, sql: TenantSql, params: &Params) -> Result<QueryResult> {
+        let (sql, values) = params.resolve(sql.0, vec![Value::Text(self.tenant.to_string())])?;
+        self.db.execute(&sql, &values)
+    }
+
+    /// Runs `sql` like [`Self::execute_named`] and decodes its first row, if any.
+    pub fn query_one_named<T: FromRow>(
+        &self,
+        sql: TenantSql,
+        params: &Params,
+    ) -> Result<Option<T>> {
+        Ok(rows::<T>(&self.execute_named(sql, params)?)?
+            .into_iter()
+            .next())
     }
 }
 

@@ -50,6 +50,12 @@ pub fn classify_sqlite(message: &str) -> Option<TransientKind> {
     }
 }
 
+/// Whether an SQLite (or libSQL) error message reports a unique constraint of `table` refusing
+/// a row (`UNIQUE constraint failed: <table>.<column>…`).
+pub fn violates_unique(message: &str, table: &str) -> bool {
+    message.contains(&format!("UNIQUE constraint failed: {table}."))
+}
+
 /// Wraps an SQLite error: transient ones become [`Transient`] so they can be retried.
 pub(crate) fn sqlite_error(error: &spin_sdk::sqlite::Error) -> anyhow::Error {
     let message = format!("{error:?}");
