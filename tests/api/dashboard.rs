@@ -1101,3 +1101,322 @@ async fn every_dashboard_route_wants_a_live_dashboard_token() {
         "no refused DELETE erased anything"
     );
 }
+
+/// Seeds one day of a tenant's rollup (a day no request can reach in a test's lifetime).
+fn seed_rollup(app: &TestApp, tenant: &str, day: &str, leads: i64, conversions: i64) {
+    app.db_rw()
+        .execute(
+            "INSERT INTO daily_rollups (tenant_id, day, leads, conversions, revenue_cents)
+             VALUES (?1, ?2, ?3, ?4, 0)",
+            rusqlite::params![tenant, day, leads, conversions],
+        )
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_custom_range_is_compared_with_the_period_before_it() {
+    let app = spawn_app().await;
+    let a = app.create_tenant("Range A").await;
+    let b = app.create_tenant("Range B").await;
+    // The window 2026-03-11..2026-03-20 and the ten days before it.
+    seed_rollup(&app, &a.id, "2026-03-01", 2, 0);
+    seed_rollup(&app, &a.id, "2026-03-10", 1, 1);
+    seed_rollup(&app, &a.id, "2026-03-11", 4, 2);
+    seed_rollup(&app, &a.id, "2026-03-20", 3, 0);
+    seed_rollup(&app, &a.id, "2026-03-21", 50, 50);
+    seed_rollup(&app, &a.id, "2026-02-28", 70, 70);
+    // B's days, inside both windows, count for B alone.
+    seed_rollup(&app, &b.id, "2026-03-05", 9, 9);
+    seed_rollup(&app, &b.id, "2026-03-15", 9, 9);
+
+    let stats = get_json(
+        &app,
+        "/v1/dashboard/stats?from=2026-03-11&to=2026-03-20",
+        &a,
+    )
+    .await;
+    assert_eq!(
+        stats["window"],
+        json!({"days": 10, "from": "2026-03-11", "to": "2026-03-20"})
+    );
+    assert_eq!(stats["daily"].as_array().unwrap().len(), 10);
+    assert_eq!(stats["leads"]["in_window"], 7);
+    assert_eq!(
+        (&stats["period"]["leads"], &stats["period"]["conversions"]),
+        (&json!(7), &json!(2))
+    );
+    assert_eq!(
+        (
+            &stats["previous"]["from"],
+            &stats["previous"]["to"],
+            &stats["previous"]["days"]
+        ),
+        (&json!("2026-03-01"), &json!("2026-03-10"), &json!(10))
+    );
+    assert_eq!(
+        (
+            &stats["previous"]["leads"],
+            &stats["previous"]["conversions"]
+        ),
+        (&json!(3), &json!(1))
+    );
+    // A `days` window is compared the same way: the days just before it.
+    let week = get_json(&app, "/v1/dashboard/stats?days=7", &a).await;
+    assert_eq!(week["previous"]["days"], 7);
+    assert_eq!(week["period"]["from"], week["window"]["from"]);
+    let b_stats = get_json(
+        &app,
+        "/v1/dashboard/stats?from=2026-03-11&to=2026-03-20",
+        &b,
+    )
+    .await;
+    assert_eq!(
+        (&b_stats["period"]["leads"], &b_stats["previous"]["leads"]),
+        (&json!(9), &json!(9))
+    );
+
+    // Ranges that make no window are 422; values that are no date are 400.
+    for bad in [
+        "from=2026-03-20&to=2026-03-11",
+        "from=2026-01-01&to=2027-01-01",
+        "from=2026-03-11",
+        "to=2026-03-11",
+        "days=7&from=2026-03-11&to=2026-03-20",
+    ] {
+        let resp = get(
+            &app,
+            &format!("/v1/dashboard/stats?{bad}"),
+            &a.dashboard_token(),
+        )
+        .await;
+        assert_problem(resp, 422, "invalid_range").await;
+    }
+    let longest = get_json(
+        &app,
+        "/v1/dashboard/stats?from=2026-01-01&to=2026-12-31",
+        &a,
+    )
+    .await;
+    assert_eq!(longest["window"]["days"], 365);
+    for bad in [
+        "from=2026-3-11&to=2026-03-20",
+        "from=2026-03-11&to=2026-02-30",
+    ] {
+        let resp = get(
+            &app,
+            &format!("/v1/dashboard/stats?{bad}"),
+            &a.dashboard_token(),
+        )
+        .await;
+        assert_problem(resp, 400, "invalid_query").await;
+    }
+}
+
+#[tokio::test]
+async fn sales_are_summed_per_currency_as_sold_on_the_stats_and_the_lead() {
+    let app = spawn_app().await;
+    let a = app.create_tenant("Money A").await;
+    let b = app.create_tenant("Money B").await;
+    for email in ["eur@example.com", "usd@example.com"] {
+        app.post_lead(&a.capture_token, &json!({ "email": email }))
+            .await;
+    }
+    app.post_lead(&b.capture_token, &json!({"email": "b@example.com"}))
+        .await;
+    let sale = |email: &str, order: i64, cents: i64, currency: &str| {
+        json!({"customer": {"email": email}, "order": {"id": order, "totalPrice": cents},
+               "pricePlan": {"amount": cents, "currency": currency}})
+    };
+    event(
+        &app,
+        "m1",
+        "SALE_NEW",
+        sale("eur@example.com", 11, 19_900, "eur"),
+    )
+    .await;
+    event(
+        &app,
+        "m2",
+        "SALE_NEW",
+        sale("eur@example.com", 12, 4_900, "eur"),
+    )
+    .await;
+    event(
+        &app,
+        "m3",
+        "SALE_NEW",
+        sale("usd@example.com", 13, 9_900, "usd"),
+    )
+    .await;
+    let mut cancellation = sale("eur@example.com", 12, 4_900, "eur");
+    cancellation["canceledAt"] = json!("2026-11-22T08:00:00+00:00");
+    event(&app, "m4", "SALE_CANCELED", cancellation).await;
+    event(
+        &app,
+        "m5",
+        "SALE_NEW",
+        sale("b@example.com", 14, 100_000, "eur"),
+    )
+    .await;
+
+    let stats = get_json(&app, "/v1/dashboard/stats?days=7", &a).await;
+    assert_eq!(
+        stats["period"]["revenue"],
+        json!([{"currency": "EUR", "cents": 19_900}, {"currency": "USD", "cents": 9_900}])
+    );
+    assert_eq!(stats["previous"]["revenue"], json!([]));
+    let page = get_json(&app, "/v1/dashboard/leads?q=eur%40", &a).await;
+    let id = page["leads"][0]["id"].as_str().unwrap().to_string();
+    let lead = get_json(&app, &format!("/v1/dashboard/leads/{id}"), &a).await;
+    assert_eq!(
+        lead["revenue"],
+        json!([{"currency": "EUR", "cents": 19_900}])
+    );
+    let b_stats = get_json(&app, "/v1/dashboard/stats?days=7", &b).await;
+    assert_eq!(
+        b_stats["period"]["revenue"],
+        json!([{"currency": "EUR", "cents": 100_000}])
+    );
+}
+
+#[tokio::test]
+async fn the_list_filters_and_sorts_by_capture_both_ways_and_the_csv_follows() {
+    let app = spawn_app().await;
+    let a = app.create_tenant("Filter A").await;
+    let b = app.create_tenant("Filter B").await;
+    let mut ids = Vec::new();
+    for lead in [
+        json!({"email": "f1@example.com", "ib_type": "forex-ib", "utm_source": "google"}),
+        json!({"email": "f2@example.com", "ib_type": "forex-ib", "utm_source": "facebook", "monthly_leads": "500+"}),
+        json!({"email": "f3@example.com", "ib_type": "crypto-affiliate", "utm_source": "google"}),
+        json!({"email": "f4@example.com"}),
+    ] {
+        let resp = app.post_lead(&a.capture_token, &lead).await;
+        ids.push(json_body(resp).await["id"].as_str().unwrap().to_string());
+    }
+    // B holds the same values; none of its leads may show in A's list.
+    app.post_lead(
+        &b.capture_token,
+        &json!({"email": "fb@example.com", "ib_type": "forex-ib", "utm_source": "google"}),
+    )
+    .await;
+    tag(&app, "f-e1", &a, "f3@example.com", "webinar").await;
+    tag(&app, "f-e2", &b, "fb@example.com", "webinar").await;
+    app.db_rw()
+        .execute(
+            "UPDATE leads SET sync_status = 'failed' WHERE tenant_id = ?1 AND email = 'f2@example.com'",
+            [&a.id],
+        )
+        .unwrap();
+    let emails = |page: &Value| -> Vec<String> {
+        page["leads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["email"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let listed = |query: String| {
+        let app = &app;
+        let a = &a;
+        async move {
+            let page = get_json(app, &format!("/v1/dashboard/leads?{query}"), a).await;
+            let mut got = emails(&page);
+            got.sort();
+            got
+        }
+    };
+    let webinar = format!("{}webinar", a.tag_prefix);
+    for (query, want) in [
+        ("ib_type=forex-ib".to_string(), vec!["f1", "f2"]),
+        ("utm_source=google".to_string(), vec!["f1", "f3"]),
+        ("volume=high".to_string(), vec!["f2"]),
+        ("sync=failed".to_string(), vec!["f2"]),
+        (
+            "sync=synced&utm_source=google".to_string(),
+            vec!["f1", "f3"],
+        ),
+        (format!("tag={webinar}"), vec!["f3"]),
+        ("source=systeme".to_string(), vec![]),
+        (
+            "source=capture&ib_type=crypto-affiliate".to_string(),
+            vec!["f3"],
+        ),
+        ("from=2000-01-01&to=2000-12-31".to_string(), vec![]),
+        ("from=2000-01-01".to_string(), vec!["f1", "f2", "f3", "f4"]),
+        (format!("tag={}webinar", b.tag_prefix), vec![]),
+    ] {
+        let want: Vec<String> = want.iter().map(|e| format!("{e}@example.com")).collect();
+        assert_eq!(listed(query.clone()).await, want, "{query}");
+    }
+
+    // By capture, both ways, page by page.
+    let mut newest_first = ids.clone();
+    newest_first.sort();
+    newest_first.reverse();
+    for (sort, want) in [
+        ("newest", newest_first.clone()),
+        ("oldest", newest_first.iter().rev().cloned().collect()),
+    ] {
+        let mut got = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let page = get_json(
+                &app,
+                &format!("/v1/dashboard/leads?sort={sort}&limit=3&cursor={cursor}"),
+                &a,
+            )
+            .await;
+            got.extend(
+                page["leads"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l["id"].as_str().unwrap().to_string()),
+            );
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = next.to_string(),
+                None => break,
+            }
+        }
+        assert_eq!(got, want, "{sort}");
+    }
+
+    // The CSV holds what the list shows, in its order.
+    let resp = get(
+        &app,
+        "/v1/dashboard/leads.csv?utm_source=google&sort=oldest",
+        &a.dashboard_token(),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.unwrap();
+    let exported: Vec<String> = csv::Reader::from_reader(body.as_bytes())
+        .records()
+        .map(|r| r.unwrap()[1].to_string())
+        .collect();
+    let mut google: Vec<(String, String)> = ids
+        .iter()
+        .zip(["f1", "f2", "f3", "f4"])
+        .filter(|(_, e)| ["f1", "f3"].contains(e))
+        .map(|(id, e)| (id.clone(), format!("{e}@example.com")))
+        .collect();
+    google.sort();
+    assert_eq!(
+        exported,
+        google.into_iter().map(|(_, e)| e).collect::<Vec<_>>()
+    );
+
+    for bad in [
+        "sort=up",
+        "sync=lost",
+        "source=api",
+        "from=yesterday",
+        "to=2026-02-30",
+    ] {
+        for path in ["/v1/dashboard/leads", "/v1/dashboard/leads.csv"] {
+            let resp = get(&app, &format!("{path}?{bad}"), &a.dashboard_token()).await;
+            assert_problem(resp, 400, "invalid_query").await;
+        }
+    }
+}

@@ -1,5 +1,5 @@
-//! `GET /v1/dashboard/leads.csv?stage=&q=`: the tenant's leads the list's filters select (every
-//! lead without filters) as CSV, streamed page by page
+//! `GET /v1/dashboard/leads.csv?stage=&q=&…`: the tenant's leads the list's filters select, in
+//! the list's order (every lead, newest first, without any) as CSV, streamed page by page
 //! (keyset pages of 200), so memory stays flat however many leads there are. Cells that a
 //! spreadsheet would run as formulas are neutralised.
 
@@ -129,8 +129,8 @@ fn csv_chunk(leads: &[LeadView], header: bool) -> anyhow::Result<Vec<u8>> {
 /// Streams the export. Errors before the first byte are problem+json; a failure mid-stream
 /// can only cut the body short, and is logged.
 pub async fn export_leads(req: &Request, out: ResponseOutparam) {
-    // The list's filters (`stage`, `q`) select the rows, so the file holds what the list
-    // shows; paging is the export's own (`limit` and `cursor` are replaced, though a malformed
+    // The list's filters and `sort` select and order the rows, so the file holds what the
+    // list shows; paging is the export's own (`limit` and `cursor` are replaced, though a malformed
     // one is still `400 invalid_query`, as on the list).
     let mut query = match platform::request::query::<LeadQuery>(req) {
         Ok(query) => LeadQuery {

@@ -1,5 +1,6 @@
-//! `GET /v1/dashboard/leads?stage=&q=&limit=&cursor=`: the tenant's leads, newest first, by
-//! keyset pages.
+//! `GET /v1/dashboard/leads?stage=&q=&from=&to=&source=&sync=&tag=&ib_type=&volume=&utm_source=&sort=&limit=&cursor=`:
+//! the tenant's leads the filters select, by capture newest first (or `sort=oldest`), by keyset
+//! pages.
 
 use domain::dashboard::LeadQuery;
 use domain::token::Scope;

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{Result, anyhow};
 use domain::dashboard::{
-    Cursor, Day, DayCounts, Days, LeadQuery, daily_series, date_of, day_string, month_start, rate,
-    sum_since, window_start,
+    Cursor, Day, DayCounts, Days, LeadQuery, Money, Sort, StatsQuery, StatsWindow, by_currency,
+    daily_series, date_of, day_string, month_start, rate, sum_between, window_start,
 };
 use domain::funnel::Stage;
 use domain::id::LeadId;
@@ -44,20 +44,36 @@ pub fn lead_not_found() -> ApiError {
     }
 }
 
-/// What both lead-list statements add after their stage condition: the cursor (`?3`), the
-/// search (`?4`) and the page size (`?5`). `id < ?3` is an index range only while `?3` is
-/// never NULL, so a first page binds [`BEFORE_EVERY_ID`].
+/// What every lead-list statement adds after its stage condition: the search (`?4`), the page
+/// size (`?5`), the captured-date bounds (`?6`, `?7`), the exact filters (`?8` source, `?9`
+/// sync status, `?10` tag, `?11` ib_type, `?12` volume, `?13` utm_source), then the cursor
+/// (`?3`) compared and ordered one way (`<`/`DESC`, newest first) or the other. The cursor
+/// comparison is an index range only while `?3` is never NULL, so a first page binds
+/// [`BEFORE_EVERY_ID`] or [`AFTER_NO_ID`].
 macro_rules! lead_page_filters {
-    () => {
-        " AND id < ?3
-            AND (?4 IS NULL OR email LIKE ?4 ESCAPE '\\' OR lower(name) LIKE ?4 ESCAPE '\\')
-         ORDER BY id DESC LIMIT CAST(?5 AS INTEGER)"
+    ($cmp:literal, $order:literal) => {
+        concat!(
+            " AND (?4 IS NULL OR email LIKE ?4 ESCAPE '\\' OR lower(name) LIKE ?4 ESCAPE '\\')
+            AND (?6 IS NULL OR created_at >= ?6) AND (?7 IS NULL OR created_at < ?7)
+            AND (?8 IS NULL OR source = ?8) AND (?9 IS NULL OR sync_status = ?9)
+            AND (?10 IS NULL OR EXISTS (SELECT 1 FROM json_each(leads.tags) WHERE value = ?10))
+            AND (?11 IS NULL OR ib_type = ?11) AND (?12 IS NULL OR volume = ?12)
+            AND (?13 IS NULL OR utm_source = ?13)
+            AND id ",
+            $cmp,
+            " ?3 ORDER BY id ",
+            $order,
+            " LIMIT CAST(?5 AS INTEGER)"
+        )
     };
 }
 
-/// The cursor of a first page: sorts after every lead id (lowercase hyphenated UUID text,
-/// compared byte by byte).
+/// The cursor of a first page newest first: sorts after every lead id (lowercase hyphenated
+/// UUID text, compared byte by byte).
 const BEFORE_EVERY_ID: &str = "~";
+
+/// The cursor of a first page oldest first: sorts before every lead id.
+const AFTER_NO_ID: &str = "";
 
 /// The columns [`LeadView`] reads, for every statement that returns leads.
 macro_rules! lead_view_columns {
@@ -75,6 +91,19 @@ pub struct Window {
     pub days: u16,
     pub from: String,
     pub to: String,
+}
+
+/// One window's sums from the rollups, with its revenue per currency as sold.
+#[derive(Debug, Serialize)]
+pub struct Period {
+    pub from: String,
+    pub to: String,
+    pub days: u16,
+    #[serde(flatten)]
+    pub counts: DayCounts,
+    /// Sales minus cancellations per currency, from the sale events of leads the tenant still
+    /// holds (an erased lead's sales stay in `revenue_cents` only).
+    pub revenue: Vec<Money>,
 }
 
 #[derive(Debug, Serialize)]
@@ -149,6 +178,10 @@ pub struct Stats {
     pub spam: i64,
     pub breakdowns: Breakdowns,
     pub daily: Vec<Day>,
+    /// The window's sums, and those of the window of as many days just before it, for
+    /// period-over-period comparison.
+    pub period: Period,
+    pub previous: Period,
 }
 
 /// Most buckets listed per breakdown (largest first).
@@ -345,7 +378,42 @@ impl FromRow for RollupRow {
 pub struct LeadDetail {
     #[serde(flatten)]
     pub lead: LeadView,
+    /// The lead's sales minus cancellations per currency, from its timeline.
+    pub revenue: Vec<Money>,
     pub timeline: Vec<TimelineEntry>,
+}
+
+/// The signed amount and currency of a timeline's sale entry (`None` for any other entry).
+fn sale_amount(entry: &TimelineEntry) -> Option<(Option<String>, i64)> {
+    let sign = match entry.kind.as_str() {
+        "sale" => 1,
+        "sale_canceled" => -1,
+        _ => return None,
+    };
+    let cents = entry.detail.get("amount_cents")?.as_i64()?;
+    let currency = entry
+        .detail
+        .get("currency")
+        .and_then(Json::as_str)
+        .map(String::from);
+    Some((currency, sign * cents))
+}
+
+/// One currency's sales sum in one window: `current, currency, cents`.
+struct CurrencySum {
+    current: bool,
+    currency: Option<String>,
+    cents: i64,
+}
+
+impl FromRow for CurrencySum {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok(Self {
+            current: row.flag("current")?,
+            currency: row.opt_text("currency"),
+            cents: row.int("cents")?,
+        })
+    }
 }
 
 /// A page of leads, newest first.
@@ -360,17 +428,22 @@ pub struct LeadPage {
 const MAX_TIMELINE: i64 = 500;
 
 impl Dashboard {
-    /// The tenant's stats over the last `days` days up to `today_unix`'s date (UTC).
+    /// The tenant's stats over the query's window (the last `days` days up to `today_unix`'s
+    /// date, UTC, or the `from`/`to` dates), with the window just before it beside.
     ///
     /// Cost: two indexed queries, one over `lead_facets` (one row per distinct stage, sync
-    /// status, ib_type, volume and utm_source value) and one over at most 366 `daily_rollups`
-    /// rows. Neither depends on how many leads the tenant has: O(distinct values + days).
-    pub fn stats(&self, days: Days, today_unix: i64) -> Result<Stats> {
+    /// status, ib_type, volume and utm_source value) and one over at most 731 `daily_rollups`
+    /// rows, neither depending on how many leads the tenant has (O(distinct values + days));
+    /// and the revenue per currency, which reads the tenant's timeline entries in the two
+    /// windows through `lead_events_lead`.
+    pub fn stats(&self, query: StatsQuery, today_unix: i64) -> Result<Stats> {
         let today = date_of(today_unix).ok_or_else(|| anyhow!("clock out of range"))?;
-        let from = window_start(today, days);
+        let window = query.window(today);
+        let previous = window.previous();
         let week = window_start(today, Days::parse(Some("7")).map_err(|e| anyhow!("{e}"))?);
         let month = month_start(today);
-        let earliest = from.min(week).min(month);
+        let earliest = previous.from().min(week).min(month);
+        let latest = window.to().max(today);
 
         let facets = self.db.query::<FacetCount>(
             tenant_sql!("SELECT facet, value, n FROM lead_facets WHERE tenant_id = ?1 AND n > 0"),
@@ -416,11 +489,21 @@ impl Dashboard {
                 "SELECT day, leads, spam, emails_sent, emails_opened, emails_clicked, conversions, revenue_cents
                  FROM daily_rollups WHERE tenant_id = ?1 AND day >= ?2 AND day <= ?3"
             ),
-            &[Value::Text(day_string(earliest)), Value::Text(day_string(today))],
+            &[Value::Text(day_string(earliest)), Value::Text(day_string(latest))],
         )?;
         let rows: BTreeMap<String, DayCounts> =
             rollups.into_iter().map(|r| (r.day, r.counts)).collect();
-        let window = sum_since(&rows, from);
+        let (revenue, previous_revenue) = self.revenue(window, previous)?;
+        let period = |w: StatsWindow, revenue: Vec<Money>| Period {
+            from: day_string(w.from()),
+            to: day_string(w.to()),
+            days: w.days(),
+            counts: sum_between(&rows, w.from(), w.to()),
+            revenue,
+        };
+        let current = period(window, revenue);
+        let before = period(previous, previous_revenue);
+        let totals = current.counts;
         let mut take = |facet: &str| {
             let mut list = buckets.remove(facet).unwrap_or_default();
             list.sort_by(|a, b| b.leads.cmp(&a.leads).then_with(|| a.value.cmp(&b.value)));
@@ -429,15 +512,15 @@ impl Dashboard {
         };
         Ok(Stats {
             window: Window {
-                days: days.get(),
-                from: day_string(from),
-                to: day_string(today),
+                days: window.days(),
+                from: day_string(window.from()),
+                to: day_string(window.to()),
             },
             leads: LeadTotals {
                 total,
-                this_month: sum_since(&rows, month).leads,
-                last_7_days: sum_since(&rows, week).leads,
-                in_window: window.leads,
+                this_month: sum_between(&rows, month, today).leads,
+                last_7_days: sum_between(&rows, week, today).leads,
+                in_window: totals.leads,
             },
             funnel: Funnel {
                 capture: total,
@@ -446,69 +529,139 @@ impl Dashboard {
                 retain: at_least(Stage::Retained),
             },
             emails: Emails {
-                sent: window.emails_sent,
-                opened: window.emails_opened,
-                clicked: window.emails_clicked,
-                open_rate: rate(window.emails_opened, window.emails_sent),
-                click_rate: rate(window.emails_clicked, window.emails_sent),
+                sent: totals.emails_sent,
+                opened: totals.emails_opened,
+                clicked: totals.emails_clicked,
+                open_rate: rate(totals.emails_opened, totals.emails_sent),
+                click_rate: rate(totals.emails_clicked, totals.emails_sent),
             },
             conversions: Conversions {
                 rate: rate(converted_leads, total),
                 converted_leads,
-                in_window: window.conversions,
+                in_window: totals.conversions,
             },
-            revenue_cents: window.revenue_cents,
+            revenue_cents: totals.revenue_cents,
             sync,
-            spam: window.spam,
+            spam: totals.spam,
             breakdowns: Breakdowns {
                 ib_type: take("ib_type"),
                 volume: take("volume"),
                 utm_source: take("utm_source"),
             },
-            daily: daily_series(&rows, from, today),
+            daily: daily_series(&rows, window.from(), window.to()),
             stages,
+            period: current,
+            previous: before,
         })
     }
 
-    /// A page of leads, newest first, after the cursor. New leads sort before any cursor, so
-    /// paging never repeats or skips a lead while leads arrive.
+    /// Sales minus cancellations per currency in `window` and in `previous` (which ends
+    /// before `window` starts), by the day their event arrived, as the rollups count them.
+    fn revenue(
+        &self,
+        window: StatsWindow,
+        previous: StatsWindow,
+    ) -> Result<(Vec<Money>, Vec<Money>)> {
+        let end = window
+            .to()
+            .next_day()
+            .ok_or_else(|| anyhow!("date out of range"))?;
+        let sums = self.db.query::<CurrencySum>(
+            tenant_sql!(
+                "SELECT created_at >= ?3 AS current, json_extract(detail, '$.currency') AS currency,
+                    SUM(CASE kind WHEN 'sale' THEN 1 ELSE -1 END
+                        * COALESCE(json_extract(detail, '$.amount_cents'), 0)) AS cents
+                 FROM lead_events
+                 WHERE tenant_id = ?1 AND kind IN ('sale', 'sale_canceled')
+                    AND created_at >= ?2 AND created_at < ?4
+                 GROUP BY 1, 2"
+            ),
+            &[
+                Value::Text(day_string(previous.from())),
+                Value::Text(day_string(window.from())),
+                Value::Text(day_string(end)),
+            ],
+        )?;
+        let (current, before): (Vec<CurrencySum>, Vec<CurrencySum>) =
+            sums.into_iter().partition(|s| s.current);
+        let money =
+            |list: Vec<CurrencySum>| by_currency(list.into_iter().map(|s| (s.currency, s.cents)));
+        Ok((money(current), money(before)))
+    }
+
+    /// A page of leads in the query's order after the cursor, with its filters. Newest first,
+    /// new leads sort before any cursor, so paging never repeats or skips a lead while leads
+    /// arrive; oldest first, they come on the last page.
     ///
-    /// Each page is one index range from the cursor down, so a page costs the same deep in a
-    /// million leads as on top (the CSV export reads every page). A stage other than `new` is
-    /// searched in `leads_tenant_stage_moved` (migration 0013), which holds only leads whose
-    /// stage has moved, so a capture writes no entry in it; `new` leads are the newest, found
-    /// walking the tenant's leads from the top.
+    /// Each page is one index range from the cursor on, so a page costs the same deep in a
+    /// million leads as on top (the CSV export reads every page); filters other than the stage
+    /// are checked on the rows that range walks. A stage other than `new` is searched in
+    /// `leads_tenant_stage_moved`, which holds only leads whose stage has
+    /// moved, so a capture writes no entry in it; `new` leads are the newest, found walking
+    /// the tenant's leads from the top.
     pub fn leads(&self, query: &LeadQuery) -> Result<LeadPage> {
+        let first = match query.sort {
+            Sort::NewestFirst => BEFORE_EVERY_ID,
+            Sort::OldestFirst => AFTER_NO_ID,
+        };
         let cursor = query
             .cursor
             .as_ref()
-            .map_or(BEFORE_EVERY_ID.to_string(), |c| c.id().to_string());
-        let like = query.like_pattern().map_or(Value::Null, Value::Text);
-        let limit = Value::Integer(i64::from(query.limit) + 1);
-        let stage = query
-            .stage
-            .map_or(Value::Null, |s| Value::Text(s.as_str().into()));
-        let params = [stage, Value::Text(cursor), like, limit];
-        let mut leads = if query.stage.is_some_and(|s| s != Stage::New) {
-            self.db.query::<LeadView>(
+            .map_or(first.to_string(), |c| c.id().to_string());
+        let text = |v: Option<&str>| v.map_or(Value::Null, |v| Value::Text(v.to_string()));
+        let (since, before) = query.captured_between();
+        let params = [
+            text(query.stage.map(|s| s.as_str())),
+            Value::Text(cursor),
+            text(query.like_pattern().as_deref()),
+            Value::Integer(i64::from(query.limit) + 1),
+            text(since.as_deref()),
+            text(before.as_deref()),
+            text(query.source.as_deref()),
+            text(query.sync.map(|s| s.as_str())),
+            text(query.tag.as_deref()),
+            text(query.ib_type.as_deref()),
+            text(query.volume.as_deref()),
+            text(query.utm_source.as_deref()),
+        ];
+        let moved = query.stage.is_some_and(|s| s != Stage::New);
+        let mut leads = match (moved, query.sort) {
+            (true, Sort::NewestFirst) => self.db.query::<LeadView>(
                 tenant_sql!(
                     "SELECT ",
                     lead_view_columns!(),
                     " FROM leads WHERE tenant_id = ?1 AND stage = ?2 AND stage != 'new'",
-                    lead_page_filters!()
+                    lead_page_filters!("<", "DESC")
                 ),
                 &params,
-            )?
-        } else {
-            self.db.query::<LeadView>(
+            )?,
+            (true, Sort::OldestFirst) => self.db.query::<LeadView>(
+                tenant_sql!(
+                    "SELECT ",
+                    lead_view_columns!(),
+                    " FROM leads WHERE tenant_id = ?1 AND stage = ?2 AND stage != 'new'",
+                    lead_page_filters!(">", "ASC")
+                ),
+                &params,
+            )?,
+            (false, Sort::NewestFirst) => self.db.query::<LeadView>(
                 tenant_sql!(
                     "SELECT ",
                     lead_view_columns!(),
                     " FROM leads WHERE tenant_id = ?1 AND (?2 IS NULL OR stage = ?2)",
-                    lead_page_filters!()
+                    lead_page_filters!("<", "DESC")
                 ),
                 &params,
-            )?
+            )?,
+            (false, Sort::OldestFirst) => self.db.query::<LeadView>(
+                tenant_sql!(
+                    "SELECT ",
+                    lead_view_columns!(),
+                    " FROM leads WHERE tenant_id = ?1 AND (?2 IS NULL OR stage = ?2)",
+                    lead_page_filters!(">", "ASC")
+                ),
+                &params,
+            )?,
         };
         let more = leads.len() > usize::try_from(query.limit).unwrap_or(usize::MAX);
         leads.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
@@ -522,7 +675,7 @@ impl Dashboard {
 
     /// One lead of this tenant with its timeline; `None` for a missing id and for another
     /// tenant's id alike. The timeline's first entry is kept in the lead's row, `first_event`,
-    /// when capture stored the lead (migration 0013); otherwise, and for every later entry, it
+    /// when capture stored the lead; otherwise, and for every later entry, it
     /// is one of its `lead_events`.
     pub fn lead(&self, id: &LeadId) -> Result<Option<LeadDetail>> {
         let found = self.db.query_one::<LeadView>(
@@ -550,7 +703,12 @@ impl Dashboard {
             ),
             &[Value::Text(id.to_string()), Value::Integer(MAX_TIMELINE)],
         )?;
-        Ok(Some(LeadDetail { lead, timeline }))
+        let revenue = by_currency(timeline.iter().filter_map(sale_amount));
+        Ok(Some(LeadDetail {
+            lead,
+            revenue,
+            timeline,
+        }))
     }
 
     /// The tenant's sync rules (the defaults when it never set any).
@@ -625,7 +783,7 @@ impl Dashboard {
         else {
             return Ok(false);
         };
-        // One statement: writing the tombstone (a hash of tenant and email, migration 0010)
+        // One statement: writing the tombstone (a hash of tenant and email)
         // deletes the lead, and with it its timeline; the quota keeps counting it.
         self.db.execute(
             tenant_sql!(
