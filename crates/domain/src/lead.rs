@@ -103,7 +103,8 @@ impl RawFields {
         Ok(Self(fields))
     }
 
-    fn first(&self, name: &str) -> Option<&str> {
+    /// The first value sent for `name`, trimmed; `None` when missing or blank.
+    pub fn first(&self, name: &str) -> Option<&str> {
         self.0
             .get(name)
             .and_then(|v| v.first())

@@ -14,6 +14,7 @@ pub mod schema;
 pub mod secret;
 pub mod settings;
 pub mod signature;
+pub mod spam;
 pub mod tags;
 pub mod tenant;
 pub mod token;

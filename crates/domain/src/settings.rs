@@ -179,6 +179,11 @@ pub enum SettingsError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SettingsBody {
+    /// Spam rules, read by [`crate::spam::SpamUpdate::parse`].
+    #[serde(default, rename = "captcha")]
+    _captcha: Option<serde_json::Value>,
+    #[serde(default, rename = "min_fill_seconds")]
+    _min_fill_seconds: Option<serde_json::Value>,
     #[serde(default)]
     allowed_origins: Vec<String>,
     #[serde(default)]
