@@ -1,6 +1,6 @@
 //! End-to-end tests in a real headless Chromium: the dashboard page at `/app/` against the app
-//! on the local host (or real Spin), and the form script at `/embed/v1.js` on a landing page
-//! served from another origin.
+//! on the local host (or real Spin), the form script at `/embed/v1.js` on a landing page served
+//! from another origin, and the dashboard link `./scripts/run` prints.
 //!
 //! Each test starts its own app, its own chromedriver (on a free port, killed after) and its own
 //! servers. Screenshots land in `target/screenshots/`.
@@ -13,6 +13,7 @@
 )]
 
 mod dashboard;
+mod demo;
 mod driver;
 mod embed;
 mod servers;

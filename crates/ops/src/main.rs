@@ -1,13 +1,16 @@
 //! `cfe-ops`: operator tooling. Mints capture and dashboard tokens from `token_secret`, admin
 //! tokens from `admin_token_secret`, and signs signup webhooks with `signup_secret`, reading the
-//! secrets from the same `SPIN_VARIABLE_*` environment (or `.env`) the app uses.
+//! secrets from the same `SPIN_VARIABLE_*` environment (or `.env`) the app uses; `demo` gives
+//! a running app a demo tenant with sample leads and prints its dashboard link.
+
+mod demo;
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
 use domain::secret::{TokenSecret, WebhookSecret};
 use domain::tenant::TenantId;
 use domain::token::{Claims, Scope};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Parser)]
 #[command(name = "cfe-ops", about = "ClientFlow Edge operator tooling")]
@@ -50,6 +53,20 @@ enum Command {
         /// webhook-id (default: a new one from the clock).
         #[arg(long)]
         id: Option<String>,
+    },
+    /// Wait for the app at --url to be healthy; when it has no tenant yet, create a demo tenant
+    /// with a dozen sample leads through the public API; then print one line: the demo tenant's
+    /// dashboard link and a curl that posts a lead.
+    Demo {
+        /// The app's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        url: String,
+        /// Only print the link (when a demo tenant exists); never create one.
+        #[arg(long)]
+        no_seed: bool,
+        /// Seconds to wait for /v1/health.
+        #[arg(long, default_value_t = 600)]
+        wait: u64,
     },
 }
 
@@ -131,6 +148,11 @@ fn main() -> Result<()> {
                 )
             );
         }
+        Command::Demo { url, no_seed, wait } => demo::run(&demo::Options {
+            url,
+            seed: !no_seed,
+            wait: Duration::from_secs(wait),
+        })?,
         Command::SignSignup { body, id } => {
             let secret = WebhookSecret::parse(&env_secret("SPIN_VARIABLE_SIGNUP_SECRET")?)?;
             let ts = now()?;
