@@ -5,13 +5,14 @@
 use api_tests::{assert_problem, spawn_app};
 
 /// Every path the `web` component serves (the isolation helper fetches each one too).
-pub fn web_routes() -> [&'static str; 8] {
+pub fn web_routes() -> [&'static str; 9] {
     [
         "/app/",
         "/app/app.js",
         "/app/api.js",
         "/app/chart.js",
         "/app/dom.js",
+        "/app/words.js",
         "/app/app.css",
         "/app/favicon.svg",
         "/embed/v1.js",

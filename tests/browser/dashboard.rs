@@ -150,9 +150,10 @@ async fn the_dashboard_shows_the_tenants_numbers_exactly_as_the_api_and_none_of_
         ("failed", count(&stats["sync"]["failed"])),
         ("held", count(&stats["sync"]["held"])),
         ("spam", count(&stats["spam"])),
+        // A sale that names no currency is the amount alone, never dressed as dollars.
         ("revenue", {
             let cents = stats["revenue_cents"].as_i64().unwrap();
-            format!("${}.{:02}", cents / 100, cents % 100)
+            format!("{}.{:02}", cents / 100, cents % 100)
         }),
     ] {
         assert_eq!(
@@ -534,15 +535,25 @@ async fn settings_save_show_the_apis_field_errors_and_the_snippet_follows_the_ca
         .await;
     let saved = api_json(&app, "/v1/dashboard/settings", &t).await;
     assert_eq!(
-        saved,
-        json!({
-            "allowed_origins": ["https://lp.example.com", "https://promo.example.com"],
-            "thank_you_url": "https://lp.example.com/thanks",
-            "tag_rules": {"webinar-*": "email_clicked", "email-sent": "ignore"},
-            "funnel_ids": [12, 801],
-            "sync_requires_consent": true,
-        })
+        saved["effective_tag_rules"]["webinar-*"], "email_clicked",
+        "{saved}"
     );
+    // What the form edits, saved as typed (settings it does not show keep their values).
+    for (name, value) in [
+        (
+            "allowed_origins",
+            json!(["https://lp.example.com", "https://promo.example.com"]),
+        ),
+        ("thank_you_url", json!("https://lp.example.com/thanks")),
+        (
+            "tag_rules",
+            json!({"webinar-*": "email_clicked", "email-sent": "ignore"}),
+        ),
+        ("funnel_ids", json!([12, 801])),
+        ("sync_requires_consent", json!(true)),
+    ] {
+        assert_eq!(saved[name], value, "{name}: {saved}");
+    }
 
     // A bad value: the API's own detail, next to its field; nothing changes.
     browser
@@ -852,5 +863,488 @@ async fn the_header_names_the_tenant_and_a_link_for_another_tenant_asks_before_s
         .until_text("#leads tbody td.email", |t| t == "theirs@example.com")
         .await;
     assert_eq!(browser.text("#tenant-prefix").await, b.tag_prefix);
+    browser.close().await;
+}
+
+/// The emails the API lists for `query`, in its order.
+async fn api_emails(app: &TestApp, tenant: &api_tests::TestTenant, query: &str) -> Vec<String> {
+    let page = api_json(app, &format!("/v1/dashboard/leads?{query}"), tenant).await;
+    page["leads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["email"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Seeds one day of a tenant's rollup, a day no request reaches while the test runs.
+fn seed_rollup(app: &TestApp, tenant: &str, day: &str, leads: i64, conversions: i64) {
+    app.db_rw()
+        .execute(
+            "INSERT INTO daily_rollups (tenant_id, day, leads, conversions) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![tenant, day, leads, conversions],
+        )
+        .unwrap();
+}
+
+/// Sets a date input's value as a date picker does, so the test does not depend on how the
+/// browser's locale lays out typed dates.
+async fn set_date(browser: &Browser, css: &str, value: &str) {
+    browser
+        .js(
+            "const input = document.querySelector(arguments[0]); input.value = arguments[1];",
+            vec![json!(css), json!(value)],
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn a_custom_range_shows_its_window_and_each_figure_beside_the_previous_period() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Range Page Ib").await;
+    // The window 2026-03-11..2026-03-20 and the ten days before it: leads 3 → 7 (up),
+    // conversions 3 → 2 (down). The days outside both count for neither.
+    seed_rollup(&app, &t.id, "2026-03-01", 2, 2);
+    seed_rollup(&app, &t.id, "2026-03-10", 1, 1);
+    seed_rollup(&app, &t.id, "2026-03-11", 4, 2);
+    seed_rollup(&app, &t.id, "2026-03-20", 3, 0);
+    seed_rollup(&app, &t.id, "2026-03-21", 50, 50);
+    seed_rollup(&app, &t.id, "2026-02-28", 70, 70);
+    let browser = Browser::start(Options::default()).await;
+    signed_in(&browser, &app, &t.dashboard_token()).await;
+
+    set_date(&browser, "#range-from", "2026-03-11").await;
+    set_date(&browser, "#range-to", "2026-03-20").await;
+    browser.click("#range button[type=submit]").await;
+    browser
+        .until("the range's window", || async {
+            let from = browser
+                .find("#window")
+                .await
+                .attr("data-from")
+                .await
+                .ok()??;
+            (from == "2026-03-11").then_some(())
+        })
+        .await;
+    let stats = api_json(
+        &app,
+        "/v1/dashboard/stats?from=2026-03-11&to=2026-03-20",
+        &t,
+    )
+    .await;
+    assert_eq!(
+        (&stats["period"]["leads"], &stats["previous"]["leads"]),
+        (&json!(7), &json!(3)),
+        "the seeding itself: {stats}"
+    );
+    assert_eq!(
+        (
+            &stats["period"]["conversions"],
+            &stats["previous"]["conversions"]
+        ),
+        (&json!(2), &json!(3)),
+        "the seeding itself: {stats}"
+    );
+    assert_eq!(
+        browser.find("#window").await.attr("data-to").await.unwrap(),
+        Some("2026-03-20".to_string())
+    );
+    assert_eq!(browser.find_all("svg.chart rect.bar").await.len(), 10);
+    assert_eq!(
+        browser.find_all("#chart-table tbody tr").await.len(),
+        10,
+        "the table alternative holds the same days"
+    );
+    // No preset is pressed while a range is shown.
+    for b in browser.find_all(".period button").await {
+        assert_eq!(
+            b.attr("aria-pressed").await.unwrap().as_deref(),
+            Some("false")
+        );
+    }
+
+    let capture = browser.find("#funnel li[data-step=capture] .delta").await;
+    assert_eq!(
+        capture.text().await.unwrap(),
+        "7 in period ▲ 133.33% vs 3 in the previous 10 days"
+    );
+    assert_eq!(
+        capture.attr("data-trend").await.unwrap().as_deref(),
+        Some("up")
+    );
+    let convert = browser.find("#funnel li[data-step=convert] .delta").await;
+    assert_eq!(
+        convert.text().await.unwrap(),
+        "2 in period ▼ 33.33% vs 3 in the previous 10 days"
+    );
+    assert_eq!(
+        convert.attr("data-trend").await.unwrap().as_deref(),
+        Some("down")
+    );
+    assert_eq!(
+        browser.text("[data-kpi=captured] dd").await,
+        count(&stats["period"]["leads"])
+    );
+
+    // The chart answers the keyboard: End reads the last day, Left the one before.
+    browser.click("#chart").await;
+    browser
+        .js("document.querySelector('#chart').focus()", vec![])
+        .await;
+    browser
+        .find("#chart")
+        .await
+        .send_keys(&fantoccini::key::Key::End.to_string())
+        .await
+        .unwrap();
+    browser
+        .until_text("#chart-readout", |t| {
+            t.contains(": 3 captured, 0 converted")
+        })
+        .await;
+    browser
+        .find("#chart")
+        .await
+        .send_keys(&fantoccini::key::Key::Left.to_string())
+        .await
+        .unwrap();
+    browser
+        .until_text("#chart-readout", |t| {
+            t.contains(": 0 captured, 0 converted")
+        })
+        .await;
+    let active = browser.find_all("#chart rect.bar.active").await;
+    assert_eq!(active.len(), 1);
+    assert_eq!(
+        active[0].attr("data-day").await.unwrap().as_deref(),
+        Some("2026-03-19")
+    );
+
+    // A range the API refuses (over 365 days): its word beside the range, the window kept.
+    set_date(&browser, "#range-from", "2025-01-01").await;
+    browser.click("#range button[type=submit]").await;
+    let shown = browser.until_text("#range-error", |t| !t.is_empty()).await;
+    let refused = app
+        .client
+        .get(app.url("/v1/dashboard/stats?from=2025-01-01&to=2026-03-20"))
+        .bearer_auth(t.dashboard_token())
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(refused, 422, "invalid_range").await;
+    assert_eq!(shown, problem["detail"].as_str().unwrap());
+    assert_eq!(browser.find_all("svg.chart rect.bar").await.len(), 10);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn choosing_a_breakdown_row_filters_the_lead_list_and_the_csv() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Breakdown Page Ib").await;
+    for (email, ib_type, utm) in [
+        ("fx1@example.com", "forex-ib", Some("google")),
+        ("fx2@example.com", "forex-ib", None),
+        ("fx3@example.com", "forex-ib", Some("facebook")),
+        ("cr1@example.com", "crypto-affiliate", Some("google")),
+        ("cr2@example.com", "crypto-affiliate", None),
+    ] {
+        let mut lead = json!({"email": email, "ib_type": ib_type, "monthly_leads": "0-100"});
+        if let Some(utm) = utm {
+            lead["utm_source"] = json!(utm);
+        }
+        assert_eq!(app.post_lead(&t.capture_token, &lead).await.status(), 201);
+    }
+    let browser = Browser::start(Options::default()).await;
+    signed_in(&browser, &app, &t.dashboard_token()).await;
+    wait_rows(&browser, 5).await;
+
+    // Every breakdown the API answers, every row with its count.
+    let stats = api_json(&app, "/v1/dashboard/stats?days=30", &t).await;
+    let breakdowns = stats["breakdowns"].as_object().unwrap();
+    assert!(breakdowns.contains_key("ib_type") && breakdowns.contains_key("utm_source"));
+    for (facet, buckets) in breakdowns {
+        let rows = browser
+            .find_all(&format!("#breakdowns [data-breakdown='{facet}'] li"))
+            .await;
+        let buckets = buckets.as_array().unwrap();
+        assert_eq!(rows.len(), buckets.len(), "{facet}: {buckets:?}");
+        for (row, bucket) in rows.iter().zip(buckets) {
+            let text = row.text().await.unwrap();
+            let value = bucket["value"].as_str().unwrap_or("(none)");
+            assert_eq!(
+                text,
+                format!("{value}: {} leads", bucket["leads"]),
+                "{facet}"
+            );
+        }
+    }
+
+    browser
+        .click("#breakdowns [data-breakdown=ib_type] button[data-value='crypto-affiliate']")
+        .await;
+    wait_rows(&browser, 2).await;
+    assert_eq!(
+        table_emails(&browser).await,
+        api_emails(&app, &t, "ib_type=crypto-affiliate").await
+    );
+    assert!(
+        browser
+            .until_text("#lead-facet", |t| t.contains("crypto-affiliate"))
+            .await
+            .contains("IB type")
+    );
+    let pressed = browser
+        .find("#breakdowns button[data-value='crypto-affiliate']")
+        .await
+        .attr("aria-pressed")
+        .await
+        .unwrap();
+    assert_eq!(pressed.as_deref(), Some("true"));
+
+    // The CSV holds what the list shows.
+    browser.click("#csv").await;
+    browser
+        .until_text("#csv-status", |t| t.starts_with("Downloaded leads-"))
+        .await;
+    let file = browser
+        .until("the CSV file", || async { browser.downloaded().pop() })
+        .await;
+    let csv = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(csv.lines().count(), 3, "a header and 2 leads:\n{csv}");
+    assert!(csv.contains("cr1@example.com") && csv.contains("cr2@example.com"));
+    assert!(!csv.contains("fx1@example.com"), "{csv}");
+
+    // Another row replaces the filter; "show all" lists every lead again.
+    browser
+        .click("#breakdowns [data-breakdown=utm_source] button[data-value='google']")
+        .await;
+    wait_rows(&browser, 2).await;
+    let mut google = table_emails(&browser).await;
+    google.sort();
+    assert_eq!(google, vec!["cr1@example.com", "fx1@example.com"]);
+    assert_eq!(
+        table_emails(&browser).await,
+        api_emails(&app, &t, "utm_source=google").await
+    );
+    browser.click("#lead-facet-clear").await;
+    wait_rows(&browser, 5).await;
+    assert!(!browser.displayed("#lead-facet").await);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_lead_list_sorts_by_captured_date_both_ways() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Sort Page Ib").await;
+    for i in 0..4 {
+        let email = format!("sorted{i}@example.com");
+        assert_eq!(
+            app.post_lead(&t.capture_token, &json!({ "email": email }))
+                .await
+                .status(),
+            201
+        );
+    }
+    let newest = api_emails(&app, &t, "sort=newest").await;
+    let oldest = api_emails(&app, &t, "sort=oldest").await;
+    let mut reversed = newest.clone();
+    reversed.reverse();
+    assert_eq!(oldest, reversed, "the API's two orders");
+    assert_eq!(newest.len(), 4);
+
+    let browser = Browser::start(Options::default()).await;
+    signed_in(&browser, &app, &t.dashboard_token()).await;
+    wait_rows(&browser, 4).await;
+    assert_eq!(table_emails(&browser).await, newest);
+    let aria_sort = || async {
+        browser
+            .find("#captured-col")
+            .await
+            .attr("aria-sort")
+            .await
+            .unwrap()
+    };
+    assert_eq!(aria_sort().await.as_deref(), Some("descending"));
+
+    // The column header flips the order.
+    browser.click("#sort-captured").await;
+    browser
+        .until("oldest first", || async {
+            (table_emails(&browser).await == oldest).then_some(())
+        })
+        .await;
+    assert_eq!(aria_sort().await.as_deref(), Some("ascending"));
+    assert_eq!(
+        browser
+            .find("#lead-sort")
+            .await
+            .prop("value")
+            .await
+            .unwrap(),
+        Some("oldest".to_string())
+    );
+    // And the order menu flips it back.
+    browser
+        .find("#lead-sort")
+        .await
+        .select_by_value("newest")
+        .await
+        .unwrap();
+    browser
+        .until("newest first", || async {
+            (table_emails(&browser).await == newest).then_some(())
+        })
+        .await;
+    assert_eq!(aria_sort().await.as_deref(), Some("descending"));
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_sale_shows_in_the_currency_it_was_sold_in_with_totals_per_currency() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Euro Page Ib").await;
+    for email in ["eur@example.com", "usd@example.com"] {
+        app.post_lead(&t.capture_token, &json!({ "email": email }))
+            .await;
+    }
+    let sale = |email: &str, order: i64, cents: i64, currency: &str| {
+        json!({"customer": {"email": email}, "order": {"id": order, "totalPrice": cents},
+               "pricePlan": {"amount": cents, "currency": currency}})
+    };
+    event(
+        &app,
+        "eur1",
+        "SALE_NEW",
+        sale("eur@example.com", 21, 19_900, "eur"),
+    )
+    .await;
+    event(
+        &app,
+        "eur2",
+        "SALE_NEW",
+        sale("eur@example.com", 22, 5_050, "eur"),
+    )
+    .await;
+    event(
+        &app,
+        "usd1",
+        "SALE_NEW",
+        sale("usd@example.com", 23, 9_900, "usd"),
+    )
+    .await;
+    let stats = api_json(&app, "/v1/dashboard/stats?days=30", &t).await;
+    assert_eq!(
+        stats["period"]["revenue"],
+        json!([{"currency": "EUR", "cents": 24_950}, {"currency": "USD", "cents": 9_900}]),
+        "the seeding itself"
+    );
+
+    let browser = Browser::start(Options::default()).await;
+    signed_in(&browser, &app, &t.dashboard_token()).await;
+    // What this browser's locale makes of each amount in its own currency.
+    let as_sold = |amount: f64, currency: &'static str| {
+        let browser = &browser;
+        async move {
+            browser
+                .js(
+                    "return new Intl.NumberFormat(navigator.language, {style: 'currency', currency: arguments[1]}).format(arguments[0])",
+                    vec![json!(amount), json!(currency)],
+                )
+                .await
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let eur = as_sold(249.5, "EUR").await;
+    let usd = as_sold(99.0, "USD").await;
+    assert!(eur.contains('€') && usd.contains('$'), "{eur} {usd}");
+    assert_eq!(
+        browser.text("[data-kpi=revenue] dd").await,
+        format!("{eur} · {usd}"),
+        "each currency as sold, never added together"
+    );
+    assert!(
+        browser
+            .text("#funnel li[data-step=retain] .sub")
+            .await
+            .contains(&format!("{eur} · {usd}"))
+    );
+
+    let id = app.lead_row(&t.id, "eur@example.com").unwrap().id;
+    browser
+        .click(&format!(
+            "#leads tbody tr[data-id='{id}'] button[data-open]"
+        ))
+        .await;
+    let fields = browser
+        .until_text("#lead-fields", |t| t.contains("Sales"))
+        .await;
+    assert!(fields.contains(&format!("2 · {eur}")), "{fields}");
+    assert!(
+        !fields.contains('$'),
+        "a EUR sale dressed as dollars: {fields}"
+    );
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn workflows_list_the_tenants_tag_rules_on_top_of_the_built_in_ones() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Workflow Page Ib").await;
+    crate::put_settings(
+        &app,
+        &t,
+        json!({"tag_rules": {"webinar-*": "email_clicked", "converted": "ignore"}}),
+    )
+    .await;
+    let settings = api_json(&app, "/v1/dashboard/settings", &t).await;
+    let effective = settings["effective_tag_rules"].as_object().unwrap();
+    let browser = Browser::start(Options::default()).await;
+    signed_in(&browser, &app, &t.dashboard_token()).await;
+    browser
+        .until_text("#workflows li[data-rule='webinar-*']", |t| !t.is_empty())
+        .await;
+
+    let rows = browser.find_all("#workflows li").await;
+    assert_eq!(rows.len(), effective.len(), "{effective:?}");
+    // The tenant's own rules come first.
+    let mut rules = Vec::new();
+    for row in &rows {
+        rules.push((
+            row.attr("data-rule").await.unwrap().unwrap(),
+            row.attr("data-own").await.unwrap().unwrap(),
+        ));
+    }
+    assert_eq!(
+        rules[..2],
+        [
+            ("converted".to_string(), "true".to_string()),
+            ("webinar-*".to_string(), "true".to_string())
+        ]
+    );
+    assert!(
+        rules[2..].iter().all(|(_, own)| own == "false"),
+        "{rules:?}"
+    );
+    let webinar = browser.text("#workflows li[data-rule='webinar-*']").await;
+    assert_eq!(
+        webinar,
+        format!(
+            "When a contact gets the tag {}webinar-* → count a click your rule",
+            t.tag_prefix
+        )
+    );
+    // The tenant's rule replaces the built-in one of the same tag.
+    let converted = browser.text("#workflows li[data-rule='converted']").await;
+    assert!(converted.ends_with("→ do nothing your rule"), "{converted}");
+    let opened = browser
+        .text("#workflows li[data-rule='email-opened']")
+        .await;
+    assert!(
+        opened.ends_with("→ count an email opened built in"),
+        "{opened}"
+    );
     browser.close().await;
 }

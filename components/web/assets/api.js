@@ -3,6 +3,8 @@
 // and is removed from the address bar at once. The page decides whether a link's token replaces
 // the session (app.js asks first when it names another tenant).
 
+import { t, LOCALE } from "./words.js";
+
 const KEY = "clientflow.dashboard-token";
 
 /** An API answer that is not 2xx, carrying the problem+json `detail` and `code`. */
@@ -63,19 +65,19 @@ export const CLOCK_SKEW_SECS = 60;
 export function inspect(raw) {
   const parts = String(raw ?? "").split(".");
   if (parts.length !== 3 || parts.some((p) => !/^[A-Za-z0-9_-]+$/.test(p))) {
-    return { problem: "The token is malformed: it is not a signed ClientFlow token. Copy it again, whole." };
+    return { problem: t("token_malformed") };
   }
   let claims;
   try {
     claims = base64UrlJson(parts[1]);
   } catch {
-    return { problem: "The token is malformed: its contents cannot be read. Copy it again, whole." };
+    return { problem: t("token_unreadable") };
   }
   if (claims === null || typeof claims !== "object") {
-    return { problem: "The token is malformed: its contents cannot be read. Copy it again, whole." };
+    return { problem: t("token_unreadable") };
   }
   if (claims.scope !== "dashboard") {
-    return { problem: `This is a ${String(claims.scope ?? "unknown")} token, not a dashboard token.` };
+    return { problem: t("token_scope", { scope: String(claims.scope ?? "unknown") }) };
   }
   if (typeof claims.exp === "number" && (claims.exp + CLOCK_SKEW_SECS) * 1000 <= Date.now()) {
     return { problem: expiredText(claims.exp), expired: true };
@@ -84,8 +86,7 @@ export function inspect(raw) {
 }
 
 export function expiredText(exp) {
-  const at = exp ? ` at ${new Date(exp * 1000).toLocaleString("en-GB")}` : "";
-  return `Your session expired${at}. Open the dashboard again from your ClientFlow account.`;
+  return exp ? t("expired_at", { at: new Date(exp * 1000).toLocaleString(LOCALE) }) : t("expired");
 }
 
 async function problemOf(resp) {
@@ -95,7 +96,7 @@ async function problemOf(resp) {
   } catch {
     // Not problem+json (a proxy's page, say): fall back to the status line.
   }
-  const detail = body && typeof body.detail === "string" ? body.detail : `The server answered ${resp.status} ${resp.statusText}.`;
+  const detail = body && typeof body.detail === "string" ? body.detail : t("server_answered", { status: `${resp.status} ${resp.statusText}` });
   const code = body && typeof body.code === "string" ? body.code : `http_${resp.status}`;
   return new ApiProblem(resp.status, code, detail);
 }
@@ -115,7 +116,7 @@ export async function call(path, { method = "GET", json, as } = {}) {
   try {
     resp = await fetch(path, init);
   } catch {
-    throw new ApiProblem(0, "network", "The server could not be reached. Check your connection and try again.");
+    throw new ApiProblem(0, "network", t("network"));
   }
   if (!resp.ok) throw await problemOf(resp);
   return resp;

@@ -4,12 +4,35 @@
 // before it replaces the session, so a link cannot silently sign an IB into someone else's
 // dashboard (whose form snippet would send the IB's leads there).
 
-import { $, el, fill, show, count, percent, share, money, when, stageName, flash } from "./dom.js";
+import { $, el, fill, show, count, percent, share, money, moneys, when, day, clock, stageName, flash } from "./dom.js";
 import { ApiProblem, takeTokenFromUrl, setToken, token, subOf, inspect, expiredText, call, getJson } from "./api.js";
-import { dailyChart } from "./chart.js";
+import { dailyChart, dayLine, chartRows } from "./chart.js";
+import { t, translatePage } from "./words.js";
 
 const PAGE_SIZE = 25;
-const state = { days: 30, daily: null, claims: null, cursor: null, q: "", stage: "", leadsSeq: 0, lead: null, captureToken: null };
+/** How often the figures are read again while the tab is visible. */
+const REFRESH_MS = 60_000;
+/** The lead list's filters besides search and stage, as the API names them. */
+const LIST_FILTERS = ["from", "to", "source", "sync", "tag", "sort"];
+/** The stats breakdowns the page shows; each row filters the list by its own parameter. */
+const FACETS = ["ib_type", "volume", "utm_source"];
+const state = {
+  days: 30,
+  range: null,
+  daily: null,
+  chartIndex: null,
+  claims: null,
+  me: null,
+  cursor: null,
+  q: "",
+  stage: "",
+  filters: {},
+  facet: null,
+  leadsSeq: 0,
+  lead: null,
+  captureToken: null,
+  refreshedAt: 0,
+};
 
 // ---- signing in and out ----
 
@@ -35,7 +58,11 @@ function clearData() {
     li.querySelector(".rate").textContent = "";
     li.querySelector(".sub").textContent = "";
   }
-  for (const id of ["#kpis", "#health", "#chart", "#leads tbody", "#lead-fields", "#lead-timeline"]) fill($(id));
+  for (const li of document.querySelectorAll("#funnel li .delta")) li.textContent = "";
+  for (const id of ["#kpis", "#health", "#chart", "#chart-table tbody", "#breakdowns", "#workflows", "#leads tbody", "#lead-fields", "#lead-timeline"]) fill($(id));
+  $("#chart-readout").textContent = "";
+  $("#updated").textContent = "";
+  state.me = null;
   $("#lead-total").textContent = "–";
   $("#window").textContent = "";
   $("#snippet").value = "";
@@ -44,13 +71,16 @@ function clearData() {
   state.captureToken = null;
   state.cursor = null;
   state.daily = null;
+  state.chartIndex = null;
+  state.facet = null;
+  show($("#lead-facet"), false);
   if ($("#lead-dialog").open) $("#lead-dialog").close();
 }
 
 /** Why the API refused the token, in words for the sign-in message. */
 function refusal(problem) {
   if (problem.code === "token_expired") return expiredText(state.claims?.exp);
-  return `This token was refused: ${problem.detail}`;
+  return t("refused", { detail: problem.detail });
 }
 
 /** Shows an error where it belongs; a refused token signs out instead. */
@@ -59,7 +89,7 @@ function report(error, target = $("#error")) {
     signIn(refusal(error));
     return;
   }
-  const detail = error instanceof ApiProblem ? error.detail : `Something went wrong in this page: ${error?.message ?? error}`;
+  const detail = error instanceof ApiProblem ? error.detail : t("page_error", { detail: error?.message ?? error });
   clearTimeout(target._timer);
   target.textContent = detail;
   target.dataset.kind = "error";
@@ -74,12 +104,13 @@ function showTenant(me) {
   $("#tenant-prefix").textContent = me?.tag_prefix ?? "";
   if (me) $("#tenant").dataset.tenantId = me.tenant_id;
   else delete $("#tenant").dataset.tenantId;
-  document.title = me ? `${me.name} · ClientFlow` : "ClientFlow · Dashboard";
+  document.title = me ? t("title_tenant", { name: me.name }) : t("title_default");
   show($("#tenant"), Boolean(me));
 }
 
 async function loadMe() {
-  showTenant(await getJson("/v1/dashboard/me"));
+  state.me = await getJson("/v1/dashboard/me");
+  showTenant(state.me);
 }
 
 /** "Name (ib-xxxxxxxx-)" of a token's tenant, as the API names it; what the token says if refused. */
@@ -89,14 +120,14 @@ async function whoIs(raw) {
     return `${me.name} (${me.tag_prefix})`;
   } catch {
     const sub = subOf(raw);
-    return sub ? `tenant ${sub}` : "an unknown account";
+    return sub ? t("tenant_of", { sub }) : t("unknown_account");
   }
 }
 
 /** Asks whether a link's token of another tenant may replace the session; resolves true if so. */
 async function confirmSwitch(incoming) {
   const [current, next] = await Promise.all([whoIs(token()), whoIs(incoming)]);
-  $("#switch-detail").textContent = `This link signs you in to the dashboard of ${next}. You are signed in to the dashboard of ${current}.`;
+  $("#switch-detail").textContent = t("switch_detail", { next, current });
   $("#switch-current").textContent = current;
   show($("#loading"), false);
   show($("#switch"));
@@ -141,8 +172,7 @@ async function boot() {
     show($("#dashboard"));
     return report(error);
   }
-  const until = state.claims.exp ? ` · session until ${new Date(state.claims.exp * 1000).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" })}` : "";
-  $("#session").textContent = `Signed in${until}`;
+  $("#session").textContent = state.claims.exp ? t("session_until", { time: clock(new Date(state.claims.exp * 1000)) }) : t("signed_in");
   show($("#sign-out"));
   show($("#loading"), false);
   show($("#dashboard"));
@@ -159,56 +189,202 @@ async function boot() {
 // ---- stats ----
 
 async function loadStats() {
-  const stats = await getJson(`/v1/dashboard/stats?days=${state.days}`);
+  const query = state.range ? `from=${state.range.from}&to=${state.range.to}` : `days=${state.days}`;
+  const stats = await getJson(`/v1/dashboard/stats?${query}`);
   renderStats(stats);
+  state.refreshedAt = Date.now();
+  $("#updated").textContent = t("updated_at", { time: clock(new Date()) });
 }
 
-function step(name, value, rate, sub) {
+/** Reads the figures again when they are older than a minute and the tab is visible. */
+function refreshIfStale() {
+  if (document.visibilityState !== "visible" || !state.claims || $("#dashboard").hidden) return;
+  if (Date.now() - state.refreshedAt < REFRESH_MS - 1000) return;
+  loadStats().catch((e) => report(e));
+}
+
+function step(name, value, rate, sub, delta) {
   const li = $(`#funnel li[data-step="${name}"]`);
   li.querySelector(".count").textContent = count(value);
   li.dataset.value = value;
   li.querySelector(".rate").textContent = rate;
   li.querySelector(".sub").textContent = sub;
+  const shown = li.querySelector(".delta");
+  shown.textContent = delta.text;
+  shown.dataset.trend = delta.trend;
+  shown.dataset.previous = delta.previous;
 }
 
-function kpi(name, label, value, text, kind) {
-  return el("div", { "data-kpi": name, "data-value": value, class: kind }, el("dt", {}, label), el("dd", {}, text));
+/**
+ * A period figure beside the previous period's: the figure, then ▲/▼ and the change, or "new",
+ * or "same". The funnel's counts are all-time totals, so the line names the period figure too.
+ */
+function delta(now, before, days, format = count) {
+  const base = { previous: before, trend: "same", now: format(now), before: format(before), days };
+  if (now === before) return { ...base, text: t("delta_same", base) };
+  if (before === 0) return { ...base, trend: "up", text: t("delta_new", base) };
+  const change = percent(Math.abs(now - before) / before);
+  const up = now > before;
+  return { ...base, trend: up ? "up" : "down", text: t(up ? "delta_up" : "delta_down", { ...base, change }) };
+}
+
+/**
+ * Revenue beside the previous period's, one comparison per currency as sold: amounts in two
+ * currencies are never added. The trend is "up" or "down" only when every currency agrees.
+ */
+function revenueDelta(now, before, days) {
+  const cents = (list) => new Map((Array.isArray(list) ? list : []).map((m) => [m.currency ?? "", Number(m.cents) || 0]));
+  const a = cents(now);
+  const b = cents(before);
+  const currencies = [...new Set([...a.keys(), ...b.keys()])];
+  if (currencies.length === 0) return { previous: "", trend: "same", text: t("delta_no_sales", { days }) };
+  const parts = currencies.map((currency) => {
+    const code = currency || null;
+    return delta(a.get(currency) ?? 0, b.get(currency) ?? 0, days, (c) => money(c, code));
+  });
+  const trends = new Set(parts.map((p) => p.trend).filter((trend) => trend !== "same"));
+  return {
+    previous: moneys(before),
+    trend: trends.size === 1 ? [...trends][0] : trends.size === 0 ? "same" : "mixed",
+    text: parts.map((p) => p.text).join(" · "),
+  };
+}
+
+function kpi(name, label, value, text, kind, compared) {
+  return el(
+    "div",
+    { "data-kpi": name, "data-value": value, class: kind },
+    el("dt", {}, label),
+    el("dd", {}, text),
+    compared ? el("dd", { class: "delta", "data-trend": compared.trend, "data-previous": compared.previous }, compared.text) : null,
+  );
 }
 
 function renderStats(s) {
   const f = s.funnel;
-  step("capture", f.capture, "all leads", `${count(s.leads.this_month)} this month · ${count(s.leads.last_7_days)} in 7 days`);
-  step("nurture", f.nurture, `${share(f.nurture, f.capture)} of captured`, `${count(s.emails.sent)} emails sent`);
-  step("convert", f.convert, `${share(f.convert, f.capture)} of captured`, `${count(s.conversions.in_window)} converted in period`);
-  step("retain", f.retain, `${share(f.retain, f.convert)} of converted`, `${money(s.revenue_cents)} revenue in period`);
+  const now = s.period;
+  const before = s.previous;
+  const days = before.days;
+  const revenue = moneys(now.revenue) || t("no_revenue");
+  step("capture", f.capture, t("all_leads"), t("capture_sub", { month: count(s.leads.this_month), week: count(s.leads.last_7_days) }), delta(now.leads, before.leads, days));
+  step("nurture", f.nurture, t("of_captured", { share: share(f.nurture, f.capture) }), t("emails_sent_sub", { n: count(s.emails.sent) }), delta(now.emails_sent, before.emails_sent, days));
+  step("convert", f.convert, t("of_captured", { share: share(f.convert, f.capture) }), t("converted_sub", { n: count(s.conversions.in_window) }), delta(now.conversions, before.conversions, days));
+  step("retain", f.retain, t("of_converted", { share: share(f.retain, f.convert) }), t("revenue_sub", { money: revenue }), revenueDelta(now.revenue, before.revenue, days));
   fill(
     $("#kpis"),
-    kpi("emails_sent", "Emails sent", s.emails.sent, count(s.emails.sent)),
-    kpi("emails_opened", "Opened", s.emails.opened, count(s.emails.opened)),
-    kpi("emails_clicked", "Clicked", s.emails.clicked, count(s.emails.clicked)),
-    kpi("open_rate", "Open rate", s.emails.open_rate, percent(s.emails.open_rate)),
-    kpi("click_rate", "Click rate", s.emails.click_rate, percent(s.emails.click_rate)),
-    kpi("conversion_rate", "Conversion rate", s.conversions.rate, percent(s.conversions.rate)),
-    kpi("revenue", "Revenue", s.revenue_cents, money(s.revenue_cents)),
+    kpi("captured", t("kpi_captured"), now.leads, count(now.leads), "", delta(now.leads, before.leads, days)),
+    kpi("emails_sent", t("kpi_emails_sent"), s.emails.sent, count(s.emails.sent), "", delta(now.emails_sent, before.emails_sent, days)),
+    kpi("emails_opened", t("kpi_opened"), s.emails.opened, count(s.emails.opened), "", delta(now.emails_opened, before.emails_opened, days)),
+    kpi("emails_clicked", t("kpi_clicked"), s.emails.clicked, count(s.emails.clicked), "", delta(now.emails_clicked, before.emails_clicked, days)),
+    kpi("open_rate", t("kpi_open_rate"), s.emails.open_rate, percent(s.emails.open_rate)),
+    kpi("click_rate", t("kpi_click_rate"), s.emails.click_rate, percent(s.emails.click_rate)),
+    kpi("conversion_rate", t("kpi_conversion_rate"), s.conversions.rate, percent(s.conversions.rate)),
+    // Each currency as sold, side by side: amounts in different currencies are never added.
+    kpi("revenue", t("kpi_revenue"), s.revenue_cents, moneys(now.revenue) || t("no_revenue"), "", revenueDelta(now.revenue, before.revenue, days)),
   );
   const sync = s.sync;
   fill(
     $("#health"),
-    kpi("synced", "Synced", sync.synced, count(sync.synced), "good"),
-    kpi("pending", "Pending", sync.pending, count(sync.pending), sync.pending > 0 ? "warn" : ""),
-    kpi("failed", "Failed", sync.failed, count(sync.failed), sync.failed > 0 ? "bad" : ""),
-    kpi("held", "Held (over plan)", sync.held, count(sync.held), sync.held > 0 ? "warn" : ""),
-    kpi("spam", "Spam blocked in period", s.spam, count(s.spam)),
+    kpi("synced", t("synced"), sync.synced, count(sync.synced), "good"),
+    kpi("pending", t("pending"), sync.pending, count(sync.pending), sync.pending > 0 ? "warn" : ""),
+    kpi("failed", t("failed"), sync.failed, count(sync.failed), sync.failed > 0 ? "bad" : ""),
+    kpi("held", t("held"), sync.held, count(sync.held), sync.held > 0 ? "warn" : ""),
+    kpi("spam", t("spam"), s.spam, count(s.spam)),
   );
   $("#lead-total").textContent = count(s.leads.total);
   $("#lead-total").dataset.value = s.leads.total;
-  $("#window").textContent = `${s.window.from} to ${s.window.to}`;
+  $("#window").textContent = t("window", { from: day(s.window.from), to: day(s.window.to) });
+  $("#window").dataset.from = s.window.from;
+  $("#window").dataset.to = s.window.to;
+  if (!state.range) {
+    $("#range-from").value = s.window.from;
+    $("#range-to").value = s.window.to;
+  }
+  renderBreakdowns(s.breakdowns);
   state.daily = s.daily;
+  if (state.chartIndex !== null && state.chartIndex >= s.daily.length) state.chartIndex = null;
+  fill($("#chart-table tbody"), chartRows(s.daily, el));
   drawChart();
 }
 
 function drawChart() {
   fill($("#chart"), dailyChart(state.daily, $("#chart").clientWidth || 640));
+  markChartDay();
+}
+
+/** Highlights the day the keyboard is on and reads it out. */
+function markChartDay() {
+  const days = state.daily ?? [];
+  for (const bar of document.querySelectorAll("#chart rect.bar.active")) bar.classList.remove("active");
+  if (state.chartIndex === null || !days[state.chartIndex]) {
+    $("#chart-readout").textContent = "";
+    return;
+  }
+  document.querySelector(`#chart rect.bar[data-index="${state.chartIndex}"]`)?.classList.add("active");
+  $("#chart-readout").textContent = dayLine(days[state.chartIndex]);
+}
+
+function chartKey(event) {
+  const last = (state.daily?.length ?? 0) - 1;
+  if (last < 0) return;
+  const at = state.chartIndex ?? last + 1;
+  const next = { ArrowLeft: at - 1, ArrowRight: at + 1, Home: 0, End: last }[event.key];
+  if (next === undefined) return;
+  event.preventDefault();
+  state.chartIndex = Math.min(last, Math.max(0, next));
+  markChartDay();
+}
+
+// ---- breakdowns ----
+
+/** A breakdown's title: its word, or the API's name for a breakdown the words do not know. */
+function facetName(facet) {
+  const word = t(`facet_${facet}`);
+  return word === `facet_${facet}` ? facet : word;
+}
+
+/**
+ * Every breakdown the stats answer, the known ones first. A row of a breakdown the lead list
+ * filters by (FACETS) is a button that lists its leads; the active one is pressed.
+ */
+function renderBreakdowns(breakdowns) {
+  const names = Object.keys(breakdowns ?? {}).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  const groups = names.map((facet) => {
+    const buckets = Array.isArray(breakdowns[facet]) ? breakdowns[facet] : [];
+    const rows = buckets.map((b) => {
+      const value = b.value ?? t("no_value");
+      const text = t("bucket", { value, n: count(b.leads) });
+      // A row without a value is no filter the list can apply: it is shown, not offered.
+      if (b.value === null || !FACETS.includes(facet)) return el("li", { "data-value": b.value ?? "" }, el("span", { class: "muted" }, text));
+      const pressed = state.facet?.name === facet && state.facet.value === b.value;
+      return el(
+        "li",
+        { "data-value": b.value },
+        el("button", { type: "button", class: "link", "data-facet": facet, "data-value": b.value, "data-leads": b.leads, "aria-pressed": String(pressed) }, text),
+      );
+    });
+    return el(
+      "div",
+      { class: "breakdown", "data-breakdown": facet },
+      el("h3", {}, facetName(facet)),
+      rows.length ? el("ul", {}, rows) : el("p", { class: "muted" }, t("no_breakdown")),
+    );
+  });
+  fill($("#breakdowns"), groups);
+}
+
+const rank = (facet) => (FACETS.includes(facet) ? FACETS.indexOf(facet) : FACETS.length);
+
+/** Lists the leads of one breakdown row (one at a time), or every lead again with `null`. */
+function filterByFacet(facet) {
+  state.facet = facet;
+  for (const button of document.querySelectorAll("#breakdowns button[data-facet]")) {
+    const on = Boolean(facet) && button.dataset.facet === facet.name && button.dataset.value === facet.value;
+    button.setAttribute("aria-pressed", String(on));
+  }
+  show($("#lead-facet"), Boolean(facet));
+  $("#lead-facet-text").textContent = facet ? t("filter_active", { facet: facetName(facet.name), value: facet.value }) : "";
+  loadLeads(true);
 }
 
 // ---- leads ----
@@ -218,22 +394,55 @@ function leadRow(lead) {
   return el(
     "tr",
     { "data-id": lead.id },
-    el("td", { "data-label": "Email", class: "email" }, open),
-    el("td", { "data-label": "Name" }, lead.name ?? ""),
-    el("td", { "data-label": "IB type" }, lead.ib_type ?? ""),
-    el("td", { "data-label": "Volume" }, lead.monthly_leads ?? lead.volume ?? ""),
-    el("td", { "data-label": "Stage" }, el("span", { class: `badge stage-${lead.stage}` }, stageName(lead.stage))),
-    el("td", { "data-label": "Sync" }, el("span", { class: `badge sync-${lead.sync_status}` }, lead.sync_status)),
-    el("td", { "data-label": "Consent", class: "consent" }, lead.consent ? "yes" : "no"),
-    el("td", { "data-label": "Captured" }, when(lead.created_at)),
+    el("td", { "data-label": t("col_email"), class: "email" }, open),
+    el("td", { "data-label": t("col_name") }, lead.name ?? ""),
+    el("td", { "data-label": t("col_ib_type") }, lead.ib_type ?? ""),
+    el("td", { "data-label": t("col_volume") }, lead.monthly_leads ?? lead.volume ?? ""),
+    el("td", { "data-label": t("col_stage") }, el("span", { class: `badge stage-${lead.stage}` }, stageName(lead.stage))),
+    el("td", { "data-label": t("col_sync") }, el("span", { class: `badge sync-${lead.sync_status}` }, t(`sync_${lead.sync_status}`))),
+    el("td", { "data-label": t("col_consent"), class: "consent" }, lead.consent ? t("yes") : t("no")),
+    el("td", { "data-label": t("col_captured_at"), class: "captured" }, el("time", { datetime: lead.created_at }, when(lead.created_at))),
   );
+}
+
+/** The list's filters as query parameters; the CSV export sends the same. */
+function listParams() {
+  const params = new URLSearchParams();
+  if (state.q) params.set("q", state.q);
+  if (state.stage) params.set("stage", state.stage);
+  for (const name of LIST_FILTERS) {
+    if (state.filters[name]) params.set(name, state.filters[name]);
+  }
+  if (state.facet) params.set(state.facet.name, state.facet.value);
+  return params;
+}
+
+/** A tag as the IB types it: its suffix (webinar) or the whole tag; the API matches whole tags. */
+function wholeTag(text) {
+  const prefix = state.me?.tag_prefix ?? "";
+  return text && prefix && !text.startsWith(prefix) ? `${prefix}${text}` : text;
+}
+
+function readFilters() {
+  state.q = $("#lead-q").value.trim();
+  state.stage = $("#lead-stage").value;
+  state.filters = {
+    from: $("#lead-from").value,
+    to: $("#lead-to").value,
+    source: $("#lead-source").value,
+    sync: $("#lead-sync").value,
+    tag: wholeTag($("#lead-tag").value.trim()),
+    sort: $("#lead-sort").value === "oldest" ? "oldest" : "",
+  };
+  const oldest = state.filters.sort === "oldest";
+  $("#captured-col").setAttribute("aria-sort", oldest ? "ascending" : "descending");
+  $("#sort-arrow").textContent = oldest ? "▲" : "▼";
 }
 
 async function loadLeads(reset) {
   const seq = ++state.leadsSeq;
-  const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
-  if (state.q) params.set("q", state.q);
-  if (state.stage) params.set("stage", state.stage);
+  const params = listParams();
+  params.set("limit", String(PAGE_SIZE));
   if (!reset && state.cursor) params.set("cursor", state.cursor);
   $("#load-more").disabled = true;
   try {
@@ -283,31 +492,32 @@ async function openLead(id) {
   show($("#retry-sync"), lead.sync_status === "failed");
   fill(
     $("#lead-fields"),
-    field("Name", lead.name),
-    field("Phone", lead.phone),
-    field("IB type", lead.ib_type),
-    field("Monthly leads", lead.monthly_leads),
-    field("Broker network", lead.broker_network),
-    field("Stage", stageName(lead.stage)),
-    field("Sync", `${lead.sync_status} (${lead.sync_attempts ?? 0} attempts)`),
+    field(t("f_name"), lead.name),
+    field(t("f_phone"), lead.phone),
+    field(t("f_ib_type"), lead.ib_type),
+    field(t("f_monthly_leads"), lead.monthly_leads),
+    field(t("f_broker_network"), lead.broker_network),
+    field(t("f_stage"), stageName(lead.stage)),
+    field(t("f_sync"), t("f_sync_value", { status: t(`sync_${lead.sync_status}`), n: count(lead.sync_attempts ?? 0) })),
     // Why a held lead is not sent: no consent under the tenant's rule, or over the plan's quota.
-    field("Held", { consent: "no consent (you sync only leads who consented)", quota: "over the plan's lead limit" }[lead.held_for]),
-    field("Sync error", lead.sync_error),
-    field("Form", lead.form),
-    field("Source", lead.source),
-    field("UTM", [lead.utm_source, lead.utm_medium, lead.utm_campaign, lead.utm_term, lead.utm_content].filter(Boolean).join(" / ")),
-    field("Ad click", [["gclid", lead.gclid], ["fbclid", lead.fbclid], ["ttclid", lead.ttclid]]
+    field(t("f_held"), lead.held_for ? t(`held_${lead.held_for}`) : null),
+    field(t("f_sync_error"), lead.sync_error),
+    field(t("f_form"), lead.form),
+    field(t("f_source"), lead.source ? t(`source_${lead.source}`) : null),
+    field(t("f_utm"), [lead.utm_source, lead.utm_medium, lead.utm_campaign, lead.utm_term, lead.utm_content].filter(Boolean).join(" / ")),
+    field(t("f_ad_click"), [["gclid", lead.gclid], ["fbclid", lead.fbclid], ["ttclid", lead.ttclid]]
       .filter(([, id]) => id).map(([name, id]) => `${name} ${id}`).join(" · ")),
-    field("Referrer", lead.referrer),
-    field("Page", lead.page_url),
-    field("Consent", lead.consent ? "yes" : "no"),
-    field("Emails", `${lead.emails_sent ?? 0} sent · ${lead.emails_opened ?? 0} opened · ${lead.emails_clicked ?? 0} clicked`),
-    field("Sales", `${lead.sales ?? 0} · ${money(lead.revenue_cents)}`),
-    field("Tags", (lead.tags ?? []).join(", ")),
+    field(t("f_referrer"), lead.referrer),
+    field(t("f_page"), lead.page_url),
+    field(t("f_consent"), lead.consent ? t("yes") : t("no")),
+    field(t("f_emails"), t("f_emails_value", { sent: count(lead.emails_sent ?? 0), opened: count(lead.emails_opened ?? 0), clicked: count(lead.emails_clicked ?? 0) })),
+    // Each currency as sold; a lead's sales in two currencies are two amounts.
+    field(t("f_sales"), lead.sales ? `${count(lead.sales)} · ${moneys(lead.revenue) || money(lead.revenue_cents)}` : null),
+    field(t("f_tags"), (lead.tags ?? []).join(", ")),
     // Stored, but not synced: the tenant's tag budget on the shared Systeme.io account is spent.
-    field("Kept back from Systeme.io", (lead.tags_kept_back ?? []).join(", ")),
-    field("Captured", when(lead.created_at)),
-    field("Updated", when(lead.updated_at)),
+    field(t("f_kept_back"), (lead.tags_kept_back ?? []).join(", ")),
+    field(t("f_captured"), when(lead.created_at)),
+    field(t("f_updated"), when(lead.updated_at)),
   );
   fill(
     $("#lead-timeline"),
@@ -330,7 +540,7 @@ async function retrySync() {
   const row = document.querySelector(`#leads tbody tr[data-id="${CSS.escape(id)}"]`);
   if (row) row.replaceWith(leadRow(lead));
   await openLead(id);
-  flash($("#lead-status"), "Queued: the next sync sends this lead to Systeme.io again.");
+  flash($("#lead-status"), t("retry_queued"));
   loadStats().catch((e) => report(e));
 }
 
@@ -346,17 +556,15 @@ async function eraseLead() {
   const rows = $("#leads tbody").children.length;
   $("#leads").dataset.rows = rows;
   show($("#leads-empty"), rows === 0);
-  flash($("#lead-status"), "Lead erased with its timeline.");
+  flash($("#lead-status"), t("erased"));
   loadStats().catch((e) => report(e));
 }
 
 async function downloadCsv() {
   const status = $("#csv-status");
   try {
-    // The file holds what the list shows: the same search and stage filter.
-    const params = new URLSearchParams();
-    if (state.q) params.set("q", state.q);
-    if (state.stage) params.set("stage", state.stage);
+    // The file holds what the list shows: the same search, filters and order.
+    const params = listParams();
     const resp = await call(`/v1/dashboard/leads.csv${params.size ? `?${params}` : ""}`);
     const blob = await resp.blob();
     const name = `leads-${new Date().toISOString().slice(0, 10)}.csv`;
@@ -366,7 +574,7 @@ async function downloadCsv() {
     link.click();
     link.remove();
     setTimeout(() => URL.revokeObjectURL(url), 60_000);
-    flash(status, `Downloaded ${name} (${count(Math.ceil(blob.size / 1024))} KB).`);
+    flash(status, t("downloaded", { name, kb: count(Math.ceil(blob.size / 1024)) }));
   } catch (error) {
     report(error, status);
   }
@@ -382,8 +590,33 @@ function fillSettings(settings) {
     .map(([suffix, effect]) => `${suffix} = ${effect}`)
     .join("\n");
   const funnels = settings.funnel_ids ?? [];
-  $("#funnel-ids").textContent = funnels.length ? funnels.join(", ") : "None assigned";
+  $("#funnel-ids").textContent = funnels.length ? funnels.join(", ") : t("funnel_ids_none");
   $("#funnel-ids").dataset.value = funnels.join(",");
+  renderWorkflows(settings);
+}
+
+// ---- workflows ----
+
+/** The tenant's tag rules (its own, then the built-in ones it did not replace) as workflows. */
+function renderWorkflows(settings) {
+  const own = settings.tag_rules ?? {};
+  const all = settings.effective_tag_rules ?? own;
+  const prefix = state.me?.tag_prefix ?? "";
+  const rules = Object.entries(all).sort(([a], [b]) => Number(b in own) - Number(a in own) || a.localeCompare(b));
+  fill(
+    $("#workflows"),
+    rules.map(([suffix, effect]) =>
+      el(
+        "li",
+        { "data-rule": suffix, "data-effect": effect, "data-own": String(suffix in own) },
+        el("span", {}, t("workflow_rule", { tag: `${prefix}${suffix}` })),
+        " → ",
+        el("strong", {}, t(`effect_${effect}`)),
+        " ",
+        el("span", { class: "badge" }, t(suffix in own ? "workflow_yours" : "workflow_builtin")),
+      ),
+    ),
+  );
 }
 
 async function loadSettings() {
@@ -414,7 +647,7 @@ async function saveSettings(event) {
   const tagRules = {};
   for (const [i, line] of lines($("#tag-rules").value).entries()) {
     const match = /^(.+?)\s*=\s*([a-z_]+)$/.exec(line);
-    if (!match) return settingsError("tag_rules", `tag_rules: line ${i + 1} must read "suffix = effect"`);
+    if (!match) return settingsError("tag_rules", t("tag_rules_line", { line: i + 1 }));
     tagRules[match[1]] = match[2];
   }
   // Funnel ids are the operator's: the PUT leaves them out, so they stay as they are.
@@ -427,7 +660,7 @@ async function saveSettings(event) {
   try {
     const saved = await (await call("/v1/dashboard/settings", { method: "PUT", json: body })).json();
     fillSettings(saved);
-    flash($("#settings-status"), "Saved. The next form post uses these settings.");
+    flash($("#settings-status"), t("saved"));
   } catch (error) {
     if (error instanceof ApiProblem && !error.signsOut && [400, 409, 422].includes(error.status)) {
       // The API's field errors start with the field's name: "thank_you_url: must be …".
@@ -475,7 +708,7 @@ async function rotateKey() {
     const body = await (await call("/v1/dashboard/capture-key", { method: "POST" })).json();
     state.captureToken = body.capture_token;
     renderSnippet();
-    flash($("#rotate-status"), "New capture key active. Forms with the old key now fail: paste the new snippet into every landing page.", "warn");
+    flash($("#rotate-status"), t("rotated"), "warn");
   } catch (error) {
     report(error, $("#rotate-status"));
   }
@@ -485,10 +718,10 @@ async function copySnippet() {
   const text = $("#snippet").value;
   try {
     await navigator.clipboard.writeText(text);
-    flash($("#copy-status"), "Copied.");
+    flash($("#copy-status"), t("copied"));
   } catch {
     $("#snippet").select();
-    flash($("#copy-status"), "Selected: press Ctrl+C (⌘C) to copy.");
+    flash($("#copy-status"), t("copy_select"));
   }
 }
 
@@ -505,17 +738,62 @@ function wire() {
   for (const button of document.querySelectorAll(".period button")) {
     button.addEventListener("click", () => {
       state.days = Number(button.dataset.days);
+      state.range = null;
+      $("#range-error").hidden = true;
       for (const b of document.querySelectorAll(".period button")) b.setAttribute("aria-pressed", String(b === button));
       loadStats().catch((e) => report(e));
     });
   }
+  $("#range").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const from = $("#range-from").value;
+    const to = $("#range-to").value;
+    if (!from || !to || from > to) {
+      $("#range-error").textContent = t("range_invalid");
+      $("#range-error").hidden = false;
+      return;
+    }
+    $("#range-error").hidden = true;
+    state.range = { from, to };
+    for (const b of document.querySelectorAll(".period button")) b.setAttribute("aria-pressed", "false");
+    loadStats().catch((error) => {
+      // The API's word on a range it refuses (more than 365 days, say) goes beside the range.
+      if (error instanceof ApiProblem && !error.signsOut && error.status < 500) {
+        $("#range-error").textContent = error.detail;
+        $("#range-error").hidden = false;
+        return;
+      }
+      report(error);
+    });
+  });
   $("#lead-filter").addEventListener("submit", (event) => {
     event.preventDefault();
-    state.q = $("#lead-q").value.trim();
-    state.stage = $("#lead-stage").value;
+    readFilters();
     loadLeads(true);
   });
-  $("#lead-stage").addEventListener("change", () => $("#lead-filter").requestSubmit());
+  for (const id of ["#lead-stage", "#lead-source", "#lead-sync", "#lead-sort", "#lead-from", "#lead-to"]) {
+    $(id).addEventListener("change", () => $("#lead-filter").requestSubmit());
+  }
+  $("#sort-captured").addEventListener("click", () => {
+    $("#lead-sort").value = $("#lead-sort").value === "oldest" ? "newest" : "oldest";
+    $("#lead-filter").requestSubmit();
+  });
+  $("#breakdowns").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-facet]");
+    if (!button) return;
+    filterByFacet({ name: button.dataset.facet, value: button.dataset.value });
+    $("#leads-title").scrollIntoView({ block: "start" });
+  });
+  $("#lead-facet-clear").addEventListener("click", () => filterByFacet(null));
+  $("#chart").addEventListener("keydown", chartKey);
+  $("#chart").addEventListener("focus", () => {
+    if (state.chartIndex === null && state.daily?.length) {
+      state.chartIndex = state.daily.length - 1;
+      markChartDay();
+    }
+  });
+  setInterval(refreshIfStale, REFRESH_MS);
+  document.addEventListener("visibilitychange", refreshIfStale);
   $("#load-more").addEventListener("click", () => loadLeads(false));
   $("#leads").addEventListener("click", (event) => {
     const row = event.target.closest("tr[data-id]");
@@ -552,8 +830,9 @@ function wire() {
   });
 }
 
+translatePage();
 wire();
 boot().catch((error) => {
   show($("#loading"), false);
-  signIn(`The dashboard could not start: ${error?.message ?? error}`);
+  signIn(t("could_not_start", { detail: error?.message ?? error }));
 });

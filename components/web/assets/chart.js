@@ -1,6 +1,10 @@
 // The daily chart: captures as bars, conversions as a line with dots, drawn as inline SVG from
 // the stats' `daily` series. Sizes are SVG attributes (never inline styles), so the page's CSP
-// needs no exception.
+// needs no exception. The figure is focusable: the arrow keys walk the days (app.js), and the
+// same figures are a table beside it (chartRows).
+
+import { t } from "./words.js";
+import { count, day as dayText } from "./dom.js";
 
 const NS = "http://www.w3.org/2000/svg";
 
@@ -43,7 +47,7 @@ export function dailyChart(daily, width = 640) {
     viewBox: `0 0 ${width} ${height}`,
     class: "chart",
     role: "img",
-    "aria-label": `${totalLeads} captures and ${totalConversions} conversions over ${days.length} days`,
+    "aria-label": t("chart_label", { leads: count(totalLeads), conversions: count(totalConversions), days: days.length }),
     "data-days": days.length,
   });
   // Grid lines and y labels at 0, half and the top.
@@ -67,11 +71,12 @@ export function dailyChart(daily, width = 640) {
         width: barW.toFixed(2),
         height: Math.max(0, pad.top + plotH - y(leads)).toFixed(2),
         class: "bar",
+        "data-index": i,
         "data-day": d.day,
         "data-leads": leads,
         "data-conversions": conversions,
       },
-      svg("title", {}, `${d.day}: ${leads} captured, ${conversions} converted`),
+      svg("title", {}, dayLine(d)),
     );
     bars.append(bar);
     points.push([pad.left + i * slot + slot / 2, y(conversions)]);
@@ -89,9 +94,21 @@ export function dailyChart(daily, width = 640) {
     const first = days[0].day;
     const last = days[days.length - 1].day;
     root.append(
-      svg("text", { x: pad.left, y: height - 6, class: "axis", "text-anchor": "start" }, first),
-      svg("text", { x: width - pad.right, y: height - 6, class: "axis", "text-anchor": "end" }, last),
+      svg("text", { x: pad.left, y: height - 6, class: "axis", "text-anchor": "start" }, dayText(first)),
+      svg("text", { x: width - pad.right, y: height - 6, class: "axis", "text-anchor": "end" }, dayText(last)),
     );
   }
   return root;
+}
+
+/** One day of the series in words: "Nov 21, 2026: 2 captured, 0 converted". */
+export function dayLine(d) {
+  return t("chart_day", { day: dayText(d.day), leads: count(d.leads ?? 0), conversions: count(d.conversions ?? 0) });
+}
+
+/** The chart's figures as table rows (day, captured, converted). */
+export function chartRows(daily, el) {
+  return (Array.isArray(daily) ? daily : []).map((d) =>
+    el("tr", { "data-day": d.day }, el("th", { scope: "row" }, dayText(d.day)), el("td", {}, count(d.leads ?? 0)), el("td", {}, count(d.conversions ?? 0))),
+  );
 }

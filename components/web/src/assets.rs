@@ -84,6 +84,7 @@ static ASSETS: &[Asset] = &[
     asset!("/app/api.js", "api.js", JS, Audience::Dashboard),
     asset!("/app/chart.js", "chart.js", JS, Audience::Dashboard),
     asset!("/app/dom.js", "dom.js", JS, Audience::Dashboard),
+    asset!("/app/words.js", "words.js", JS, Audience::Dashboard),
     asset!(
         "/app/favicon.svg",
         "favicon.svg",
