@@ -16,12 +16,15 @@
 mod burst;
 mod fake_systeme;
 mod load;
+mod probes;
+mod rounds;
 mod seed;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -29,7 +32,8 @@ use api_tests::{AppSpec, HostKind, TestApp, spawn, workspace_root};
 use bytes::Bytes;
 use clap::Parser;
 use http_body_util::Full;
-use load::{Load, MakeRequest, Outcome};
+use load::{Load, MakeRequest};
+use rounds::{Measured, Scenario, Spread};
 use serde_json::json;
 
 #[derive(Parser, Debug)]
@@ -57,6 +61,15 @@ struct Args {
     /// callbacks, with their ratios (about 40 s). For iterating on a write path.
     #[arg(long)]
     write_paths: bool,
+    /// Only the probe's one-statement ceilings against schema size: a one-row `SELECT` and
+    /// `INSERT` (WAL) on a one-table database and on copies of the app's migrated schema (its
+    /// `leads` table and indexes; all but the triggers; all), beside Spin 4.0.2's figures.
+    #[arg(long)]
+    probes: bool,
+    /// Runs every scenario this many times, interleaved (A, B, C, A, B, C, …), and reports the
+    /// median of each figure with its spread (min–max).
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    repeat: usize,
     /// Only the capture burst: `--burst-clients` clients × `--burst-captures` lead posts
     /// against a fresh app per run, once per `--burst-fault` setting, `--burst-runs` times.
     #[arg(long)]
@@ -76,11 +89,6 @@ struct Args {
     /// A `CFE_FAULT_SQLITE` value for the burst (`none` for no fault); may be repeated.
     #[arg(long = "burst-fault", default_values_t = ["none".to_string(), "latency:2ms".to_string(), "latency:10ms".to_string()])]
     burst_faults: Vec<String>,
-}
-
-struct Row {
-    name: String,
-    outcome: Outcome,
 }
 
 fn addr(app: &TestApp) -> SocketAddr {
@@ -103,40 +111,22 @@ fn request(
     builder.body(Full::new(Bytes::from(body))).unwrap()
 }
 
-async fn measure(
-    rows: &mut Vec<Row>,
-    name: &str,
-    app: &TestApp,
-    load: Load,
-    expect: u16,
-    make: MakeRequest,
-) -> Result<Outcome> {
-    let outcome = load::run(addr(app), load, expect, make).await?;
-    eprintln!(
-        "{name}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms ({} unexpected)",
-        outcome.rps(),
-        outcome.ms(0.5),
-        outcome.ms(0.99),
-        outcome.unexpected
-    );
-    if let Some(first) = &outcome.first_unexpected {
-        eprintln!("  first unexpected answer: {first}");
-    }
-    anyhow::ensure!(
-        outcome.unexpected == 0,
-        "{name}: {} answers had an unexpected status (first: {:?})",
-        outcome.unexpected,
-        outcome.first_unexpected
-    );
-    rows.push(Row {
+fn scenario(name: &str, app: &TestApp, load: Load, expect: u16, make: MakeRequest) -> Scenario {
+    Scenario {
         name: name.to_string(),
-        outcome: outcome.clone(),
-    });
-    Ok(outcome)
+        addr: addr(app),
+        load,
+        expect,
+        make,
+    }
 }
 
 fn get(path: &'static str) -> MakeRequest {
     Arc::new(move |_| request("GET", path, &[], Vec::new()))
+}
+
+fn post(path: &'static str) -> MakeRequest {
+    Arc::new(move |_| request("POST", path, &[], Vec::new()))
 }
 
 async fn spawn_async(spec: AppSpec) -> TestApp {
@@ -151,9 +141,13 @@ fn clientflow(systeme_base: &str, api_key: &str) -> AppSpec {
         .with_env("SPIN_VARIABLE_CAPTURE_RATE_LIMIT", "1000000000")
 }
 
+/// Lead posts with a new email each: numbered by the closure itself, so a scenario repeated
+/// in several rounds keeps capturing new leads.
 fn capture_requests(token: &str, run: &'static str) -> MakeRequest {
     let auth = format!("Bearer {token}");
-    Arc::new(move |n| {
+    let seq = AtomicU64::new(0);
+    Arc::new(move |_| {
+        let n = seq.fetch_add(1, Ordering::Relaxed);
         let body = json!({"email": format!("{run}{n}@bench.example.com"), "name": "Bench Lead", "ib_type": "forex-ib", "monthly_leads": "100-500", "utm_source": "bench"});
         request(
             "POST",
@@ -170,12 +164,15 @@ fn capture_requests(token: &str, run: &'static str) -> MakeRequest {
 fn event_requests(prefix: &str, pool: u64) -> MakeRequest {
     let secret = domain::secret::SystemeSecret::parse(api_tests::SYSTEME_WEBHOOK_SECRET).unwrap();
     let tag = format!("{prefix}email-opened");
-    Arc::new(move |n| {
+    let seq = AtomicU64::new(0);
+    Arc::new(move |_| {
+        let n = seq.fetch_add(1, Ordering::Relaxed);
         let body = json!({
             "contact": {"id": 900_000 + n % pool, "email": format!("nosync{}@bench.example.com", n % pool), "tags": [{"id": 1, "name": tag}]},
             "tag": {"id": 1, "name": tag},
-            // Distinct content per request: callbacks are deduplicated by message id and by a
-            // digest of the body, and a replay is not what this scenario measures.
+            // Distinct content per request, across rounds too: callbacks are deduplicated by
+            // message id and by a digest of the body, and a replay is not what this scenario
+            // measures.
             "bench_seq": n
         })
         .to_string();
@@ -238,6 +235,58 @@ async fn cold_compile_times() -> Result<Vec<(String, String)>> {
     Ok(times)
 }
 
+/// A probe whose default database holds `probe_inserts` (the one-INSERT ceiling's table), in
+/// Spin's rollback-journal mode or switched to WAL.
+async fn insert_probe(wal: bool) -> Result<TestApp> {
+    let probe = spawn_async(AppSpec::probe()).await;
+    let setup = probe.client.post(probe.url("/probe/setup")).send().await?;
+    anyhow::ensure!(setup.status() == 200, "probe setup: {}", setup.status());
+    if wal {
+        let mode = probe
+            .client
+            .post(probe.url("/sqlite/default"))
+            .json(&json!({"statements": [{"sql": "PRAGMA journal_mode=WAL"}]}))
+            .send()
+            .await?
+            .text()
+            .await?;
+        anyhow::ensure!(
+            mode.contains("wal"),
+            "the probe database did not switch to WAL: {mode}"
+        );
+    }
+    Ok(probe)
+}
+
+/// The probe's one-statement scenarios on every schema database.
+fn probe_scenarios(dbs: &[probes::ProbeDb], load: Load) -> Vec<Scenario> {
+    let mut out = Vec::new();
+    for (statement, path, method, expect) in probes::STATEMENTS {
+        for db in dbs {
+            let make = if method == "GET" {
+                get(path)
+            } else {
+                post(path)
+            };
+            out.push(scenario(
+                &probes::scenario_name(statement, db.label),
+                &db.app,
+                load,
+                expect,
+                make,
+            ));
+        }
+    }
+    out
+}
+
+fn find<'a>(measured: &'a [Measured], name: &str) -> Result<&'a Measured> {
+    measured
+        .iter()
+        .find(|m| m.name == name)
+        .with_context(|| format!("no scenario named {name:?}"))
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut args = Args::parse();
@@ -252,138 +301,118 @@ async fn main() -> Result<()> {
         warmup: Duration::from_millis(if args.smoke { 200 } else { 1_000 }),
         duration: Duration::from_secs(args.duration),
     };
+    if args.burst {
+        return run_burst(&args, &host).await;
+    }
+    if args.probes {
+        return run_probes(&args, &host, load).await;
+    }
+    if args.write_paths {
+        return run_write_paths(&args, &host, load).await;
+    }
+    run_all(&args, &host, load).await
+}
+
+/// `--probes`: only the probe's one-statement scenarios against schema size.
+async fn run_probes(args: &Args, host: &HostKind, load: Load) -> Result<()> {
+    let started = Instant::now();
+    eprintln!("== probe databases: migrating the app's schema");
+    let schema = probes::app_schema().await?;
+    let dbs = probes::start(&schema).await?;
+    let measured = rounds::run(probe_scenarios(&dbs, load), args.repeat).await?;
+    let extra = format!("\n{}", probes::report(host, &dbs, &measured));
+    print_report(args, host, started, &measured, &[], &extra)
+}
+
+/// `--write-paths`: the one-INSERT ceiling, capture and callbacks, and their ratios.
+async fn run_write_paths(args: &Args, host: &HostKind, load: Load) -> Result<()> {
+    let started = Instant::now();
+    let probe = insert_probe(true).await?;
+    let app = spawn_async(clientflow("http://127.0.0.1:9", "")).await;
+    let tenant = app.create_tenant("Bench Ib").await;
+    let scenarios = vec![
+        scenario(
+            "probe empty handler",
+            &probe,
+            load,
+            200,
+            get("/probe/empty"),
+        ),
+        scenario(
+            "probe one INSERT (WAL)",
+            &probe,
+            load,
+            201,
+            post("/probe/insert"),
+        ),
+        scenario(
+            "POST /v1/leads (sync off)",
+            &app,
+            load,
+            201,
+            capture_requests(&tenant.capture_token, "nosync"),
+        ),
+        scenario(
+            "POST /v1/systeme/events (tag added)",
+            &app,
+            load,
+            200,
+            event_requests(&tenant.tag_prefix, 1_000),
+        ),
+    ];
+    let measured = rounds::run(scenarios, args.repeat).await?;
+    report_host_warnings(&app);
+    let [empty, insert_wal, capture, events] = [
+        "probe empty handler",
+        "probe one INSERT (WAL)",
+        "POST /v1/leads (sync off)",
+        "POST /v1/systeme/events (tag added)",
+    ]
+    .map(|name| find(&measured, name));
+    let (empty, insert_wal, capture, events) = (empty?, insert_wal?, capture?, events?);
+    let ratios = [
+        (
+            "capture (sync off) / one INSERT (WAL)".to_string(),
+            capture.rps_over(insert_wal),
+        ),
+        (
+            "events / one INSERT (WAL)".to_string(),
+            events.rps_over(insert_wal),
+        ),
+        (
+            "one INSERT (WAL) / empty handler".to_string(),
+            insert_wal.rps_over(empty),
+        ),
+    ];
+    print_report(args, host, started, &measured, &ratios, "")
+}
+
+/// The whole benchmark: ceilings, the probe against schema size, capture, callbacks, stats
+/// scaling, capture with syncing on, and per-component facts.
+async fn run_all(args: &Args, host: &HostKind, load: Load) -> Result<()> {
+    let started = Instant::now();
     let single = Load {
         connections: 1,
         ..load
     };
-    if args.burst {
-        return run_burst(&args, &host).await;
-    }
-    let started = Instant::now();
-    let mut rows = Vec::new();
 
-    // 1. The host's ceilings: the probe component.
-    eprintln!("== probe (ceilings)");
-    let probe = spawn_async(AppSpec::probe()).await;
-    let (host_only, empty_one) = if args.write_paths {
-        (None, None)
-    } else {
-        let host_only = measure(
-            &mut rows,
-            "host health route, no component (1 conn)",
-            &probe,
-            single,
-            200,
-            get("/.well-known/spin/health"),
-        )
-        .await?;
-        let empty_one = measure(
-            &mut rows,
-            "probe empty handler (1 conn)",
-            &probe,
-            single,
-            200,
-            get("/probe/empty"),
-        )
-        .await?;
-        (Some(host_only), Some(empty_one))
-    };
-    let empty = measure(
-        &mut rows,
-        "probe empty handler",
-        &probe,
-        load,
-        200,
-        get("/probe/empty"),
-    )
-    .await?;
-    probe.client.post(probe.url("/probe/setup")).send().await?;
-    let insert_delete = if args.write_paths {
-        None
-    } else {
-        Some(
-            measure(
-                &mut rows,
-                "probe one INSERT (rollback journal)",
-                &probe,
-                load,
-                201,
-                Arc::new(|_| request("POST", "/probe/insert", &[], Vec::new())),
-            )
-            .await?,
-        )
-    };
-    let wal = probe
-        .client
-        .post(probe.url("/sqlite/default"))
-        .json(&json!({"statements": [{"sql": "PRAGMA journal_mode=WAL"}]}))
-        .send()
-        .await?
-        .text()
-        .await?;
-    anyhow::ensure!(
-        wal.contains("wal"),
-        "the probe database did not switch to WAL: {wal}"
-    );
-    let insert_wal = measure(
-        &mut rows,
-        "probe one INSERT (WAL)",
-        &probe,
-        load,
-        201,
-        Arc::new(|_| request("POST", "/probe/insert", &[], Vec::new())),
-    )
-    .await?;
-    drop(probe);
+    eprintln!("== probes: the host's ceilings, and one statement against schema size");
+    let probe_journal = insert_probe(false).await?;
+    let probe_wal = insert_probe(true).await?;
+    let schema = probes::app_schema().await?;
+    let dbs = probes::start(&schema).await?;
 
-    // 2. ClientFlow Edge with syncing off.
     eprintln!("== clientflow, sync off");
     let app = spawn_async(clientflow("http://127.0.0.1:9", "")).await;
     let tenant = app.create_tenant("Bench Ib").await;
-    let capture = measure(
-        &mut rows,
-        "POST /v1/leads (sync off)",
-        &app,
-        load,
-        201,
-        capture_requests(&tenant.capture_token, "nosync"),
-    )
-    .await?;
-    let events = measure(
-        &mut rows,
-        "POST /v1/systeme/events (tag added)",
-        &app,
-        load,
-        200,
-        event_requests(&tenant.tag_prefix, 1_000),
-    )
-    .await?;
-    report_host_warnings(&app);
 
-    if args.write_paths {
-        drop(app);
-        let ratios = [
-            (
-                "capture (sync off) / one INSERT (WAL)".to_string(),
-                capture.rps() / insert_wal.rps(),
-            ),
-            (
-                "events / one INSERT (WAL)".to_string(),
-                events.rps() / insert_wal.rps(),
-            ),
-            (
-                "one INSERT (WAL) / empty handler".to_string(),
-                insert_wal.rps() / empty.rps(),
-            ),
-        ];
-        return print_report(&args, &host, started, &rows, &ratios, "");
-    }
-    // 3. Stats against lead count, with many tenants in the database.
     eprintln!(
         "== stats scaling: seeding {} tenants and {:?} leads",
         args.tenants, args.sizes
     );
-    let db = app.database_path();
+    let stats_app = spawn_async(clientflow("http://127.0.0.1:9", "")).await;
+    stats_app.create_tenant("Bench Stats").await;
+    let db = stats_app.database_path();
     let big = seed::tenants(&db, 0, args.sizes.len())?;
     seed::tenants(
         &db,
@@ -395,7 +424,68 @@ async fn main() -> Result<()> {
         seed::leads(&db, t, i, *n)?;
     }
     eprintln!("   seeded in {:.1} s", seeding.elapsed().as_secs_f64());
-    let mut stats = Vec::new();
+
+    eprintln!("== clientflow, sync on (fast fake Systeme.io)");
+    let fake = fake_systeme::start().await?;
+    let sync_app = spawn_async(clientflow(
+        &format!("http://{fake}"),
+        api_tests::SYSTEME_API_KEY,
+    ))
+    .await;
+    let sync_tenant = sync_app.create_tenant("Bench Sync").await;
+
+    let mut scenarios = vec![
+        scenario(
+            "host health route, no component (1 conn)",
+            &probe_wal,
+            single,
+            200,
+            get("/.well-known/spin/health"),
+        ),
+        scenario(
+            "probe empty handler (1 conn)",
+            &probe_wal,
+            single,
+            200,
+            get("/probe/empty"),
+        ),
+        scenario(
+            "probe empty handler",
+            &probe_wal,
+            load,
+            200,
+            get("/probe/empty"),
+        ),
+        scenario(
+            "probe one INSERT (rollback journal)",
+            &probe_journal,
+            load,
+            201,
+            post("/probe/insert"),
+        ),
+        scenario(
+            "probe one INSERT (WAL)",
+            &probe_wal,
+            load,
+            201,
+            post("/probe/insert"),
+        ),
+    ];
+    scenarios.extend(probe_scenarios(&dbs, load));
+    scenarios.push(scenario(
+        "POST /v1/leads (sync off)",
+        &app,
+        load,
+        201,
+        capture_requests(&tenant.capture_token, "nosync"),
+    ));
+    scenarios.push(scenario(
+        "POST /v1/systeme/events (tag added)",
+        &app,
+        load,
+        200,
+        event_requests(&tenant.tag_prefix, 1_000),
+    ));
     for (t, n) in big.iter().zip(&args.sizes) {
         let auth = format!("Bearer {}", api_tests::dashboard_token(&t.id));
         let make: MakeRequest = Arc::new(move |_| {
@@ -406,91 +496,97 @@ async fn main() -> Result<()> {
                 Vec::new(),
             )
         });
-        let outcome = measure(
-            &mut rows,
+        scenarios.push(scenario(
             &format!("GET /v1/dashboard/stats, {n} leads"),
-            &app,
+            &stats_app,
             load,
             200,
             make,
-        )
-        .await?;
-        stats.push((*n, outcome));
+        ));
     }
-    drop(app);
-
-    // 4. Capture with a fast fake Systeme.io (five outbound calls per new lead).
-    eprintln!("== clientflow, sync on (fast fake Systeme.io)");
-    let fake = fake_systeme::start().await?;
-    let app = spawn_async(clientflow(
-        &format!("http://{fake}"),
-        api_tests::SYSTEME_API_KEY,
-    ))
-    .await;
-    let tenant = app.create_tenant("Bench Sync").await;
-    let capture_sync = measure(
-        &mut rows,
+    scenarios.push(scenario(
         "POST /v1/leads (sync on, fast fake)",
-        &app,
+        &sync_app,
         load,
         201,
-        capture_requests(&tenant.capture_token, "sync"),
-    )
-    .await?;
-    let synced: i64 = app.db().query_row(
+        capture_requests(&sync_tenant.capture_token, "sync"),
+    ));
+
+    let measured = rounds::run(scenarios, args.repeat).await?;
+    report_host_warnings(&app);
+    report_host_warnings(&stats_app);
+    let synced: i64 = sync_app.db().query_row(
         "SELECT COUNT(*) FROM leads WHERE sync_status = 'synced'",
         [],
         |r| r.get(0),
     )?;
     anyhow::ensure!(synced > 0, "no lead was synced against the fake");
-    drop(app);
+    drop((probe_journal, probe_wal, app, stats_app, sync_app));
 
-    // 5. Per-component facts.
     let compile = match host {
         HostKind::Local(_) => cold_compile_times().await?,
         HostKind::Spin(_) => Vec::new(),
     };
 
-    let (insert_delete, host_only, empty_one) = (
-        insert_delete.context("measured unless --write-paths")?,
-        host_only.context("measured unless --write-paths")?,
-        empty_one.context("measured unless --write-paths")?,
+    let m = |name: &str| find(&measured, name);
+    let (host_only, empty_one, empty) = (
+        m("host health route, no component (1 conn)")?,
+        m("probe empty handler (1 conn)")?,
+        m("probe empty handler")?,
+    );
+    let (insert_journal, insert_wal) = (
+        m("probe one INSERT (rollback journal)")?,
+        m("probe one INSERT (WAL)")?,
+    );
+    let (capture, events, capture_sync) = (
+        m("POST /v1/leads (sync off)")?,
+        m("POST /v1/systeme/events (tag added)")?,
+        m("POST /v1/leads (sync on, fast fake)")?,
     );
     let mut ratios = vec![
         (
             "capture (sync off) / one INSERT (WAL)".to_string(),
-            capture.rps() / insert_wal.rps(),
+            capture.rps_over(insert_wal),
         ),
         (
             "capture (sync off) / one INSERT (rollback journal)".to_string(),
-            capture.rps() / insert_delete.rps(),
+            capture.rps_over(insert_journal),
         ),
         (
             "capture (sync on) / capture (sync off)".to_string(),
-            capture_sync.rps() / capture.rps(),
+            capture_sync.rps_over(capture),
         ),
         (
             "events / one INSERT (WAL)".to_string(),
-            events.rps() / insert_wal.rps(),
+            events.rps_over(insert_wal),
         ),
         (
             "one INSERT (WAL) / empty handler".to_string(),
-            insert_wal.rps() / empty.rps(),
+            insert_wal.rps_over(empty),
         ),
     ];
-    if let (Some((small_n, small)), Some((large_n, large))) = (stats.first(), stats.last()) {
+    if let (Some(small_n), Some(large_n)) = (args.sizes.first(), args.sizes.last()) {
+        let small = m(&format!("GET /v1/dashboard/stats, {small_n} leads"))?;
+        let large = m(&format!("GET /v1/dashboard/stats, {large_n} leads"))?;
         ratios.push((
             format!("stats p50 latency, {large_n} / {small_n} leads"),
-            large.ms(0.5) / small.ms(0.5),
+            Spread::of(
+                large
+                    .outcomes
+                    .iter()
+                    .zip(&small.outcomes)
+                    .map(|(l, s)| l.ms(0.5) / s.ms(0.5)),
+            ),
         ));
         ratios.push((
             format!("stats req/s, {large_n} / {small_n} leads"),
-            large.rps() / small.rps(),
+            large.rps_over(small),
         ));
     }
     let mut extra = format!(
-        "\nPer-request instantiation on this host (mean latency, 1 connection, empty handler minus the host's own health route): {:.3} ms.\n\n",
-        empty_one.mean_ms() - host_only.mean_ms()
+        "\n{}\nPer-request instantiation on this host (mean latency, 1 connection, empty handler minus the host's own health route): {} ms.\n\n",
+        probes::report(host, &dbs, &measured),
+        empty_one.mean_ms_minus(host_only).decimals()
     );
     let _ = writeln!(
         extra,
@@ -504,50 +600,61 @@ async fn main() -> Result<()> {
             .map_or("n/a", |(_, t)| t.as_str());
         let _ = writeln!(extra, "| {id} | {bytes} | {time} |");
     }
-    print_report(&args, &host, started, &rows, &ratios, &extra)
+    print_report(args, host, started, &measured, &ratios, &extra)
 }
 
 /// Prints the report (and writes it to `--out`): every scenario, then the same-run ratios,
-/// then `extra`.
+/// then `extra`. With several rounds every figure is the median over the rounds, with the
+/// range in parentheses; a ratio is taken within each round.
 fn print_report(
     args: &Args,
     host: &HostKind,
     started: Instant,
-    rows: &[Row],
-    ratios: &[(String, f64)],
+    measured: &[Measured],
+    ratios: &[(String, Spread)],
     extra: &str,
 ) -> Result<()> {
     let mut report = String::new();
+    let rounds = args.repeat.max(1);
     let _ = writeln!(
         report,
-        "Host: {}. {} connections, {} s per scenario after warm-up. Total run {:.0} s.\n",
+        "Host: {}. {} connections, {} s per scenario after warm-up, {}. Total run {:.0} s.\n",
         match host {
             HostKind::Local(_) => "local host (cfe-host)".to_string(),
             HostKind::Spin(p) => format!("Spin ({})", p.display()),
         },
         args.connections,
         args.duration,
+        if rounds == 1 {
+            "one round".to_string()
+        } else {
+            format!("{rounds} interleaved rounds (median, with min–max in parentheses)")
+        },
         started.elapsed().as_secs_f64()
     );
     let _ = writeln!(
         report,
         "| scenario | req/s | p50 ms | p99 ms | p99.9 ms |\n| --- | ---: | ---: | ---: | ---: |"
     );
-    for row in rows {
-        let o = &row.outcome;
+    for m in measured {
         let _ = writeln!(
             report,
-            "| {} | {:.0} | {:.2} | {:.2} | {:.2} |",
-            row.name,
-            o.rps(),
-            o.ms(0.5),
-            o.ms(0.99),
-            o.ms(0.999)
+            "| {} | {} | {:.2} | {:.2} | {:.2} |",
+            m.name,
+            m.rps().whole(),
+            m.ms(0.5).median,
+            m.ms(0.99).median,
+            m.ms(0.999).median
         );
     }
-    let _ = writeln!(report, "\n| ratio (same run) | value |\n| --- | ---: |");
-    for (name, value) in ratios {
-        let _ = writeln!(report, "| {name} | {value:.2} |");
+    if !ratios.is_empty() {
+        let _ = writeln!(
+            report,
+            "\n| ratio (within a round) | value |\n| --- | ---: |"
+        );
+        for (name, value) in ratios {
+            let _ = writeln!(report, "| {name} | {} |", value.decimals());
+        }
     }
     report.push_str(extra);
     println!("{report}");

@@ -17,13 +17,14 @@
 //!
 //! A duration is a number with `us`, `ms` or `s`; a bare number is milliseconds. A share is
 //! between 0 and 1. SQLite rules hit every `execute`; an `open` pays their waits but never
-//! fails (see [`sqlite_open`]).
+//! fails (see [`sqlite_open_wait`]).
 //!
 //! The messages are the ones real backends give, so the component sees what it would see.
 //!
 //! The waits model a remote database (libSQL over HTTP, as Spin's `type = "libsql"` does
-//! it): each SQLite call is a request to the server and its answer. They happen on the calling
-//! request's own thread, before the call reaches SQLite and outside every lock, so concurrent
+//! it): each SQLite call is a request to the server and its answer. They happen for each call
+//! on its own (an `execute`'s on the blocking thread that then runs it, an `open`'s as a timer),
+//! before the call reaches SQLite and outside every lock, so concurrent
 //! requests wait side by side, as concurrent HTTP requests to `sqld` do. SQLite's own write
 //! lock is held across a wait only where a remote database holds it too: between a
 //! `BEGIN IMMEDIATE` and its `COMMIT`, which are separate round trips.
@@ -161,18 +162,19 @@ pub fn sqlite() -> Result<(), String> {
     inject(&FAULTS.sqlite, "database is locked", "disk I/O error")
 }
 
-/// Runs the injected SQLite waits for one `open`, never a failure. Spin opens a libSQL
-/// database lazily (its first statement makes a new HTTP connection to the server), so an
-/// open cannot fail there; the wait stands for that connection's set-up.
-pub fn sqlite_open() {
-    let waits: Vec<FaultRule> = FAULTS
+/// How long one `open` waits under the injected SQLite rules; never a failure. Spin opens a
+/// libSQL database lazily (its first statement makes a new HTTP connection to the server), so
+/// an open cannot fail there; the wait stands for that connection's set-up.
+pub fn sqlite_open_wait() -> Duration {
+    FAULTS
         .sqlite
         .iter()
-        .filter(|r| matches!(r.fault, Fault::Stall(_) | Fault::Latency(_)))
-        .copied()
-        .collect();
-    // Only waits are left, so the outcome is always `Ok`.
-    let _ = inject(&waits, "", "");
+        .filter(|r| r.hits())
+        .map(|r| match r.fault {
+            Fault::Stall(d) | Fault::Latency(d) => d,
+            Fault::Busy | Fault::Io => Duration::ZERO,
+        })
+        .sum()
 }
 
 /// Runs the injected key-value faults for one call: `Err(message)` as a backend would say it.

@@ -21,6 +21,11 @@ pub mod bindings {
     wasmtime::component::bindgen!({
         path: "wit",
         world: "fermyon:spin/host",
+        // As in Spin, SQLite calls are async: the guest waits on the host's future while the
+        // statement runs on tokio's blocking pool, and the worker thread serves other requests.
+        imports: {
+            "fermyon:spin/sqlite": async,
+        },
         with: {
             "fermyon:spin/key-value.store": crate::resources::KvStore,
             "fermyon:spin/sqlite.connection": crate::resources::SqliteConnection,

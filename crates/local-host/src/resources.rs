@@ -8,5 +8,5 @@ pub struct KvStore {
 
 /// An open SQLite connection; dropping it without `COMMIT` rolls back, as in Spin.
 pub struct SqliteConnection {
-    pub(crate) conn: rusqlite::Connection,
+    pub(crate) conn: crate::storage::LazyConnection,
 }

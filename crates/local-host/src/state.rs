@@ -10,7 +10,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings::fermyon::spin::{key_value, sqlite, variables};
 use crate::outbound::OutboundPolicy;
 use crate::resources::{KvStore, SqliteConnection};
-use crate::storage::{self, KeyValueBackend, SqliteBackend};
+use crate::storage::{KeyValueBackend, SqliteBackend};
 
 /// What one component may reach; built once at start-up.
 #[derive(Debug)]
@@ -180,17 +180,20 @@ impl HostState {
 impl sqlite::Host for HostState {}
 
 impl sqlite::HostConnection for HostState {
-    fn open(&mut self, database: String) -> Result<Resource<SqliteConnection>, sqlite::Error> {
+    async fn open(
+        &mut self,
+        database: String,
+    ) -> Result<Resource<SqliteConnection>, sqlite::Error> {
         if !self.access.sqlite_databases.contains(&database) {
             return Err(sqlite::Error::AccessDenied);
         }
-        let conn = self.sqlite.open(&database)?;
+        let conn = self.sqlite.open(&database).await?;
         self.table
             .push(SqliteConnection { conn })
             .map_err(|e| sqlite::Error::Io(e.to_string()))
     }
 
-    fn execute(
+    async fn execute(
         &mut self,
         conn: Resource<SqliteConnection>,
         statement: String,
@@ -198,12 +201,12 @@ impl sqlite::HostConnection for HostState {
     ) -> Result<sqlite::QueryResult, sqlite::Error> {
         let conn = self
             .table
-            .get(&conn)
+            .get_mut(&conn)
             .map_err(|_| sqlite::Error::InvalidConnection)?;
-        storage::execute(&conn.conn, &statement, parameters)
+        conn.conn.execute(statement, parameters).await
     }
 
-    fn drop(&mut self, conn: Resource<SqliteConnection>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, conn: Resource<SqliteConnection>) -> wasmtime::Result<()> {
         self.table.delete(conn)?;
         Ok(())
     }

@@ -156,18 +156,63 @@ impl SqliteBackend {
         self.paths.contains_key(label)
     }
 
-    pub fn open(&self, label: &str) -> Result<rusqlite::Connection, sqlite::Error> {
+    /// What a component's `open` does, as in Spin: it checks the label and opens nothing yet.
+    /// The connection opens at the first statement ([`LazyConnection`]).
+    pub async fn open(&self, label: &str) -> Result<LazyConnection, sqlite::Error> {
         let path = self.paths.get(label).ok_or(sqlite::Error::NoSuchDatabase)?;
-        let conn = tokio::task::block_in_place(|| -> rusqlite::Result<_> {
-            crate::faults::sqlite_open();
-            let conn = rusqlite::Connection::open(path)?;
-            conn.busy_timeout(Duration::from_millis(5000))?;
-            // `foreign_keys` is already 1, as under Spin: rusqlite's bundled SQLite (Spin's
-            // too) is built with SQLITE_DEFAULT_FOREIGN_KEYS=1. The conformance suite checks it.
-            Ok(conn)
+        let wait = crate::faults::sqlite_open_wait();
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(LazyConnection {
+            path: path.clone(),
+            conn: None,
         })
-        .map_err(|e| sqlite::Error::Io(e.to_string()))?;
+    }
+}
+
+/// One component's connection to one database, opened at its first statement and closed when
+/// the component drops it (at the latest with the instance, after one request), as Spin's
+/// in-process SQLite does: a new `rusqlite::Connection` per `open`, with rusqlite's defaults
+/// (`busy_timeout` 5000 ms, foreign keys on through the bundled build's
+/// `SQLITE_DEFAULT_FOREIGN_KEYS=1`), behind a mutex so its statements can run on tokio's
+/// blocking pool.
+pub struct LazyConnection {
+    path: PathBuf,
+    conn: Option<Arc<Mutex<rusqlite::Connection>>>,
+}
+
+impl LazyConnection {
+    /// The connection, opened now if this is the first statement. Opening reads nothing (the
+    /// schema is read by the first statement), so it happens on the calling thread, as in Spin.
+    fn connection(&mut self) -> Result<Arc<Mutex<rusqlite::Connection>>, sqlite::Error> {
+        if let Some(conn) = &self.conn {
+            return Ok(conn.clone());
+        }
+        let conn =
+            rusqlite::Connection::open(&self.path).map_err(|e| sqlite::Error::Io(e.to_string()))?;
+        let conn = Arc::new(Mutex::new(conn));
+        self.conn = Some(conn.clone());
         Ok(conn)
+    }
+
+    /// Runs the first statement of `sql` on tokio's blocking pool, as Spin does, so the calling
+    /// request's worker thread goes on serving other requests while SQLite works or waits.
+    pub async fn execute(
+        &mut self,
+        sql: String,
+        params: Vec<sqlite::Value>,
+    ) -> Result<sqlite::QueryResult, sqlite::Error> {
+        let conn = self.connection()?;
+        tokio::task::spawn_blocking(move || {
+            crate::faults::sqlite().map_err(sqlite::Error::Io)?;
+            let conn = conn
+                .lock()
+                .map_err(|_| sqlite::Error::Io("sqlite connection lock poisoned".into()))?;
+            execute(&conn, &sql, params)
+        })
+        .await
+        .map_err(|e| sqlite::Error::Io(format!("internal runtime error: {e}")))?
     }
 }
 
@@ -192,14 +237,13 @@ fn from_sql(value: ValueRef<'_>) -> sqlite::Value {
 }
 
 /// Runs the first statement of `sql`, as Spin does: any further statements are silently ignored.
-pub fn execute(
+fn execute(
     conn: &rusqlite::Connection,
     sql: &str,
     params: Vec<sqlite::Value>,
 ) -> Result<sqlite::QueryResult, sqlite::Error> {
     let io = |e: rusqlite::Error| sqlite::Error::Io(e.to_string());
-    tokio::task::block_in_place(|| {
-        crate::faults::sqlite().map_err(sqlite::Error::Io)?;
+    {
         let mut batch = rusqlite::Batch::new(conn, sql);
         let Some(mut stmt) = batch.next().map_err(io)? else {
             return Ok(sqlite::QueryResult {
@@ -222,7 +266,7 @@ pub fn execute(
         }
         warn_if_reprepared(&stmt, sql);
         Ok(sqlite::QueryResult { columns, rows: out })
-    })
+    }
 }
 
 /// SQLite compiles a statement again on its first step when its plan depended on a bound

@@ -42,6 +42,8 @@ async fn handle_probe(req: Request) -> anyhow::Result<Response> {
         ["probe", "setup"] => Ok(setup_insert_table()),
         ["probe", "insert"] => Ok(insert_one()),
         ["probe", "counter"] => Ok(count()),
+        ["probe", "t", "select"] => Ok(select_t()),
+        ["probe", "t", "insert"] => Ok(insert_t()),
         #[allow(clippy::panic)] // the point of this route: Spin answers a trap with an empty 500
         ["probe", "panic"] => panic!("probe asked to panic"),
         ["probe", "error"] => Err(anyhow::anyhow!("probe error text")),
@@ -210,6 +212,29 @@ fn insert_one() -> Response {
             &[],
         )
     });
+    match result {
+        Ok(_) => Response::new(201, ()),
+        Err(e) => json_response(500, &json!({ "error": format!("{e:?}") })),
+    }
+}
+
+/// Exactly one SQLite `SELECT` of one row of table `t` (which the bench creates, with row 1):
+/// the storage ceiling of a read path on whatever schema the default database holds.
+fn select_t() -> Response {
+    let result =
+        Connection::open_default().and_then(|c| c.execute("SELECT id, v FROM t WHERE id = 1", &[]));
+    match result {
+        Ok(result) if result.rows.len() == 1 => Response::new(200, ()),
+        Ok(result) => json_response(500, &json!({ "rows": result.rows.len() })),
+        Err(e) => json_response(500, &json!({ "error": format!("{e:?}") })),
+    }
+}
+
+/// Exactly one SQLite `INSERT` of one row into table `t`: the storage ceiling of a write path on
+/// whatever schema the default database holds.
+fn insert_t() -> Response {
+    let result =
+        Connection::open_default().and_then(|c| c.execute("INSERT INTO t (v) VALUES ('x')", &[]));
     match result {
         Ok(_) => Response::new(201, ()),
         Err(e) => json_response(500, &json!({ "error": format!("{e:?}") })),

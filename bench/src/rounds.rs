@@ -1,0 +1,180 @@
+//! Interleaved rounds: every scenario runs once per round, in order (A, B, C, A, B, C, …), so a
+//! slow minute of the shared machine lands on all of them alike, and each figure is reported as
+//! the median over the rounds with its spread (min–max). One noisy run no longer decides a cell.
+
+use std::net::SocketAddr;
+
+use anyhow::Result;
+
+use crate::load::{self, Load, MakeRequest, Outcome};
+
+/// What to drive, against which app.
+pub struct Scenario {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub load: Load,
+    pub expect: u16,
+    pub make: MakeRequest,
+}
+
+/// A scenario's outcomes, one per round.
+pub struct Measured {
+    pub name: String,
+    pub outcomes: Vec<Outcome>,
+}
+
+impl Measured {
+    pub fn rps(&self) -> Spread {
+        Spread::of(self.outcomes.iter().map(Outcome::rps))
+    }
+
+    /// A latency quantile in milliseconds.
+    pub fn ms(&self, q: f64) -> Spread {
+        Spread::of(self.outcomes.iter().map(|o| o.ms(q)))
+    }
+
+    /// This scenario's req/s over `other`'s, round by round (each ratio from one round).
+    pub fn rps_over(&self, other: &Measured) -> Spread {
+        Spread::of(
+            self.outcomes
+                .iter()
+                .zip(&other.outcomes)
+                .map(|(a, b)| a.rps() / b.rps()),
+        )
+    }
+
+    /// This scenario's mean latency minus `other`'s, round by round.
+    pub fn mean_ms_minus(&self, other: &Measured) -> Spread {
+        Spread::of(
+            self.outcomes
+                .iter()
+                .zip(&other.outcomes)
+                .map(|(a, b)| a.mean_ms() - b.mean_ms()),
+        )
+    }
+}
+
+/// The median of a figure over rounds, and its range.
+#[derive(Debug, Clone, Copy)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub rounds: usize,
+}
+
+impl Spread {
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Self {
+        let mut values: Vec<f64> = values.into_iter().collect();
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let median = match n {
+            0 => f64::NAN,
+            _ if n % 2 == 1 => values[n / 2],
+            _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+        };
+        Self {
+            median,
+            min: values.first().copied().unwrap_or(f64::NAN),
+            max: values.last().copied().unwrap_or(f64::NAN),
+            rounds: n,
+        }
+    }
+
+    /// `1,234` for one round; `1,234 (1,200–1,300)` for several: whole numbers (req/s).
+    pub fn whole(&self) -> String {
+        self.show(|v| thousands(v.round() as i64))
+    }
+
+    /// The same with two decimals (latencies, ratios).
+    pub fn decimals(&self) -> String {
+        self.show(|v| format!("{v:.2}"))
+    }
+
+    fn show(&self, f: impl Fn(f64) -> String) -> String {
+        if self.rounds <= 1 {
+            f(self.median)
+        } else {
+            format!("{} ({}–{})", f(self.median), f(self.min), f(self.max))
+        }
+    }
+}
+
+/// `12345` → `12,345`.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+/// Runs every scenario `rounds` times, interleaved, checking every answer's status.
+pub async fn run(scenarios: Vec<Scenario>, rounds: usize) -> Result<Vec<Measured>> {
+    let mut measured: Vec<Measured> = scenarios
+        .iter()
+        .map(|s| Measured {
+            name: s.name.clone(),
+            outcomes: Vec::new(),
+        })
+        .collect();
+    for round in 1..=rounds.max(1) {
+        if rounds > 1 {
+            eprintln!("== round {round} of {rounds}");
+        }
+        for (scenario, into) in scenarios.iter().zip(&mut measured) {
+            let outcome = load::run(
+                scenario.addr,
+                scenario.load,
+                scenario.expect,
+                scenario.make.clone(),
+            )
+            .await?;
+            eprintln!(
+                "{}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms ({} unexpected)",
+                scenario.name,
+                outcome.rps(),
+                outcome.ms(0.5),
+                outcome.ms(0.99),
+                outcome.unexpected
+            );
+            anyhow::ensure!(
+                outcome.unexpected == 0,
+                "{}: {} answers had an unexpected status (first: {:?})",
+                scenario.name,
+                outcome.unexpected,
+                outcome.first_unexpected
+            );
+            into.outcomes.push(outcome);
+        }
+    }
+    Ok(measured)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        let s = Spread::of([4.0, 1.0, 3.0, 2.0]);
+        assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 4.0));
+    }
+
+    #[test]
+    fn one_round_shows_no_spread() {
+        assert_eq!(Spread::of([1234.4]).whole(), "1,234");
+        assert_eq!(Spread::of([3.0, 1.0, 2.0]).whole(), "2 (1–3)");
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(-1_000), "-1,000");
+    }
+}
