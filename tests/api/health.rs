@@ -268,7 +268,8 @@ async fn a_database_migrated_from_the_first_migration_has_a_fresh_ones_schema() 
         let conn = rusqlite::Connection::open(old.database_path()).unwrap();
         conn.execute_batch(
             "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY NOT NULL,
-                name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+                name TEXT NOT NULL,
+                applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
         )
         .unwrap();
         let first = &migration_files()[0];

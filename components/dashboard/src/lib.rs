@@ -20,6 +20,7 @@ mod list_leads;
 mod retry_lead;
 mod rotate_capture_key;
 mod settings;
+mod settings_store;
 mod store;
 
 use platform::ApiError;

@@ -7,6 +7,8 @@ use platform::auth::authenticate;
 use serde::Serialize;
 use spin_sdk::http::{Request, Response};
 
+use crate::settings_store;
+
 #[derive(Serialize)]
 struct Rotated {
     capture_token: String,
@@ -14,6 +16,6 @@ struct Rotated {
 
 pub fn rotate_capture_key(req: &Request) -> Result<Response, ApiError> {
     let mut ctx = authenticate(req, Scope::Dashboard)?;
-    let capture_token = ctx.rotate_capture_key()?;
+    let capture_token = settings_store::rotate_capture_key(&mut ctx)?;
     platform::response::json(200, &Rotated { capture_token })
 }

@@ -13,6 +13,7 @@ use domain::funnel::Stage;
 use domain::id::LeadId;
 use domain::lead::{SyncStatus, erasure_key};
 use domain::settings::SyncRules;
+use domain::spam::SpamRules;
 use domain::tags::Tag;
 use platform::ApiError;
 use platform::db::{FromRow, Row};
@@ -296,6 +297,22 @@ impl FromRow for SyncRulesRow {
     }
 }
 
+/// A `tenant_spam_rules` row, parsed again.
+struct SpamRulesRow(SpamRules);
+
+impl FromRow for SpamRulesRow {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        SpamRules::from_stored(
+            row.opt_text("captcha_provider").as_deref(),
+            row.opt_text("captcha_site_key").as_deref(),
+            row.opt_text("captcha_secret").as_deref(),
+            row.int("min_fill_seconds")?,
+        )
+        .map(Self)
+        .map_err(|e| anyhow!("tenant_spam_rules: {e}"))
+    }
+}
+
 /// What a retry of a lead's sync came to.
 pub enum Retried {
     /// The failed lead is pending again, due at once.
@@ -424,10 +441,72 @@ pub struct LeadPage {
     pub next_cursor: Option<String>,
 }
 
+/// The tenant's lead counts by stage, by sync status and by each breakdown's value, from
+/// `lead_facets`.
+struct FacetTotals {
+    stages: BTreeMap<&'static str, i64>,
+    sync: SyncHealth,
+    buckets: BTreeMap<String, Vec<Bucket>>,
+}
+
+/// Each breakdown's largest buckets (at most [`MAX_BUCKETS`]), most leads first.
+fn breakdowns(mut buckets: BTreeMap<String, Vec<Bucket>>) -> Breakdowns {
+    let mut take = |facet: &str| {
+        let mut list = buckets.remove(facet).unwrap_or_default();
+        list.sort_by(|a, b| b.leads.cmp(&a.leads).then_with(|| a.value.cmp(&b.value)));
+        list.truncate(MAX_BUCKETS);
+        list
+    };
+    Breakdowns {
+        ib_type: take("ib_type"),
+        volume: take("volume"),
+        utm_source: take("utm_source"),
+    }
+}
+
 /// Most timeline entries returned with a lead (the newest ones).
 const MAX_TIMELINE: i64 = 500;
 
 impl Dashboard {
+    /// One indexed query over `lead_facets` (a row per distinct value), grouped by facet.
+    fn facet_totals(&self) -> Result<FacetTotals> {
+        let facets = self.db.query::<FacetCount>(
+            tenant_sql!("SELECT facet, value, n FROM lead_facets WHERE tenant_id = ?1 AND n > 0"),
+            &[],
+        )?;
+        let mut totals = FacetTotals {
+            stages: Stage::ALL.iter().map(|s| (s.as_str(), 0)).collect(),
+            sync: SyncHealth::default(),
+            buckets: BTreeMap::new(),
+        };
+        for FacetCount { facet, value, n } in facets {
+            let value = value.as_str();
+            match facet.as_str() {
+                "stage" => {
+                    if let Some(stage) = Stage::parse(value) {
+                        totals.stages.insert(stage.as_str(), n);
+                    }
+                }
+                "sync" => match value {
+                    "synced" => totals.sync.synced = n,
+                    "pending" => totals.sync.pending = n,
+                    "failed" => totals.sync.failed = n,
+                    "held" => totals.sync.held = n,
+                    _ => {}
+                },
+                other => totals
+                    .buckets
+                    .entry(other.to_string())
+                    .or_default()
+                    .push(Bucket {
+                        value: Some(value.to_string()).filter(|v| !v.is_empty()),
+                        leads: n,
+                    }),
+            }
+        }
+        Ok(totals)
+    }
+
     /// The tenant's stats over the query's window (the last `days` days up to `today_unix`'s
     /// date, UTC, or the `from`/`to` dates), with the window just before it beside.
     ///
@@ -445,35 +524,11 @@ impl Dashboard {
         let earliest = previous.from().min(week).min(month);
         let latest = window.to().max(today);
 
-        let facets = self.db.query::<FacetCount>(
-            tenant_sql!("SELECT facet, value, n FROM lead_facets WHERE tenant_id = ?1 AND n > 0"),
-            &[],
-        )?;
-        let mut stages: BTreeMap<&'static str, i64> =
-            Stage::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-        let mut sync = SyncHealth::default();
-        let mut buckets: BTreeMap<String, Vec<Bucket>> = BTreeMap::new();
-        for FacetCount { facet, value, n } in facets {
-            let value = value.as_str();
-            match facet.as_str() {
-                "stage" => {
-                    if let Some(stage) = Stage::parse(value) {
-                        stages.insert(stage.as_str(), n);
-                    }
-                }
-                "sync" => match value {
-                    "synced" => sync.synced = n,
-                    "pending" => sync.pending = n,
-                    "failed" => sync.failed = n,
-                    "held" => sync.held = n,
-                    _ => {}
-                },
-                other => buckets.entry(other.to_string()).or_default().push(Bucket {
-                    value: Some(value.to_string()).filter(|v| !v.is_empty()),
-                    leads: n,
-                }),
-            }
-        }
+        let FacetTotals {
+            stages,
+            sync,
+            buckets,
+        } = self.facet_totals()?;
         let at_least = |s: Stage| {
             Stage::ALL
                 .iter()
@@ -484,15 +539,7 @@ impl Dashboard {
         let total = at_least(Stage::New);
         let converted_leads = at_least(Stage::Converted);
 
-        let rollups = self.db.query::<RollupRow>(
-            tenant_sql!(
-                "SELECT day, leads, spam, emails_sent, emails_opened, emails_clicked, conversions, revenue_cents
-                 FROM daily_rollups WHERE tenant_id = ?1 AND day >= ?2 AND day <= ?3"
-            ),
-            &[Value::Text(day_string(earliest)), Value::Text(day_string(latest))],
-        )?;
-        let rows: BTreeMap<String, DayCounts> =
-            rollups.into_iter().map(|r| (r.day, r.counts)).collect();
+        let rows = self.rollups(day_string(earliest), day_string(latest))?;
         let (revenue, previous_revenue) = self.revenue(window, previous)?;
         let period = |w: StatsWindow, revenue: Vec<Money>| Period {
             from: day_string(w.from()),
@@ -504,12 +551,6 @@ impl Dashboard {
         let current = period(window, revenue);
         let before = period(previous, previous_revenue);
         let totals = current.counts;
-        let mut take = |facet: &str| {
-            let mut list = buckets.remove(facet).unwrap_or_default();
-            list.sort_by(|a, b| b.leads.cmp(&a.leads).then_with(|| a.value.cmp(&b.value)));
-            list.truncate(MAX_BUCKETS);
-            list
-        };
         Ok(Stats {
             window: Window {
                 days: window.days(),
@@ -543,16 +584,25 @@ impl Dashboard {
             revenue_cents: totals.revenue_cents,
             sync,
             spam: totals.spam,
-            breakdowns: Breakdowns {
-                ib_type: take("ib_type"),
-                volume: take("volume"),
-                utm_source: take("utm_source"),
-            },
+            breakdowns: breakdowns(buckets),
             daily: daily_series(&rows, window.from(), window.to()),
             stages,
             period: current,
             previous: before,
         })
+    }
+
+    /// The tenant's daily rollups from day `first` to day `last` (`YYYY-MM-DD`), by day: one indexed range read of at
+    /// most 731 rows.
+    fn rollups(&self, first: String, last: String) -> Result<BTreeMap<String, DayCounts>> {
+        let rollups = self.db.query::<RollupRow>(
+            tenant_sql!(
+                "SELECT day, leads, spam, emails_sent, emails_opened, emails_clicked, conversions, revenue_cents
+                 FROM daily_rollups WHERE tenant_id = ?1 AND day >= ?2 AND day <= ?3"
+            ),
+            &[Value::Text(first), Value::Text(last)],
+        )?;
+        Ok(rollups.into_iter().map(|r| (r.day, r.counts)).collect())
     }
 
     /// Sales minus cancellations per currency in `window` and in `previous` (which ends
@@ -746,6 +796,46 @@ impl Dashboard {
                 &[Value::Integer(now)],
             )?;
         }
+        Ok(())
+    }
+
+    /// The tenant's spam rules (`tenant_spam_rules`; no row: the defaults).
+    pub fn spam_rules(&self) -> Result<SpamRules> {
+        Ok(self
+            .db
+            .query_one::<SpamRulesRow>(
+                tenant_sql!(
+                    "SELECT captcha_provider, captcha_site_key, captcha_secret, min_fill_seconds
+                     FROM tenant_spam_rules WHERE tenant_id = ?1"
+                ),
+                &[],
+            )?
+            .map(|r| r.0)
+            .unwrap_or_default())
+    }
+
+    /// Stores the tenant's spam rules; the next capture applies them.
+    pub fn set_spam_rules(&self, rules: &SpamRules) -> Result<()> {
+        let text = |v: Option<&str>| v.map_or(Value::Null, |v| Value::Text(v.to_string()));
+        let captcha = rules.captcha.as_ref();
+        self.db.execute(
+            tenant_sql!(
+                "INSERT INTO tenant_spam_rules
+                    (tenant_id, captcha_provider, captcha_site_key, captcha_secret, min_fill_seconds)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (tenant_id) DO UPDATE SET
+                    captcha_provider = excluded.captcha_provider,
+                    captcha_site_key = excluded.captcha_site_key,
+                    captcha_secret = excluded.captcha_secret,
+                    min_fill_seconds = excluded.min_fill_seconds"
+            ),
+            &[
+                text(captcha.map(|c| c.provider.as_str())),
+                text(captcha.map(|c| c.site_key.as_ref())),
+                text(captcha.map(|c| c.secret.expose())),
+                Value::Integer(i64::from(rules.min_fill_seconds)),
+            ],
+        )?;
         Ok(())
     }
 

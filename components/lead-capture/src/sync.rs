@@ -231,67 +231,8 @@ impl Syncer {
         let pushed = self.push(db, target, &given, &mut contact_id);
         budget.settle(db, reserved, self.client.calls_made() - calls_before)?;
         match pushed {
-            Ok(()) => {
-                db.execute(
-                    tenant_sql!(
-                        "UPDATE leads SET
-                            sync_status = CASE WHEN revision = ?3 THEN 'synced' ELSE sync_status END,
-                            sync_attempts = 0, sync_error = NULL, systeme_contact_id = ?4,
-                            synced_tags = ?5, kept_back_tags = ?6
-                         WHERE tenant_id = ?1 AND id = ?2 AND sync_status = 'pending'"
-                    ),
-                    &[
-                        Value::Text(target.lead.id.to_string()),
-                        Value::Integer(target.lead.revision),
-                        contact_id.map_or(Value::Null, Value::Integer),
-                        Value::Text(serde_json::to_string(&given)?),
-                        Value::Text(serde_json::to_string(&kept_back)?),
-                    ],
-                )?;
-                Ok(Attempt {
-                    outcome: AttemptOutcome::Synced,
-                    rate_limited: false,
-                })
-            }
-            Err(error) => {
-                let attempts = target.lead.attempts.saturating_add(1);
-                let (status, next) = if error.is_permanent() {
-                    // A repost queues it again, but only once this backoff is over.
-                    (SyncStatus::Failed, now + sync_backoff_secs(attempts))
-                } else {
-                    after_failed_attempt(attempts, now, error.retry_after())
-                };
-                eprintln!(
-                    "systeme sync of lead {} (tenant {}) failed, attempt {attempts}: {error}",
-                    target.lead.id, target.tenant_id
-                );
-                db.execute(
-                    tenant_sql!(
-                        "UPDATE leads SET sync_status = ?3, sync_attempts = ?4, next_sync_at = ?5,
-                            sync_error = ?6, systeme_contact_id = COALESCE(?7, systeme_contact_id)
-                         WHERE tenant_id = ?1 AND id = ?2 AND sync_status = 'pending'"
-                    ),
-                    &[
-                        Value::Text(target.lead.id.to_string()),
-                        Value::Text(status.as_str().into()),
-                        Value::Integer(i64::from(attempts)),
-                        Value::Integer(next),
-                        Value::Text(error.to_string().chars().take(500).collect()),
-                        contact_id.map_or(Value::Null, Value::Integer),
-                    ],
-                )?;
-                Ok(Attempt {
-                    outcome: if status == SyncStatus::Failed {
-                        AttemptOutcome::Failed
-                    } else {
-                        AttemptOutcome::Retrying
-                    },
-                    rate_limited: matches!(
-                        error,
-                        PushError::Systeme(SystemeError::RateLimited { .. })
-                    ),
-                })
-            }
+            Ok(()) => record_synced(db, target, contact_id, &given, &kept_back),
+            Err(error) => record_failure(db, target, &error, contact_id, now),
         }
     }
 
@@ -881,4 +822,79 @@ fn housekeeping(db: &Db, now: i64) -> Result<()> {
         &[Value::Integer(now - 3600)],
     )?;
     Ok(())
+}
+
+/// Marks the lead synced, unless it changed while it was pushed (then it stays pending for the
+/// next pass), with the contact id and the tags given and kept back.
+fn record_synced(
+    db: &TenantDb,
+    target: &SyncTarget,
+    contact_id: Option<i64>,
+    given: &[Tag],
+    kept_back: &[Tag],
+) -> Result<Attempt> {
+    db.execute(
+        tenant_sql!(
+            "UPDATE leads SET
+                sync_status = CASE WHEN revision = ?3 THEN 'synced' ELSE sync_status END,
+                sync_attempts = 0, sync_error = NULL, systeme_contact_id = ?4,
+                synced_tags = ?5, kept_back_tags = ?6
+             WHERE tenant_id = ?1 AND id = ?2 AND sync_status = 'pending'"
+        ),
+        &[
+            Value::Text(target.lead.id.to_string()),
+            Value::Integer(target.lead.revision),
+            contact_id.map_or(Value::Null, Value::Integer),
+            Value::Text(serde_json::to_string(given)?),
+            Value::Text(serde_json::to_string(kept_back)?),
+        ],
+    )?;
+    Ok(Attempt {
+        outcome: AttemptOutcome::Synced,
+        rate_limited: false,
+    })
+}
+
+/// Records a failed push: a permanent error fails the lead (a repost queues it again once its
+/// backoff is over), any other schedules the next attempt.
+fn record_failure(
+    db: &TenantDb,
+    target: &SyncTarget,
+    error: &PushError,
+    contact_id: Option<i64>,
+    now: i64,
+) -> Result<Attempt> {
+    let attempts = target.lead.attempts.saturating_add(1);
+    let (status, next) = if error.is_permanent() {
+        (SyncStatus::Failed, now + sync_backoff_secs(attempts))
+    } else {
+        after_failed_attempt(attempts, now, error.retry_after())
+    };
+    eprintln!(
+        "systeme sync of lead {} (tenant {}) failed, attempt {attempts}: {error}",
+        target.lead.id, target.tenant_id
+    );
+    db.execute(
+        tenant_sql!(
+            "UPDATE leads SET sync_status = ?3, sync_attempts = ?4, next_sync_at = ?5,
+                sync_error = ?6, systeme_contact_id = COALESCE(?7, systeme_contact_id)
+             WHERE tenant_id = ?1 AND id = ?2 AND sync_status = 'pending'"
+        ),
+        &[
+            Value::Text(target.lead.id.to_string()),
+            Value::Text(status.as_str().into()),
+            Value::Integer(i64::from(attempts)),
+            Value::Integer(next),
+            Value::Text(error.to_string().chars().take(500).collect()),
+            contact_id.map_or(Value::Null, Value::Integer),
+        ],
+    )?;
+    Ok(Attempt {
+        outcome: if status == SyncStatus::Failed {
+            AttemptOutcome::Failed
+        } else {
+            AttemptOutcome::Retrying
+        },
+        rate_limited: matches!(error, PushError::Systeme(SystemeError::RateLimited { .. })),
+    })
 }

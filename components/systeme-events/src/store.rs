@@ -495,66 +495,80 @@ impl Applying<'_> {
                 lead.tags = merged(&lead.tags, &contact.tags_of(prefix));
                 self.save(&lead, contact.id, Delta::default(), "opt_in", json!({}))?;
             }
-            SystemeEvent::TagAdded { contact, tag } | SystemeEvent::TagRemoved { contact, tag } => {
-                let Some(own) = tag.ours().filter(|t| t.is_owned_by(prefix)) else {
-                    return Ok(Outcome::Ignored);
-                };
-                let Some(mut lead) = self.lead_for_contact(contact)? else {
-                    return Ok(Outcome::Ignored);
-                };
-                let effect = self.rules().effect(own.suffix());
-                let added = matches!(event, SystemeEvent::TagAdded { .. });
-                // A change of state: adding a tag the lead holds, or removing one it does not,
-                // changes nothing (a replay of either, at any age, included).
-                if lead.seq.is_some() && lead.tags.contains(&own) == added {
-                    return Ok(Outcome::Duplicate);
-                }
-                let delta = if added {
-                    lead.tags = merged(&lead.tags, std::slice::from_ref(&own));
-                    effect.map(|e| lead.state.tag_added(e)).unwrap_or_default()
-                } else {
-                    lead.tags.retain(|t| *t != own);
-                    if let Some(e) = effect {
-                        lead.state.tag_removed(e);
-                    }
-                    Delta::default()
-                };
-                let kind = if added { "tag_added" } else { "tag_removed" };
-                self.save(&lead, contact.id, delta, kind, tag_detail(tag, effect))?;
+            SystemeEvent::TagAdded { contact, tag } => return self.apply_tag(contact, tag, true),
+            SystemeEvent::TagRemoved { contact, tag } => {
+                return self.apply_tag(contact, tag, false);
             }
-            SystemeEvent::SaleNew(sale) | SystemeEvent::SaleCanceled(sale) => {
-                let Some(mut lead) = sale_lead
-                    .map(|id| self.lead_by_id(id))
-                    .transpose()?
-                    .flatten()
-                else {
-                    return Ok(Outcome::Ignored);
-                };
-                let new = matches!(event, SystemeEvent::SaleNew(_));
-                let order = self.order_on_lead(&lead.id, sale)?;
-                // An order is one sale and one cancellation, forever: a copy of either (any
-                // body, any age) is a duplicate, and a cancelled order is never sold again.
-                if order.canceled || (new && order.sold) {
-                    return Ok(Outcome::Duplicate);
-                }
-                let (delta, amount) = match (new, sale.amount_cents.or(order.amount_cents)) {
-                    (true, Some(amount)) => (lead.state.sale(amount), amount),
-                    // A cancellation of a sale the lead recorded (or, with no order id, of the
-                    // amount it names) reverses it.
-                    (false, Some(amount)) if order.sold || sale.order_id.is_none() => {
-                        (lead.state.sale_canceled(amount), amount)
-                    }
-                    // One that comes before its sale reverses nothing, but is recorded, so the
-                    // sale arriving later is not counted.
-                    (false, _) if sale.order_id.is_some() => (Delta::default(), 0),
-                    _ => return Ok(Outcome::Ignored),
-                };
-                let detail = json!({"order_id": sale.order_id, "amount_cents": amount, "currency": sale.currency});
-                let kind = if new { "sale" } else { "sale_canceled" };
-                self.save(&lead, sale.contact_id, delta, kind, detail)?;
-            }
+            SystemeEvent::SaleNew(sale) => return self.apply_sale(sale, true, sale_lead),
+            SystemeEvent::SaleCanceled(sale) => return self.apply_sale(sale, false, sale_lead),
             SystemeEvent::Unknown(_) => return Ok(Outcome::Ignored),
         }
+        Ok(Outcome::Applied)
+    }
+
+    /// A tag of this tenant's added to (`added`) or removed from a contact.
+    fn apply_tag(&self, contact: &Contact, tag: &TagRef, added: bool) -> Result<Outcome> {
+        let Some(own) = tag
+            .ours()
+            .filter(|t| t.is_owned_by(&self.tenant.tag_prefix))
+        else {
+            return Ok(Outcome::Ignored);
+        };
+        let Some(mut lead) = self.lead_for_contact(contact)? else {
+            return Ok(Outcome::Ignored);
+        };
+        let effect = self.rules().effect(own.suffix());
+        // A change of state: adding a tag the lead holds, or removing one it does not, changes
+        // nothing (a replay of either, at any age, included).
+        if lead.seq.is_some() && lead.tags.contains(&own) == added {
+            return Ok(Outcome::Duplicate);
+        }
+        let delta = if added {
+            lead.tags = merged(&lead.tags, std::slice::from_ref(&own));
+            effect.map(|e| lead.state.tag_added(e)).unwrap_or_default()
+        } else {
+            lead.tags.retain(|t| *t != own);
+            if let Some(e) = effect {
+                lead.state.tag_removed(e);
+            }
+            Delta::default()
+        };
+        let kind = if added { "tag_added" } else { "tag_removed" };
+        self.save(&lead, contact.id, delta, kind, tag_detail(tag, effect))?;
+        Ok(Outcome::Applied)
+    }
+
+    /// A sale (`new`) or its cancellation, on the lead the sale was attributed to.
+    fn apply_sale(&self, sale: &Sale, new: bool, sale_lead: Option<&LeadId>) -> Result<Outcome> {
+        let Some(mut lead) = sale_lead
+            .map(|id| self.lead_by_id(id))
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(Outcome::Ignored);
+        };
+        let order = self.order_on_lead(&lead.id, sale)?;
+        // An order is one sale and one cancellation, forever: a copy of either (any body, any
+        // age) is a duplicate, and a cancelled order is never sold again.
+        if order.canceled || (new && order.sold) {
+            return Ok(Outcome::Duplicate);
+        }
+        let (delta, amount) = match (new, sale.amount_cents.or(order.amount_cents)) {
+            (true, Some(amount)) => (lead.state.sale(amount), amount),
+            // A cancellation of a sale the lead recorded (or, with no order id, of the amount
+            // it names) reverses it.
+            (false, Some(amount)) if order.sold || sale.order_id.is_none() => {
+                (lead.state.sale_canceled(amount), amount)
+            }
+            // One that comes before its sale reverses nothing, but is recorded, so the sale
+            // arriving later is not counted.
+            (false, _) if sale.order_id.is_some() => (Delta::default(), 0),
+            _ => return Ok(Outcome::Ignored),
+        };
+        let detail =
+            json!({"order_id": sale.order_id, "amount_cents": amount, "currency": sale.currency});
+        let kind = if new { "sale" } else { "sale_canceled" };
+        self.save(&lead, sale.contact_id, delta, kind, detail)?;
         Ok(Outcome::Applied)
     }
 

@@ -26,6 +26,16 @@ pub enum BodyError {
     Form(String),
 }
 
+/// Why a JSON body's fields could not be read: the body as a whole (400) or one field whose
+/// value is not text (422, naming the field).
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum JsonFieldsError {
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    #[error(transparent)]
+    Field(#[from] FieldError),
+}
+
 /// A submission's fields before validation: name → values (forms may repeat a name).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawFields(BTreeMap<String, Vec<String>>);
@@ -62,11 +72,11 @@ pub struct ReservedTag {
 impl RawFields {
     /// From a JSON object. Strings, numbers and booleans are read as text, arrays of them as
     /// repeated values, `null` as absent; nested objects are a field error.
-    pub fn from_json(body: &[u8]) -> Result<Result<Self, FieldError>, BodyError> {
+    pub fn from_json(body: &[u8]) -> Result<Self, JsonFieldsError> {
         let value: serde_json::Value =
             serde_json::from_slice(body).map_err(|e| BodyError::Json(e.to_string()))?;
         let serde_json::Value::Object(map) = value else {
-            return Err(BodyError::NotAnObject);
+            return Err(BodyError::NotAnObject.into());
         };
         let mut fields = BTreeMap::new();
         for (name, value) in map {
@@ -77,19 +87,19 @@ impl RawFields {
                     for item in items {
                         match scalar(item) {
                             Some(v) => out.push(v),
-                            None => return Ok(Err(nested(&name))),
+                            None => return Err(nested(&name).into()),
                         }
                     }
                     out
                 }
                 other => match scalar(other) {
                     Some(v) => vec![v],
-                    None => return Ok(Err(nested(&name))),
+                    None => return Err(nested(&name).into()),
                 },
             };
             fields.insert(name, values);
         }
-        Ok(Ok(Self(fields)))
+        Ok(Self(fields))
     }
 
     /// From an `application/x-www-form-urlencoded` body.
@@ -638,7 +648,11 @@ mod tests {
     }
 
     fn json(body: &str) -> Result<RawFields, FieldError> {
-        RawFields::from_json(body.as_bytes()).unwrap()
+        match RawFields::from_json(body.as_bytes()) {
+            Ok(fields) => Ok(fields),
+            Err(JsonFieldsError::Field(e)) => Err(e),
+            Err(JsonFieldsError::Body(e)) => panic!("not a body error: {e}"),
+        }
     }
 
     fn lead(fields: &RawFields) -> LeadSubmission {
@@ -671,10 +685,13 @@ mod tests {
 
     #[test]
     fn a_json_body_that_is_not_an_object_is_a_body_error() {
-        assert_eq!(RawFields::from_json(b"[1]"), Err(BodyError::NotAnObject));
+        assert_eq!(
+            RawFields::from_json(b"[1]"),
+            Err(JsonFieldsError::Body(BodyError::NotAnObject))
+        );
         assert!(matches!(
             RawFields::from_json(b"{"),
-            Err(BodyError::Json(_))
+            Err(JsonFieldsError::Body(BodyError::Json(_)))
         ));
     }
 

@@ -194,6 +194,10 @@ struct SettingsBody {
     funnel_ids: Option<Vec<serde_json::Value>>,
     #[serde(default)]
     sync_requires_consent: Option<serde_json::Value>,
+    /// What a `GET` names beside the settings (the built-in rules with the tenant's on top);
+    /// ignored, so a `GET`'s answer can be sent back whole.
+    #[serde(default, rename = "effective_tag_rules")]
+    _effective_tag_rules: Option<serde_json::Value>,
 }
 
 impl Settings {

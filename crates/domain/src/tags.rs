@@ -46,10 +46,15 @@ impl Tag {
     }
 }
 
+/// A string that is not a prefixed tag (`ib-xxxxxxxx-` and a slug).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a prefixed tag")]
+pub struct NotATag(pub String);
+
 impl TryFrom<String> for Tag {
-    type Error = String;
+    type Error = NotATag;
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value).ok_or_else(|| format!("{value:?} is not a prefixed tag"))
+        Self::parse(&value).ok_or(NotATag(value))
     }
 }
 

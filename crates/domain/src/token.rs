@@ -185,6 +185,41 @@ pub fn verify(
     needed: Scope,
     now: i64,
 ) -> Result<VerifiedToken, TokenError> {
+    let payload = signed_payload(secret, token)?;
+    let claims: Claims =
+        serde_json::from_slice(&payload).map_err(|_| TokenError::InvalidClaims("scope"))?;
+    if claims.scope != needed {
+        return Err(TokenError::WrongScope {
+            needed: needed.as_str(),
+            got: claims.scope.as_str(),
+        });
+    }
+    check_times(&claims, &payload, now)?;
+    let tenant = match (claims.scope, claims.sub.as_deref()) {
+        (Scope::Admin, _) => None,
+        (_, Some(sub)) => Some(TenantId::parse(sub).map_err(|_| TokenError::InvalidClaims("sub"))?),
+        (_, None) => return Err(TokenError::InvalidClaims("sub")),
+    };
+    let generation = match claims.scope {
+        Scope::Capture => Some(
+            claims
+                .generation
+                .filter(|g| *g >= 1)
+                .ok_or(TokenError::InvalidClaims("gen"))?,
+        ),
+        _ => None,
+    };
+    Ok(VerifiedToken {
+        scope: claims.scope,
+        tenant,
+        generation,
+        expires_at: claims.exp,
+    })
+}
+
+/// The payload of a well-formed HS256 token whose signature `secret` made; nothing of the
+/// payload is read before the signature holds.
+fn signed_payload(secret: &TokenSecret, token: &str) -> Result<Vec<u8>, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::TooLarge);
     }
@@ -210,18 +245,14 @@ pub fn verify(
     mac.update(payload_b64.as_bytes());
     mac.verify_slice(&signature)
         .map_err(|_| TokenError::BadSignature)?;
-
-    let payload = URL_SAFE_NO_PAD
+    URL_SAFE_NO_PAD
         .decode(payload_b64)
-        .map_err(|_| TokenError::Malformed)?;
-    let claims: Claims =
-        serde_json::from_slice(&payload).map_err(|_| TokenError::InvalidClaims("scope"))?;
-    if claims.scope != needed {
-        return Err(TokenError::WrongScope {
-            needed: needed.as_str(),
-            got: claims.scope.as_str(),
-        });
-    }
+        .map_err(|_| TokenError::Malformed)
+}
+
+/// Expiry, then not-before and lifetime (the time claims read from `payload`) at unix time
+/// `now`, each with the clock-skew leeway.
+fn check_times(claims: &Claims, payload: &[u8], now: i64) -> Result<(), TokenError> {
     match (claims.exp, claims.scope) {
         (None, Scope::Dashboard | Scope::Admin) => return Err(TokenError::InvalidClaims("exp")),
         (Some(exp), _) if exp <= now.saturating_sub(CLOCK_SKEW_SECS) => {
@@ -230,7 +261,7 @@ pub fn verify(
         _ => {}
     }
     let times: TimeClaims =
-        serde_json::from_slice(&payload).map_err(|_| TokenError::InvalidClaims("nbf"))?;
+        serde_json::from_slice(payload).map_err(|_| TokenError::InvalidClaims("nbf"))?;
     let ahead = |t: i64| t > now.saturating_add(CLOCK_SKEW_SECS);
     if times.nbf.is_some_and(ahead) || times.iat.is_some_and(ahead) {
         return Err(TokenError::NotYetValid);
@@ -249,26 +280,7 @@ pub fn verify(
             });
         }
     }
-    let tenant = match (claims.scope, claims.sub.as_deref()) {
-        (Scope::Admin, _) => None,
-        (_, Some(sub)) => Some(TenantId::parse(sub).map_err(|_| TokenError::InvalidClaims("sub"))?),
-        (_, None) => return Err(TokenError::InvalidClaims("sub")),
-    };
-    let generation = match claims.scope {
-        Scope::Capture => Some(
-            claims
-                .generation
-                .filter(|g| *g >= 1)
-                .ok_or(TokenError::InvalidClaims("gen"))?,
-        ),
-        _ => None,
-    };
-    Ok(VerifiedToken {
-        scope: claims.scope,
-        tenant,
-        generation,
-        expires_at: claims.exp,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

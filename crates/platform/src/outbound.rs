@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
-    ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    ErrorCode, Fields, IncomingResponse, Method, OutgoingBody, OutgoingRequest, RequestOptions,
+    Scheme,
 };
 use wasi::io::streams::StreamError;
 
@@ -92,17 +93,63 @@ pub fn send(
     body: Option<&[u8]>,
     timeouts: Timeouts,
 ) -> Result<HttpResponse, TransportError> {
+    let request = outgoing_request(method, url, headers, body.map(<[u8]>::len))?;
+    let outgoing_body = request.body().map_err(|()| invalid("body"))?;
+
+    let options = RequestOptions::new();
+    // A host that does not support an option refuses it; the request still goes out.
+    let _ = options.set_connect_timeout(Some(nanos(timeouts.connect)));
+    let _ = options.set_first_byte_timeout(Some(nanos(timeouts.first_byte)));
+    let _ = options.set_between_bytes_timeout(Some(nanos(timeouts.between_bytes)));
+
+    let future = outgoing_handler::handle(request, Some(options)).map_err(|e| from_code(&e))?;
+    {
+        let stream = outgoing_body.write().map_err(|()| invalid("body stream"))?;
+        // `blocking-write-and-flush` accepts at most 4096 bytes per call.
+        for chunk in body.unwrap_or_default().chunks(4096) {
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|e| TransportError::Other(format!("writing the body: {e:?}")))?;
+        }
+    }
+    OutgoingBody::finish(outgoing_body, None).map_err(|e| from_code(&e))?;
+
+    future.subscribe().block();
+    let response = match future.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(code))) => return Err(from_code(&code)),
+        Some(Err(())) | None => return Err(TransportError::Other("no response".into())),
+    };
+    let status = response.status();
+    let headers = response
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    let body = read_body(response)?;
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// The request's method, URL and headers, with `content-length` set from `body_len` (the host
+/// then streams exactly that many bytes, with no chunked transfer encoding).
+fn outgoing_request(
+    method: &http::Method,
+    url: &url::Url,
+    headers: &[(&str, &str)],
+    body_len: Option<usize>,
+) -> Result<OutgoingRequest, TransportError> {
     let mut fields: Vec<(String, Vec<u8>)> = headers
         .iter()
         .filter(|(k, _)| !k.eq_ignore_ascii_case("content-length"))
         .map(|(k, v)| ((*k).to_string(), v.as_bytes().to_vec()))
         .collect();
-    if let Some(body) = body {
-        // The host then streams exactly this many bytes, with no chunked transfer encoding.
-        fields.push((
-            "content-length".to_string(),
-            body.len().to_string().into_bytes(),
-        ));
+    if let Some(len) = body_len {
+        fields.push(("content-length".to_string(), len.to_string().into_bytes()));
     }
     let fields =
         Fields::from_list(&fields).map_err(|e| TransportError::Invalid(format!("{e:?}")))?;
@@ -141,39 +188,11 @@ pub fn send(
     request
         .set_path_with_query(Some(&path))
         .map_err(|()| invalid("path"))?;
-    let outgoing_body = request.body().map_err(|()| invalid("body"))?;
+    Ok(request)
+}
 
-    let options = RequestOptions::new();
-    // A host that does not support an option refuses it; the request still goes out.
-    let _ = options.set_connect_timeout(Some(nanos(timeouts.connect)));
-    let _ = options.set_first_byte_timeout(Some(nanos(timeouts.first_byte)));
-    let _ = options.set_between_bytes_timeout(Some(nanos(timeouts.between_bytes)));
-
-    let future = outgoing_handler::handle(request, Some(options)).map_err(|e| from_code(&e))?;
-    {
-        let stream = outgoing_body.write().map_err(|()| invalid("body stream"))?;
-        // `blocking-write-and-flush` accepts at most 4096 bytes per call.
-        for chunk in body.unwrap_or_default().chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| TransportError::Other(format!("writing the body: {e:?}")))?;
-        }
-    }
-    OutgoingBody::finish(outgoing_body, None).map_err(|e| from_code(&e))?;
-
-    future.subscribe().block();
-    let response = match future.get() {
-        Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(code))) => return Err(from_code(&code)),
-        Some(Err(())) | None => return Err(TransportError::Other("no response".into())),
-    };
-    let status = response.status();
-    let headers = response
-        .headers()
-        .entries()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-        .collect();
+/// The whole response body, up to [`MAX_RESPONSE_BYTES`]; a stalled body is a timeout.
+fn read_body(response: IncomingResponse) -> Result<Vec<u8>, TransportError> {
     let incoming = response
         .consume()
         .map_err(|()| TransportError::Other("response body taken".into()))?;
@@ -191,7 +210,7 @@ pub fn send(
                     )));
                 }
             }
-            Err(StreamError::Closed) => break,
+            Err(StreamError::Closed) => return Ok(body),
             Err(StreamError::LastOperationFailed(e)) => {
                 let detail = wasi::http::types::http_error_code(&e)
                     .map_or_else(|| e.to_debug_string(), |code| format!("{code:?}"));
@@ -203,9 +222,4 @@ pub fn send(
             }
         }
     }
-    Ok(HttpResponse {
-        status,
-        headers,
-        body,
-    })
 }

@@ -2,7 +2,7 @@
 //! the host saw it, `Idempotency-Key`, `Accept`, and CORS headers.
 
 use domain::client::{ForwardedHeader, Forwarding, TrustedProxies, client_address, rate_key};
-use domain::lead::{BodyError, RawFields};
+use domain::lead::{BodyError, JsonFieldsError, RawFields};
 use sha2::{Digest, Sha256};
 use spin_sdk::http::{Request, Response};
 
@@ -119,8 +119,16 @@ impl<const MAX: u32> Limit<MAX> {
     }
 }
 
+/// A `limit` that is not a whole number in `1..=max`; serde puts the message in the
+/// `400 invalid_query` detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("limit must be a whole number from 1 to {max}")]
+pub struct LimitOutOfRange {
+    pub max: u32,
+}
+
 impl<const MAX: u32> TryFrom<String> for Limit<MAX> {
-    type Error = String;
+    type Error = LimitOutOfRange;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
         value
@@ -128,7 +136,7 @@ impl<const MAX: u32> TryFrom<String> for Limit<MAX> {
             .ok()
             .filter(|l| (1..=MAX).contains(l))
             .map(Self)
-            .ok_or_else(|| format!("limit must be a whole number from 1 to {MAX}"))
+            .ok_or(LimitOutOfRange { max: MAX })
     }
 }
 
@@ -175,14 +183,13 @@ pub fn fields(req: &Request, kind: BodyKind) -> Result<RawFields, ApiError> {
         detail: e.to_string(),
     };
     match kind {
-        BodyKind::Json => {
-            RawFields::from_json(req.body())
-                .map_err(bad)?
-                .map_err(|e| ApiError::Unprocessable {
-                    code: "invalid_field",
-                    detail: e.to_string(),
-                })
-        }
+        BodyKind::Json => RawFields::from_json(req.body()).map_err(|e| match e {
+            JsonFieldsError::Body(e) => bad(e),
+            JsonFieldsError::Field(e) => ApiError::Unprocessable {
+                code: "invalid_field",
+                detail: e.to_string(),
+            },
+        }),
         BodyKind::Form => RawFields::from_form(req.body()).map_err(bad),
     }
 }

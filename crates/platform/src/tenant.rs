@@ -141,45 +141,150 @@ impl TenantContext {
         Ok(TenantDb::on(&self.db, self.tenant.id.clone()))
     }
 
-    /// Runs one `UPDATE tenants … WHERE id = ?` (the tenant id is bound last), then reads the
-    /// row back; every later request reads the row as it is now.
-    fn update_own_row(&mut self, sql: &str, mut params: Vec<Value>) -> Result<(), ApiError> {
-        params.push(Value::Text(self.tenant.id.to_string()));
-        self.db.execute(sql, &params)?;
+    /// Runs `sql` on this tenant's own `tenants` row, with `?1` bound to the tenant id and
+    /// `params` as `?2`, `?3`, …, then reads the row back: the rest of this request and every
+    /// later request see it as it is now.
+    pub fn update_own_row(&mut self, sql: OwnRowSql, params: &[Value]) -> Result<(), ApiError> {
+        let mut all = Vec::with_capacity(params.len() + 1);
+        all.push(Value::Text(self.tenant.id.to_string()));
+        all.extend_from_slice(params);
+        self.db.execute(sql.0, &all)?;
         self.tenant = load_tenant(&self.db, &self.tenant.id)?
             .ok_or_else(|| anyhow::anyhow!("updating tenant {}: row vanished", self.tenant.id))?;
         Ok(())
     }
+}
 
-    /// Rotates the capture key: the generation goes up by one, so every older capture token
-    /// stops working on the next request. Returns the new capture token.
-    pub fn rotate_capture_key(&mut self) -> Result<String, ApiError> {
-        self.update_own_row(
-            "UPDATE tenants SET capture_gen = capture_gen + 1, updated_at = ? WHERE id = ?",
-            vec![Value::Text(crate::clock::now_rfc3339()?)],
-        )?;
-        self.tenant.capture_token()
+/// SQL that updates the verified tenant's own `tenants` row and no other. Invariant, checked at
+/// compile time by [`own_row_sql!`]: `UPDATE tenants SET … WHERE id = ?1`, with the filter at
+/// the end, and no parenthesis (so no subquery reads another row), `FROM`, `WHERE` other than
+/// the final one, comment or second statement. [`TenantContext::update_own_row`] binds `?1` to
+/// the verified tenant.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnRowSql(&'static str);
+
+impl OwnRowSql {
+    /// Use through [`own_row_sql!`], which evaluates this in a `const` block so a statement
+    /// that could reach another row does not compile.
+    pub const fn new(sql: &'static str) -> Self {
+        let bytes = sql.as_bytes();
+        assert!(
+            starts_with(bytes, b"UPDATE tenants SET ")
+                && ends_with(bytes, b" WHERE id = ?1")
+                && count_ci(bytes, b"where") == 1
+                && count_ci(bytes, b"from") == 0
+                && count_ci(bytes, b"(") == 0
+                && count_ci(bytes, b";") == 0
+                && count_ci(bytes, b"--") == 0
+                && count_ci(bytes, b"/*") == 0,
+            "own-row SQL must be `UPDATE tenants SET … WHERE id = ?1`, without parentheses, \
+             FROM, another WHERE, comments or a second statement"
+        );
+        Self(sql)
+    }
+}
+
+/// The verified tenant's own-row SQL, checked at compile time:
+/// `own_row_sql!("UPDATE tenants SET name = ?2 WHERE id = ?1")`.
+///
+/// ```
+/// let _ = platform::own_row_sql!("UPDATE tenants SET capture_gen = capture_gen + 1 WHERE id = ?1");
+/// ```
+///
+/// A statement that could reach another row does not compile:
+///
+/// ```compile_fail
+/// let _ = platform::own_row_sql!("UPDATE tenants SET plan = ?2 WHERE id = ?1 OR 1 = 1");
+/// ```
+///
+/// ```compile_fail
+/// let _ = platform::own_row_sql!("UPDATE tenants SET plan = ?2 -- WHERE id = ?1");
+/// ```
+///
+/// ```compile_fail
+/// let _ = platform::own_row_sql!(
+///     "UPDATE tenants SET name = (SELECT email FROM leads LIMIT 1) WHERE id = ?1"
+/// );
+/// ```
+#[macro_export]
+macro_rules! own_row_sql {
+    ($sql:expr $(,)?) => {
+        const { $crate::tenant::OwnRowSql::new($sql) }
+    };
+}
+
+// Runs at compile time only (from `own_row_sql!`); the bounds check keeps every index in range.
+#[allow(clippy::indexing_slicing)]
+const fn starts_with(haystack: &[u8], needle: &[u8]) -> bool {
+    if needle.len() > haystack.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < needle.len() {
+        if haystack[i] != needle[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+// Runs at compile time only; the bounds check keeps every index in range.
+#[allow(clippy::indexing_slicing)]
+const fn ends_with(haystack: &[u8], needle: &[u8]) -> bool {
+    if needle.len() > haystack.len() {
+        return false;
+    }
+    let offset = haystack.len() - needle.len();
+    let mut i = 0;
+    while i < needle.len() {
+        if haystack[offset + i] != needle[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// How often `needle` (lowercase ASCII) occurs in `haystack`, ignoring ASCII case.
+// Runs at compile time only; the loop bounds keep every index in range.
+#[allow(clippy::indexing_slicing)]
+const fn count_ci(haystack: &[u8], needle: &[u8]) -> usize {
+    let mut count = 0;
+    let mut i = 0;
+    while i + needle.len() <= haystack.len() {
+        let mut j = 0;
+        while j < needle.len() && haystack[i + j].to_ascii_lowercase() == needle[j] {
+            j += 1;
+        }
+        if j == needle.len() {
+            count += 1;
+        }
+        i += 1;
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_row_sql_accepts_updates_of_the_tenants_own_row() {
+        let sql = own_row_sql!(
+            "UPDATE tenants SET capture_gen = capture_gen + 1, updated_at = ?2 WHERE id = ?1"
+        );
+        assert!(sql.0.starts_with("UPDATE tenants SET"));
     }
 
-    /// Replaces the tenant's origins, thank-you URL and tag rules; the next request sees them.
-    /// Its funnel ids are not written: only the operator assigns funnels.
-    pub fn update_settings(&mut self, settings: &Settings) -> Result<(), ApiError> {
-        let origins = serde_json::to_string(&settings.allowed_origins)
-            .map_err(|e| ApiError::Unexpected(e.into()))?;
-        let rules = serde_json::to_string(&settings.tag_rules)
-            .map_err(|e| ApiError::Unexpected(e.into()))?;
-        self.update_own_row(
-            "UPDATE tenants SET allowed_origins = ?, thank_you_url = ?, tag_rules = ?,
-                updated_at = ? WHERE id = ?",
-            vec![
-                Value::Text(origins),
-                settings
-                    .thank_you_url
-                    .as_ref()
-                    .map_or(Value::Null, |u| Value::Text(u.as_ref().to_string())),
-                Value::Text(rules),
-                Value::Text(crate::clock::now_rfc3339()?),
-            ],
-        )
+    #[test]
+    fn the_own_row_check_counts_words_in_any_case() {
+        assert_eq!(
+            count_ci(b"UPDATE t SET a = 1 Where id = ?1 where", b"where"),
+            2
+        );
+        assert_eq!(count_ci(b"SET a = 1", b"from"), 0);
+        assert!(ends_with(b"x WHERE id = ?1", b" WHERE id = ?1"));
+        assert!(!ends_with(b"WHERE id = ?12", b" WHERE id = ?1"));
     }
 }
