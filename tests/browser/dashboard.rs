@@ -1348,3 +1348,52 @@ async fn workflows_list_the_tenants_tag_rules_on_top_of_the_built_in_ones() {
     );
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_figures_are_read_again_after_a_minute_while_the_tab_is_visible_and_not_while_hidden() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Fresh Page Ib").await;
+    app.post_lead(&t.capture_token, &json!({"email": "first@example.com"}))
+        .await;
+    let browser = Browser::start(Options::default()).await;
+    signed_in(&browser, &app, &t.dashboard_token()).await;
+    assert_eq!(browser.text("#lead-total").await, "1");
+    assert!(browser.text("#updated").await.starts_with("Updated "));
+    app.post_lead(&t.capture_token, &json!({"email": "second@example.com"}))
+        .await;
+
+    // The page's clock jumps a minute ahead and the tab's visibility is the test's to say;
+    // each visibility change is answered at once (the stats request starts synchronously).
+    let calls = browser
+        .js(
+            "let visibility = 'visible';
+             Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => visibility });
+             const seen = [];
+             const realFetch = window.fetch;
+             let requested = 0;
+             window.fetch = (path, init) => {
+               if (String(path).includes('/v1/dashboard/stats')) requested += 1;
+               return realFetch(path, init);
+             };
+             document.dispatchEvent(new Event('visibilitychange'));
+             seen.push(requested);
+             const now = Date.now.bind(Date);
+             Date.now = () => now() + 61000;
+             visibility = 'hidden';
+             document.dispatchEvent(new Event('visibilitychange'));
+             seen.push(requested);
+             visibility = 'visible';
+             document.dispatchEvent(new Event('visibilitychange'));
+             seen.push(requested);
+             return seen;",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        calls,
+        json!([0, 0, 1]),
+        "fresh figures, then hidden, then visible and a minute old"
+    );
+    browser.until_text("#lead-total", |t| t == "2").await;
+    browser.close().await;
+}
