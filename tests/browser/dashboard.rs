@@ -1072,11 +1072,9 @@ async fn choosing_a_breakdown_row_filters_the_lead_list_and_the_csv() {
         for (row, bucket) in rows.iter().zip(buckets) {
             let text = row.text().await.unwrap();
             let value = bucket["value"].as_str().unwrap_or("(none)");
-            assert_eq!(
-                text,
-                format!("{value}: {} leads", bucket["leads"]),
-                "{facet}"
-            );
+            let n = &bucket["leads"];
+            let noun = if n == 1 { "lead" } else { "leads" };
+            assert_eq!(text, format!("{value}: {n} {noun}"), "{facet}");
         }
     }
 

@@ -7,7 +7,7 @@
 import { $, el, fill, show, count, percent, share, money, moneys, when, day, clock, stageName, flash } from "./dom.js";
 import { ApiProblem, takeTokenFromUrl, setToken, token, subOf, inspect, expiredText, call, getJson } from "./api.js";
 import { dailyChart, dayLine, chartRows } from "./chart.js";
-import { t, translatePage } from "./words.js";
+import { t, plural, translatePage } from "./words.js";
 
 const PAGE_SIZE = 25;
 /** How often the figures are read again while the tab is visible. */
@@ -353,7 +353,7 @@ function renderBreakdowns(breakdowns) {
     const buckets = Array.isArray(breakdowns[facet]) ? breakdowns[facet] : [];
     const rows = buckets.map((b) => {
       const value = b.value ?? t("no_value");
-      const text = t("bucket", { value, n: count(b.leads) });
+      const text = t(plural("bucket", b.leads), { value, n: count(b.leads) });
       // A row without a value is no filter the list can apply: it is shown, not offered.
       if (b.value === null || !FACETS.includes(facet)) return el("li", { "data-value": b.value ?? "" }, el("span", { class: "muted" }, text));
       const pressed = state.facet?.name === facet && state.facet.value === b.value;

@@ -93,6 +93,7 @@ export const WORDS = {
   "facet_utm_source": "utm_source",
   "no_value": "(none)",
   "bucket": "{value}: {n} leads",
+  "bucket_one": "{value}: {n} lead",
   "no_breakdown": "No leads yet.",
 
   // health
@@ -241,6 +242,14 @@ export const LANGUAGE = "en";
 
 /** The locale dates and numbers are written in: the browser's. */
 export const LOCALE = (typeof navigator !== "undefined" && navigator.language) || LANGUAGE;
+
+const plurals = new Intl.PluralRules(LANGUAGE);
+
+/** The key of the words for `n` of something: `key_one` where the language says "one" and it exists. */
+export function plural(key, n) {
+  const form = `${key}_${plurals.select(Number(n) || 0)}`;
+  return form in WORDS ? form : key;
+}
 
 /** The words under `key`, with `{name}`s filled from `values`; the key itself if missing. */
 export function t(key, values = {}) {
