@@ -97,57 +97,7 @@ fn main() -> Result<()> {
             tenant,
             ttl,
             generation,
-        } => {
-            let scope = match scope {
-                ScopeArg::Capture => Scope::Capture,
-                ScopeArg::Dashboard => Scope::Dashboard,
-                ScopeArg::Admin => Scope::Admin,
-            };
-            let secret = match scope {
-                Scope::Admin => TokenSecret::parse_named(
-                    "admin_token_secret",
-                    &env_secret("SPIN_VARIABLE_ADMIN_TOKEN_SECRET")?,
-                )?,
-                _ => TokenSecret::parse(&env_secret("SPIN_VARIABLE_TOKEN_SECRET")?)?,
-            };
-            let sub = match (scope, tenant) {
-                (Scope::Admin, _) => None,
-                (_, Some(t)) => Some(TenantId::parse(&t)?.to_string()),
-                (_, None) => {
-                    return Err(anyhow!(
-                        "--tenant is required for {} tokens",
-                        scope.as_str()
-                    ));
-                }
-            };
-            let ttl = match (scope, ttl) {
-                (Scope::Capture, ttl) => ttl,
-                (_, Some(ttl)) => Some(ttl),
-                (_, None) => Some(3600),
-            };
-            if let (Some(max), Some(ttl)) = (scope.max_lifetime_secs(), ttl)
-                && ttl > max
-            {
-                return Err(anyhow!(
-                    "--ttl {ttl} is over the {max} s that {} tokens may live; the app would refuse it",
-                    scope.as_str()
-                ));
-            }
-            let exp = ttl.map(|t| now().map(|n| n + t)).transpose()?;
-            let generation = (scope == Scope::Capture).then_some(generation);
-            println!(
-                "{}",
-                domain::token::mint(
-                    &secret,
-                    &Claims {
-                        sub,
-                        scope,
-                        exp,
-                        generation
-                    }
-                )
-            );
-        }
+        } => println!("{}", token(scope, tenant, ttl, generation)?),
         Command::Demo { url, no_seed, wait } => demo::run(&demo::Options {
             url,
             seed: !no_seed,
@@ -164,4 +114,58 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A token of `scope`, signed with the secret that scope's tokens are verified with; refuses
+/// what the app would refuse (no tenant, a lifetime over the scope's maximum).
+fn token(
+    scope: ScopeArg,
+    tenant: Option<String>,
+    ttl: Option<i64>,
+    generation: i64,
+) -> Result<String> {
+    let scope = match scope {
+        ScopeArg::Capture => Scope::Capture,
+        ScopeArg::Dashboard => Scope::Dashboard,
+        ScopeArg::Admin => Scope::Admin,
+    };
+    let secret = match scope {
+        Scope::Admin => TokenSecret::parse_named(
+            "admin_token_secret",
+            &env_secret("SPIN_VARIABLE_ADMIN_TOKEN_SECRET")?,
+        )?,
+        _ => TokenSecret::parse(&env_secret("SPIN_VARIABLE_TOKEN_SECRET")?)?,
+    };
+    let sub = match (scope, tenant) {
+        (Scope::Admin, _) => None,
+        (_, Some(t)) => Some(TenantId::parse(&t)?.to_string()),
+        (_, None) => {
+            return Err(anyhow!(
+                "--tenant is required for {} tokens",
+                scope.as_str()
+            ));
+        }
+    };
+    let ttl = match (scope, ttl) {
+        (Scope::Capture, ttl) => ttl,
+        (_, Some(ttl)) => Some(ttl),
+        (_, None) => Some(3600),
+    };
+    if let (Some(max), Some(ttl)) = (scope.max_lifetime_secs(), ttl)
+        && ttl > max
+    {
+        return Err(anyhow!(
+            "--ttl {ttl} is over the {max} s that {} tokens may live; the app would refuse it",
+            scope.as_str()
+        ));
+    }
+    let exp = ttl.map(|t| now().map(|n| n + t)).transpose()?;
+    let generation = (scope == Scope::Capture).then_some(generation);
+    let claims = Claims {
+        sub,
+        scope,
+        exp,
+        generation,
+    };
+    Ok(domain::token::mint(&secret, &claims))
 }
