@@ -127,7 +127,7 @@ pub fn run(options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// The running app, and the secrets its callers sign with.
+/// The running app, over HTTP; each call signs with the secret its route checks.
 struct App {
     base: String,
     http: Client,
