@@ -1395,3 +1395,39 @@ async fn the_figures_are_read_again_after_a_minute_while_the_tab_is_visible_and_
     browser.until_text("#lead-total", |t| t == "2").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn dates_numbers_and_money_follow_the_browsers_locale() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Locale Page Ib").await;
+    seed_rollup(&app, &t.id, "2026-03-11", 1234, 0);
+    app.post_lead(&t.capture_token, &json!({"email": "eur@example.com"}))
+        .await;
+    event(
+        &app,
+        "de1",
+        "SALE_NEW",
+        json!({"customer": {"email": "eur@example.com"}, "order": {"id": 31, "totalPrice": 24_950},
+               "pricePlan": {"amount": 24_950, "currency": "eur"}}),
+    )
+    .await;
+    let browser = Browser::start_in(Options::default(), Some("de-DE")).await;
+    signed_in(&browser, &app, &t.dashboard_token()).await;
+    let language = browser.js("return navigator.language", vec![]).await;
+    assert!(
+        language.as_str().unwrap().starts_with("de"),
+        "the browser runs in German: {language}"
+    );
+    // German writes the euro after the amount, with a decimal comma (WebDriver reads the
+    // no-break space before the sign as a space).
+    assert_eq!(browser.text("[data-kpi=revenue] dd").await, "249,50 €");
+
+    set_date(&browser, "#range-from", "2026-03-11").await;
+    set_date(&browser, "#range-to", "2026-03-20").await;
+    browser.click("#range button[type=submit]").await;
+    browser
+        .until_text("#window", |t| t == "11.03.2026 to 20.03.2026")
+        .await;
+    assert_eq!(browser.text("[data-kpi=captured] dd").await, "1.234");
+    browser.close().await;
+}

@@ -77,6 +77,11 @@ pub struct Browser {
 
 impl Browser {
     pub async fn start(options: Options) -> Self {
+        Self::start_in(options, None).await
+    }
+
+    /// A browser whose language and locale is `lang` (`de-DE`); the environment's when `None`.
+    pub async fn start_in(options: Options, lang: Option<&str>) -> Self {
         let permit = BROWSERS.acquire().await.unwrap();
         let chromedriver = program("CHROMEDRIVER", &["chromedriver"]);
         let chromium = program(
@@ -86,7 +91,14 @@ impl Browser {
         let port = free_port();
         let profile = tempfile::tempdir().unwrap();
         let log = profile.path().join("chromedriver.log");
-        let child = Command::new(&chromedriver)
+        let mut command = Command::new(&chromedriver);
+        if let Some(lang) = lang {
+            // Chromium on Linux takes its locale from the environment as well as from --lang.
+            command
+                .env("LANGUAGE", lang.replace('-', "_"))
+                .env("LANG", format!("{}.UTF-8", lang.replace('-', "_")));
+        }
+        let child = command
             .arg(format!("--port={port}"))
             .arg(format!("--log-path={}", log.display()))
             .stdin(Stdio::null())
@@ -109,6 +121,9 @@ impl Browser {
             "--window-size=1280,1000".into(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
+        if let Some(lang) = lang {
+            args.push(format!("--lang={lang}"));
+        }
         if !options.map_hosts.is_empty() {
             let rules: Vec<String> = options
                 .map_hosts
@@ -117,7 +132,7 @@ impl Browser {
                 .collect();
             args.push(format!("--host-resolver-rules={}", rules.join(",")));
         }
-        let capabilities = json!({
+        let mut capabilities = json!({
             "browserName": "chrome",
             "acceptInsecureCerts": true,
             "goog:chromeOptions": {
@@ -129,6 +144,9 @@ impl Browser {
                 },
             },
         });
+        if let Some(lang) = lang {
+            capabilities["goog:chromeOptions"]["prefs"]["intl.accept_languages"] = json!(lang);
+        }
         let Value::Object(capabilities) = capabilities else {
             unreachable!()
         };
