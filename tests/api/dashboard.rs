@@ -626,14 +626,16 @@ async fn settings_round_trip_and_refuse_bad_values() {
     let t = app.create_tenant("Settings Ib").await;
     assert_eq!(
         get_json(&app, "/v1/dashboard/settings", &t).await,
-        json!({"allowed_origins": [], "thank_you_url": null, "tag_rules": {}, "funnel_ids": [], "sync_requires_consent": false})
+        json!({"allowed_origins": [], "thank_you_url": null, "tag_rules": {}, "funnel_ids": [], "sync_requires_consent": false, "captcha": null, "min_fill_seconds": 0})
     );
     let wanted = json!({
         "allowed_origins": ["https://lp.example.com", "http://localhost:8080"],
         "thank_you_url": "https://lp.example.com/thanks",
         "tag_rules": {"webinar-*": "email_clicked"},
         "funnel_ids": [],
-        "sync_requires_consent": true
+        "sync_requires_consent": true,
+        "captcha": null,
+        "min_fill_seconds": 0
     });
     let put = |body: String| {
         app.client

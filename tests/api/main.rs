@@ -20,6 +20,7 @@ mod openapi;
 mod origins;
 mod replicas;
 mod shared_account;
+mod spam;
 mod statements;
 mod stopping;
 mod sync;

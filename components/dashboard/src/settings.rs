@@ -6,14 +6,20 @@
 //!
 //! `sync_requires_consent` travels with the settings but is stored in `tenant_sync_rules`,
 //! which capture reads inside its lead write; turning it off queues the leads it held.
+//!
+//! The spam rules (`captcha`, `min_fill_seconds`; [`domain::spam`]) travel with them too and
+//! are stored in `tenant_spam_rules`. A `PUT` that leaves either out keeps it as it is; the
+//! captcha secret is taken on `PUT` and never shown (`secret_set: true` instead).
 
 use domain::settings::{Settings, SettingsError, SyncRules};
+use domain::spam::{SpamRules, SpamRulesView, SpamUpdate};
 use domain::token::Scope;
 use platform::ApiError;
 use platform::auth::authenticate;
 use serde::Serialize;
 use spin_sdk::http::{Request, Response};
 
+use crate::settings_store;
 use crate::store::Dashboard;
 
 /// The settings as the API shows them: the tenant's settings and its sync rules side by side.
@@ -23,16 +29,21 @@ struct SettingsView<'a> {
     settings: &'a Settings,
     #[serde(flatten)]
     rules: SyncRules,
+    #[serde(flatten)]
+    spam: SpamRulesView,
 }
 
 pub fn get_settings(req: &Request) -> Result<Response, ApiError> {
     let ctx = authenticate(req, Scope::Dashboard)?;
-    let rules = Dashboard::new(&ctx)?.sync_rules()?;
+    let dashboard = Dashboard::new(&ctx)?;
+    let rules = dashboard.sync_rules()?;
+    let spam = dashboard.spam_rules()?.view();
     platform::response::json(
         200,
         &SettingsView {
             settings: &ctx.tenant().settings,
             rules,
+            spam,
         },
     )
 }
@@ -57,13 +68,31 @@ pub fn put_settings(req: &Request) -> Result<Response, ApiError> {
             }
         })?;
     let dashboard = Dashboard::new(&ctx)?;
+    let spam = updated_spam_rules(req.body(), dashboard.spam_rules()?)?;
     dashboard.set_sync_rules(rules, platform::clock::now_unix())?;
-    ctx.update_settings(&settings)?;
+    dashboard.set_spam_rules(&spam)?;
+    settings_store::update_settings(&mut ctx, &settings)?;
     platform::response::json(
         200,
         &SettingsView {
             settings: &ctx.tenant().settings,
             rules,
+            spam: spam.view(),
         },
     )
+}
+
+/// The stored spam rules with the body's changes (already read as a settings object).
+fn updated_spam_rules(body: &[u8], current: SpamRules) -> Result<SpamRules, ApiError> {
+    let invalid = |detail: String| ApiError::Unprocessable {
+        code: "invalid_field",
+        detail,
+    };
+    let body: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
+            code: "invalid_json",
+            detail: e.to_string(),
+        })?;
+    let update = SpamUpdate::parse(&body).map_err(|e| invalid(e.to_string()))?;
+    current.updated(update).map_err(|e| invalid(e.to_string()))
 }

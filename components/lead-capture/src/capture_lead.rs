@@ -2,9 +2,11 @@
 //!
 //! Order: size (413, at the entry point: `read_limited`) → capture token (401/403) → origin (403) → content type (415) →
 //! idempotency claim (a replay, or 409 while another request holds the key) → fields (400/422)
-//! → rate limit (429) and store in one transaction (durable before any 2xx) → inline sync (its
-//! failure leaves the lead pending; never an error for the visitor). Refused bodies count
-//! against the rate limit too.
+//! → spam: the honeypot, then the tenant's minimum fill time (both a quiet `201` that stores
+//! nothing and counts spam), then the tenant's captcha ([`crate::captcha`]: 422
+//! `captcha_failed`, 503 `captcha_unavailable`) → rate limit (429) and store in one
+//! transaction (durable before any 2xx) → inline sync (its failure leaves the lead pending;
+//! never an error for the visitor). Refused bodies count against the rate limit too.
 
 use domain::funnel::TagRules;
 use domain::lead::Submission;
@@ -17,6 +19,7 @@ use platform::tenant::TenantContext;
 use serde::Serialize;
 use spin_sdk::http::{Request, Response};
 
+use crate::captcha;
 use crate::store::{CaptureOutcome, LeadStore, StoredAnswer};
 use crate::sync::{SyncTarget, Syncer};
 
@@ -48,7 +51,11 @@ pub fn capture_lead(req: &Request) -> Response {
     // This request's token for claiming its Idempotency-Key: made once, outside the retry
     // loop, so a rerun of the unit of work finds the claim its own.
     let claim = new_id();
-    let mut resp = platform::response::handle(|| capture(req, &mut allow_cors, &claim));
+    // A captcha token is good for one verify call: a rerun of the unit of work (storage was
+    // busy) does not verify it again.
+    let mut captcha_passed = false;
+    let mut resp =
+        platform::response::handle(|| capture(req, &mut allow_cors, &mut captcha_passed, &claim));
     if let Some(origin) = origin
         && allow_cors
     {
@@ -60,6 +67,7 @@ pub fn capture_lead(req: &Request) -> Response {
 fn capture(
     req: &Request,
     allow_cors: &mut bool,
+    captcha_passed: &mut bool,
     claim: &anyhow::Result<String>,
 ) -> Result<Response, ApiError> {
     let ctx = authenticate(req, Scope::Capture)?;
@@ -116,27 +124,49 @@ fn capture(
         }
         None => None,
     };
-    let submission = request::fields(req, kind).and_then(|fields| {
-        Submission::parse(&fields).map_err(|e| ApiError::Unprocessable {
-            code: "invalid_field",
-            detail: e.to_string(),
-        })
+    let parsed = request::fields(req, kind).and_then(|fields| {
+        Submission::parse(&fields)
+            .map(|submission| (fields, submission))
+            .map_err(|e| ApiError::Unprocessable {
+                code: "invalid_field",
+                detail: e.to_string(),
+            })
     });
-    let submission = match submission {
-        Ok(s) => s,
+    let (fields, submission) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             count_only()?;
             return Err(e);
         }
     };
-    let answer = match submission {
-        Submission::Spam => {
+    // The honeypot, then the tenant's spam rules: a post sent sooner than its minimum fill
+    // time is spam like a filled honeypot; a captcha the tenant turned on must pass.
+    let lead = match submission {
+        Submission::Spam => None,
+        Submission::Lead(lead) => {
+            let rules = leads.spam_rules()?;
+            if rules.filled_too_fast(&fields) {
+                None
+            } else {
+                if !*captcha_passed {
+                    if let Err(e) = captcha::check(rules.captcha_token(&fields), &client) {
+                        count_only()?;
+                        return Err(e);
+                    }
+                    *captcha_passed = true;
+                }
+                Some(lead)
+            }
+        }
+    };
+    let answer = match lead {
+        None => {
             count_only()?;
             leads.count_spam(now)?;
             // Indistinguishable from a new lead, so a bot learns nothing.
             accepted(201, &new_id()?, "created")?
         }
-        Submission::Lead(lead) => {
+        Some(lead) => {
             let rules = TagRules::defaults().with_overrides(&ctx.tenant().settings.tag_rules);
             let tags = match lead.tags(&ctx.tenant().tag_prefix, &rules) {
                 Ok(tags) => tags,

@@ -8,6 +8,7 @@
 // `#[http_component]` expands to the component's exported ABI glue, which is `unsafe`.
 #![allow(unsafe_code)]
 
+mod captcha;
 mod capture_lead;
 mod preflight_leads;
 mod run_sync;

@@ -2,7 +2,8 @@
 //! and the per-client rate limit. Built only from a verified tenant ([`LeadStore::new`]);
 //! every statement goes through [`TenantDb`], so it cannot reach another tenant's rows.
 //!
-//! Storage calls per capture of a new email, no sync: one autocommit statement, the lead
+//! Storage calls per capture of a new email, no sync: the read of the tenant's spam rules
+//! (one row by its key, [`LeadStore::spam_rules`]), then one autocommit statement, the lead
 //! `INSERT`. It proceeds only while the client's rate window is under the limit, and its one
 //! trigger (`leads_inserted`, schema/default/triggers/) counts the hit, the lead for the plan, the day's
 //! rollup and the facet counts, all in that statement; the `INSERT` itself keeps the
@@ -14,6 +15,7 @@
 use anyhow::{Context, Result, anyhow};
 use domain::id::LeadId;
 use domain::lead::{LeadSubmission, MAX_LEAD_TAGS, SyncStatus};
+use domain::spam::SpamRules;
 use domain::tags::Tag;
 use platform::ApiError;
 use platform::clock::{new_id, now_rfc3339};
@@ -98,6 +100,22 @@ impl FromRow for CapturedRow {
             next_sync_at: row.int("next_sync_at")?,
             lead: LeadSync::from_row(row)?,
         })
+    }
+}
+
+/// A `tenant_spam_rules` row, parsed again.
+struct SpamRulesRow(SpamRules);
+
+impl FromRow for SpamRulesRow {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        SpamRules::from_stored(
+            row.opt_text("captcha_provider").as_deref(),
+            row.opt_text("captcha_site_key").as_deref(),
+            row.opt_text("captcha_secret").as_deref(),
+            row.int("min_fill_seconds")?,
+        )
+        .map(Self)
+        .map_err(|e| anyhow!("tenant_spam_rules: {e}"))
     }
 }
 
@@ -402,7 +420,24 @@ impl LeadStore {
         syncer.sync(&self.db, target, now)
     }
 
-    /// Counts a honeypot hit in today's rollup; nothing else is stored.
+    /// The tenant's spam rules (`tenant_spam_rules`; no row: the defaults, no captcha and no
+    /// minimum fill time). One read, before the lead write.
+    pub fn spam_rules(&self) -> Result<SpamRules> {
+        Ok(self
+            .db
+            .query_one::<SpamRulesRow>(
+                tenant_sql!(
+                    "SELECT captcha_provider, captcha_site_key, captcha_secret, min_fill_seconds
+                     FROM tenant_spam_rules WHERE tenant_id = ?1"
+                ),
+                &[],
+            )?
+            .map(|r| r.0)
+            .unwrap_or_default())
+    }
+
+    /// Counts a honeypot hit (or a post the tenant's spam rules refuse quietly) in today's
+    /// rollup; nothing else is stored.
     pub fn count_spam(&self, now: i64) -> Result<()> {
         self.db.execute(
             tenant_sql!(

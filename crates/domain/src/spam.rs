@@ -193,6 +193,34 @@ pub enum CaptchaToken<'a> {
 }
 
 impl SpamRules {
+    /// Rebuilds stored rules (a `tenant_spam_rules` row: provider, site key and secret, all
+    /// present or all absent, and the minimum fill time), parsing each value again.
+    pub fn from_stored(
+        provider: Option<&str>,
+        site_key: Option<&str>,
+        secret: Option<&str>,
+        min_fill_seconds: i64,
+    ) -> Result<Self, FieldError> {
+        let captcha = match (provider, site_key, secret) {
+            (None, None, None) => None,
+            (Some(provider), Some(site_key), Some(secret)) => Some(Captcha {
+                provider: CaptchaProvider::parse(provider)
+                    .ok_or_else(|| FieldError::new("captcha", "provider: unknown"))?,
+                site_key: SiteKey::parse(site_key)?,
+                secret: CaptchaSecret::parse(secret)?,
+            }),
+            _ => return Err(FieldError::new("captcha", "stored only in part")),
+        };
+        let min_fill_seconds = u32::try_from(min_fill_seconds)
+            .ok()
+            .filter(|s| *s <= MAX_MIN_FILL_SECONDS)
+            .ok_or_else(|| FieldError::new("min_fill_seconds", "out of range"))?;
+        Ok(Self {
+            captcha,
+            min_fill_seconds,
+        })
+    }
+
     pub fn view(&self) -> SpamRulesView {
         SpamRulesView {
             captcha: self.captcha.as_ref().map(|c| CaptchaView {
@@ -527,6 +555,28 @@ mod tests {
         ] {
             assert_eq!(update(bad).unwrap_err().field, "captcha", "{bad}");
         }
+    }
+
+    #[test]
+    fn stored_rules_are_parsed_again() {
+        let rules = turnstile();
+        let captcha = rules.captcha.as_ref().unwrap();
+        assert_eq!(
+            SpamRules::from_stored(
+                Some(captcha.provider.as_str()),
+                Some(captcha.site_key.as_ref()),
+                Some(captcha.secret.expose()),
+                0
+            )
+            .unwrap(),
+            rules
+        );
+        assert_eq!(
+            SpamRules::from_stored(None, None, None, 0).unwrap(),
+            SpamRules::default()
+        );
+        assert!(SpamRules::from_stored(Some("turnstile"), Some("k"), None, 0).is_err());
+        assert!(SpamRules::from_stored(None, None, None, 61).is_err());
     }
 
     #[test]

@@ -50,6 +50,14 @@ pub enum ApiError {
         retry_after_secs: u64,
         cause: anyhow::Error,
     },
+    /// 503: a service the request depends on (outside the app and its storage) gave no usable
+    /// answer. Nothing was stored; the client should retry after the given number of seconds.
+    #[error("{detail}")]
+    UpstreamUnavailable {
+        code: &'static str,
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// 503: the app is configured in a way it refuses to serve with (a weak or published
     /// secret); nothing a retry fixes.
     #[error("{detail}")]
@@ -100,7 +108,9 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => 415,
             Self::Unprocessable { .. } => 422,
             Self::RateLimited { .. } => 429,
-            Self::StorageUnavailable { .. } | Self::Unavailable { .. } => 503,
+            Self::StorageUnavailable { .. }
+            | Self::UpstreamUnavailable { .. }
+            | Self::Unavailable { .. } => 503,
             Self::Unexpected(_) => 500,
         }
     }
@@ -117,6 +127,7 @@ impl ApiError {
             | Self::UnsupportedMediaType { code, .. }
             | Self::Unprocessable { code, .. }
             | Self::RateLimited { code, .. }
+            | Self::UpstreamUnavailable { code, .. }
             | Self::Unavailable { code, .. } => code,
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::StorageUnavailable { .. } => "storage_unavailable",
@@ -181,6 +192,9 @@ impl ApiError {
                 retry_after_secs, ..
             }
             | Self::StorageUnavailable {
+                retry_after_secs, ..
+            }
+            | Self::UpstreamUnavailable {
                 retry_after_secs, ..
             } => {
                 builder.header("retry-after", retry_after_secs.to_string());
