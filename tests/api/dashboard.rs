@@ -624,9 +624,22 @@ async fn a_large_export_streams_every_lead_once() {
 async fn settings_round_trip_and_refuse_bad_values() {
     let app = spawn_app().await;
     let t = app.create_tenant("Settings Ib").await;
+    let settings = |mut answer: Value| {
+        let effective = answer
+            .as_object_mut()
+            .unwrap()
+            .remove("effective_tag_rules")
+            .unwrap();
+        (answer, effective)
+    };
+    let (first, effective) = settings(get_json(&app, "/v1/dashboard/settings", &t).await);
     assert_eq!(
-        get_json(&app, "/v1/dashboard/settings", &t).await,
+        first,
         json!({"allowed_origins": [], "thank_you_url": null, "tag_rules": {}, "funnel_ids": [], "sync_requires_consent": false, "captcha": null, "min_fill_seconds": 0})
+    );
+    assert_eq!(
+        effective["email-opened"], "email_opened",
+        "the built-in rules"
     );
     let wanted = json!({
         "allowed_origins": ["https://lp.example.com", "http://localhost:8080"],
@@ -647,8 +660,17 @@ async fn settings_round_trip_and_refuse_bad_values() {
     };
     let resp = put(wanted.to_string()).await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(json_body(resp).await, wanted);
-    assert_eq!(get_json(&app, "/v1/dashboard/settings", &t).await, wanted);
+    assert_eq!(settings(json_body(resp).await).0, wanted);
+    let (answer, effective) = settings(get_json(&app, "/v1/dashboard/settings", &t).await);
+    assert_eq!(answer, wanted);
+    assert_eq!(
+        (&effective["webinar-*"], &effective["converted"]),
+        (&json!("email_clicked"), &json!("converted")),
+        "the tenant's rule beside the built-in ones"
+    );
+    // A GET's answer may be sent back whole.
+    let whole = get_json(&app, "/v1/dashboard/settings", &t).await;
+    assert_eq!(put(whole.to_string()).await.unwrap().status(), 200);
     for (body, status, code) in [
         (
             json!({"allowed_origins": ["lp.example.com"]}).to_string(),
@@ -686,7 +708,7 @@ async fn settings_round_trip_and_refuse_bad_values() {
         assert_problem(put(body.clone()).await.unwrap(), status, code).await;
     }
     assert_eq!(
-        get_json(&app, "/v1/dashboard/settings", &t).await,
+        settings(get_json(&app, "/v1/dashboard/settings", &t).await).0,
         wanted,
         "refused PUTs change nothing"
     );

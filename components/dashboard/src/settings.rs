@@ -4,6 +4,9 @@
 //! current ones back, and any other list is `422 funnel_ids_read_only`, the same answer
 //! whatever it names, so no answer reveals which funnels other tenants hold.
 //!
+//! The answer also names `effective_tag_rules`: the built-in tag rules with the tenant's on top,
+//! what a tag does for this tenant (the page's "Workflows"); a `PUT` ignores it.
+//!
 //! `sync_requires_consent` travels with the settings but is stored in `tenant_sync_rules`,
 //! which capture reads inside its lead write; turning it off queues the leads it held.
 //!
@@ -11,6 +14,7 @@
 //! are stored in `tenant_spam_rules`. A `PUT` that leaves either out keeps it as it is; the
 //! captcha secret is taken on `PUT` and never shown (`secret_set: true` instead).
 
+use domain::funnel::TagRules;
 use domain::settings::{Settings, SettingsError, SyncRules};
 use domain::spam::{SpamRules, SpamRulesView, SpamUpdate};
 use domain::token::Scope;
@@ -31,20 +35,28 @@ struct SettingsView<'a> {
     rules: SyncRules,
     #[serde(flatten)]
     spam: SpamRulesView,
+    effective_tag_rules: TagRules,
+}
+
+impl<'a> SettingsView<'a> {
+    fn new(settings: &'a Settings, rules: SyncRules, spam: &SpamRules) -> Self {
+        Self {
+            settings,
+            rules,
+            spam: spam.view(),
+            effective_tag_rules: TagRules::defaults().with_overrides(&settings.tag_rules),
+        }
+    }
 }
 
 pub fn get_settings(req: &Request) -> Result<Response, ApiError> {
     let ctx = authenticate(req, Scope::Dashboard)?;
     let dashboard = Dashboard::new(&ctx)?;
     let rules = dashboard.sync_rules()?;
-    let spam = dashboard.spam_rules()?.view();
+    let spam = dashboard.spam_rules()?;
     platform::response::json(
         200,
-        &SettingsView {
-            settings: &ctx.tenant().settings,
-            rules,
-            spam,
-        },
+        &SettingsView::new(&ctx.tenant().settings, rules, &spam),
     )
 }
 
@@ -74,11 +86,7 @@ pub fn put_settings(req: &Request) -> Result<Response, ApiError> {
     settings_store::update_settings(&mut ctx, &settings)?;
     platform::response::json(
         200,
-        &SettingsView {
-            settings: &ctx.tenant().settings,
-            rules,
-            spam: spam.view(),
-        },
+        &SettingsView::new(&ctx.tenant().settings, rules, &spam),
     )
 }
 
