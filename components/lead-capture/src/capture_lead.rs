@@ -8,8 +8,10 @@
 //! transaction (durable before any 2xx) → inline sync (its failure leaves the lead pending;
 //! never an error for the visitor). Refused bodies count against the rate limit too.
 
+use std::cell::Cell;
+
 use domain::funnel::TagRules;
-use domain::lead::Submission;
+use domain::lead::{LeadSubmission, Submission};
 use domain::token::Scope;
 use platform::ApiError;
 use platform::auth::authenticate;
@@ -46,159 +48,215 @@ fn quota_exceeded() -> ApiError {
 /// The handler: errors become problem+json; a browser gets CORS headers on every answer it is
 /// allowed to read.
 pub fn capture_lead(req: &Request) -> Response {
-    let origin = request::origin(req);
-    let mut allow_cors = true;
-    // This request's token for claiming its Idempotency-Key: made once, outside the retry
-    // loop, so a rerun of the unit of work finds the claim its own.
-    let claim = new_id();
-    // A captcha token is good for one verify call: a rerun of the unit of work (storage was
-    // busy) does not verify it again.
-    let mut captcha_passed = false;
-    let mut resp =
-        platform::response::handle(|| capture(req, &mut allow_cors, &mut captcha_passed, &claim));
-    if let Some(origin) = origin
-        && allow_cors
+    let run = CaptureRun {
+        req,
+        claim: new_id(),
+        captcha_passed: Cell::new(false),
+        origin_refused: Cell::new(false),
+    };
+    let mut resp = platform::response::handle(|| run.capture());
+    if let Some(origin) = request::origin(req)
+        && !run.origin_refused.get()
     {
         request::allow_origin(&mut resp, origin);
     }
     resp
 }
 
-fn capture(
-    req: &Request,
-    allow_cors: &mut bool,
-    captcha_passed: &mut bool,
-    claim: &anyhow::Result<String>,
-) -> Result<Response, ApiError> {
-    let ctx = authenticate(req, Scope::Capture)?;
-    if let Some(origin) = request::sent_origin(req)
-        && !ctx.tenant().settings.allows_origin(origin)
-    {
-        *allow_cors = false;
-        return Err(origin_not_allowed());
-    }
-    let now = now_unix();
-    let leads = LeadStore::new(&ctx)?;
-    let limit = platform::config::capture_rate_limit()?;
-    let client = request::client_addr(
-        req,
-        &platform::config::trusted_proxies()?,
-        platform::config::forwarded_header()?,
-    );
-    let limited = |wait: u64| ApiError::RateLimited {
-        code: "rate_limited",
-        detail: format!("too many submissions from this address; retry in {wait} s"),
-        retry_after_secs: wait,
-    };
-    // Every request that reaches the body counts against the limit; a valid lead is counted
-    // and stored in the same transaction.
-    let count_only = || -> Result<(), ApiError> {
-        match leads.rate_limit(&client, limit, now)? {
+/// One request's capture, and what it keeps across reruns of its unit of work (storage was
+/// busy): its token for claiming the `Idempotency-Key` (made once, so a rerun finds the claim
+/// its own), whether its captcha passed (a captcha token is good for one verify call), and
+/// whether its origin was refused (that answer gets no CORS headers).
+struct CaptureRun<'r> {
+    req: &'r Request,
+    claim: anyhow::Result<String>,
+    captcha_passed: Cell<bool>,
+    origin_refused: Cell<bool>,
+}
+
+/// The rate limit for one client: every request that reaches the body counts against it; a
+/// valid lead is counted and stored in the same statement.
+struct RateLimit<'a> {
+    leads: &'a LeadStore,
+    client: String,
+    limit: u32,
+    now: i64,
+}
+
+impl RateLimit<'_> {
+    /// Counts a request that stores no lead; `429` when the client is over its limit.
+    fn count(&self) -> Result<(), ApiError> {
+        match self.leads.rate_limit(&self.client, self.limit, self.now)? {
             Some(wait) => Err(limited(wait)),
             None => Ok(()),
         }
-    };
-    let kind = request::body_kind(req).inspect_err(|_| {
-        let _ = count_only();
-    })?;
-    let key = request::idempotency_key(req)?;
-    let mut claimed = match key {
-        Some(key) => {
-            let claim = claim
-                .as_ref()
-                .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("{e:#}")))?;
-            let hash = request::request_hash(req);
-            if let Some(answer) = leads.claim(&key, &hash, claim, now)? {
+    }
+
+    /// Counts a refused request, then refuses it with `error` (or `429` if over the limit).
+    fn refuse<T>(&self, error: ApiError) -> Result<T, ApiError> {
+        self.count()?;
+        Err(error)
+    }
+}
+
+fn limited(wait: u64) -> ApiError {
+    ApiError::RateLimited {
+        code: "rate_limited",
+        detail: format!("too many submissions from this address; retry in {wait} s"),
+        retry_after_secs: wait,
+    }
+}
+
+impl CaptureRun<'_> {
+    fn capture(&self) -> Result<Response, ApiError> {
+        let req = self.req;
+        let ctx = authenticate(req, Scope::Capture)?;
+        if let Some(origin) = request::sent_origin(req)
+            && !ctx.tenant().settings.allows_origin(origin)
+        {
+            self.origin_refused.set(true);
+            return Err(origin_not_allowed());
+        }
+        let leads = LeadStore::new(&ctx)?;
+        let rate = RateLimit {
+            leads: &leads,
+            client: request::client_addr(
+                req,
+                &platform::config::trusted_proxies()?,
+                platform::config::forwarded_header()?,
+            ),
+            limit: platform::config::capture_rate_limit()?,
+            now: now_unix(),
+        };
+        let kind = match request::body_kind(req) {
+            Ok(kind) => kind,
+            Err(e) => return rate.refuse(e),
+        };
+        let mut claimed = match self.claim_key(&rate)? {
+            KeyClaim::Replay(answer) => {
                 // A replayed answer is a post like any other for the rate limit.
-                count_only()?;
+                rate.count()?;
                 let mut resp = answer_response(req, &ctx, kind, &answer)?;
                 resp.set_header("idempotent-replayed", "true");
                 return Ok(resp);
             }
-            Some(Claimed {
-                leads: &leads,
-                key,
-                claim,
-                answered: false,
-            })
-        }
-        None => None,
-    };
-    let parsed = request::fields(req, kind).and_then(|fields| {
-        Submission::parse(&fields)
-            .map(|submission| (fields, submission))
-            .map_err(|e| ApiError::Unprocessable {
-                code: "invalid_field",
-                detail: e.to_string(),
-            })
-    });
-    let (fields, submission) = match parsed {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            count_only()?;
-            return Err(e);
-        }
-    };
-    // The honeypot, then the tenant's spam rules: a post sent sooner than its minimum fill
-    // time is spam like a filled honeypot; a captcha the tenant turned on must pass.
-    let lead = match submission {
-        Submission::Spam => None,
-        Submission::Lead(lead) => {
-            let rules = leads.spam_rules()?;
-            if rules.filled_too_fast(&fields) {
-                None
-            } else {
-                if !*captcha_passed {
-                    if let Err(e) = captcha::check(rules.captcha_token(&fields), &client) {
-                        count_only()?;
-                        return Err(e);
-                    }
-                    *captcha_passed = true;
-                }
-                Some(lead)
+            KeyClaim::Claimed(claimed) => claimed,
+        };
+        let answer = match self.screen(&rate, kind)? {
+            None => {
+                rate.count()?;
+                leads.count_spam(rate.now)?;
+                // Indistinguishable from a new lead, so a bot learns nothing.
+                accepted(201, &new_id()?, "created")?
             }
+            Some(lead) => store(&ctx, &rate, &lead)?,
+        };
+        if let Some(claimed) = &mut claimed {
+            claimed.remember(&answer)?;
         }
-    };
-    let answer = match lead {
-        None => {
-            count_only()?;
-            leads.count_spam(now)?;
-            // Indistinguishable from a new lead, so a bot learns nothing.
-            accepted(201, &new_id()?, "created")?
-        }
-        Some(lead) => {
-            let rules = TagRules::defaults().with_overrides(&ctx.tenant().settings.tag_rules);
-            let tags = match lead.tags(&ctx.tenant().tag_prefix, &rules) {
-                Ok(tags) => tags,
-                Err(reserved) => {
-                    count_only()?;
-                    return Err(ApiError::Unprocessable {
-                        code: "reserved_tag",
-                        detail: reserved.to_string(),
-                    });
-                }
-            };
-            let captured = match leads.capture_within_limit(&client, limit, &lead, &tags, now)? {
-                CaptureOutcome::Stored(captured) => captured,
-                CaptureOutcome::RateLimited { retry_after_secs } => {
-                    return Err(limited(retry_after_secs));
-                }
-                CaptureOutcome::QuotaFull => return Err(quota_exceeded()),
-            };
-            if captured.sync_now {
-                sync_inline(&leads, &captured.target, now);
-            }
-            if captured.created {
-                accepted(201, captured.id.as_ref(), "created")?
-            } else {
-                accepted(200, captured.id.as_ref(), "updated")?
-            }
-        }
-    };
-    if let Some(claimed) = &mut claimed {
-        claimed.remember(&answer)?;
+        answer_response(req, &ctx, kind, &answer)
     }
-    answer_response(req, &ctx, kind, &answer)
+
+    /// Claims the request's `Idempotency-Key`, if it sent one: the stored answer when the key
+    /// was answered before (`409` while another request holds it).
+    fn claim_key<'a>(&'a self, rate: &RateLimit<'a>) -> Result<KeyClaim<'a>, ApiError> {
+        let Some(key) = request::idempotency_key(self.req)? else {
+            return Ok(KeyClaim::Claimed(None));
+        };
+        let claim = self
+            .claim
+            .as_ref()
+            .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("{e:#}")))?;
+        let hash = request::request_hash(self.req);
+        if let Some(answer) = rate.leads.claim(&key, &hash, claim, rate.now)? {
+            return Ok(KeyClaim::Replay(answer));
+        }
+        Ok(KeyClaim::Claimed(Some(Claimed {
+            leads: rate.leads,
+            key,
+            claim,
+            answered: false,
+        })))
+    }
+
+    /// The post's lead, or `None` for spam: the honeypot, then the tenant's spam rules (a post
+    /// sent sooner than its minimum fill time is spam like a filled honeypot; a captcha the
+    /// tenant turned on must pass). A body that is not a lead is refused.
+    fn screen(
+        &self,
+        rate: &RateLimit<'_>,
+        kind: BodyKind,
+    ) -> Result<Option<Box<LeadSubmission>>, ApiError> {
+        let parsed = request::fields(self.req, kind).and_then(|fields| {
+            Submission::parse(&fields)
+                .map(|submission| (fields, submission))
+                .map_err(|e| ApiError::Unprocessable {
+                    code: "invalid_field",
+                    detail: e.to_string(),
+                })
+        });
+        let (fields, lead) = match parsed {
+            Ok((_, Submission::Spam)) => return Ok(None),
+            Ok((fields, Submission::Lead(lead))) => (fields, lead),
+            Err(e) => return rate.refuse(e),
+        };
+        let rules = rate.leads.spam_rules()?;
+        if rules.filled_too_fast(&fields) {
+            return Ok(None);
+        }
+        if !self.captcha_passed.get() {
+            if let Err(e) = captcha::check(rules.captcha_token(&fields), &rate.client) {
+                return rate.refuse(e);
+            }
+            self.captcha_passed.set(true);
+        }
+        Ok(Some(lead))
+    }
+}
+
+/// What claiming the `Idempotency-Key` found: an answer to replay, or this request's claim
+/// (`None` without a key).
+enum KeyClaim<'a> {
+    Replay(StoredAnswer),
+    Claimed(Option<Claimed<'a>>),
+}
+
+/// Stores the lead (counted against the rate limit and the plan's quota in the same
+/// statement), then syncs it inline when it is due.
+fn store(
+    ctx: &TenantContext,
+    rate: &RateLimit<'_>,
+    lead: &LeadSubmission,
+) -> Result<StoredAnswer, ApiError> {
+    let rules = TagRules::defaults().with_overrides(&ctx.tenant().settings.tag_rules);
+    let tags = match lead.tags(&ctx.tenant().tag_prefix, &rules) {
+        Ok(tags) => tags,
+        Err(reserved) => {
+            return rate.refuse(ApiError::Unprocessable {
+                code: "reserved_tag",
+                detail: reserved.to_string(),
+            });
+        }
+    };
+    let captured =
+        match rate
+            .leads
+            .capture_within_limit(&rate.client, rate.limit, lead, &tags, rate.now)?
+        {
+            CaptureOutcome::Stored(captured) => captured,
+            CaptureOutcome::RateLimited { retry_after_secs } => {
+                return Err(limited(retry_after_secs));
+            }
+            CaptureOutcome::QuotaFull => return Err(quota_exceeded()),
+        };
+    if captured.sync_now {
+        sync_inline(rate.leads, &captured.target, rate.now);
+    }
+    if captured.created {
+        accepted(201, captured.id.as_ref(), "created")
+    } else {
+        accepted(200, captured.id.as_ref(), "updated")
+    }
 }
 
 /// This request's claim on its `Idempotency-Key`: answered, or let go when the request fails

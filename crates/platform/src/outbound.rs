@@ -127,7 +127,7 @@ pub fn send(
         .into_iter()
         .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
         .collect();
-    let body = read_body(response)?;
+    let body = read_body(&response)?;
     Ok(HttpResponse {
         status,
         headers,
@@ -192,7 +192,7 @@ fn outgoing_request(
 }
 
 /// The whole response body, up to [`MAX_RESPONSE_BYTES`]; a stalled body is a timeout.
-fn read_body(response: IncomingResponse) -> Result<Vec<u8>, TransportError> {
+fn read_body(response: &IncomingResponse) -> Result<Vec<u8>, TransportError> {
     let incoming = response
         .consume()
         .map_err(|()| TransportError::Other("response body taken".into()))?;
