@@ -7,6 +7,11 @@
  *  data-clientflow-redirect="off" (stay on the page instead of going to the tenant's thank-you
  *  URL); data-clientflow-error-FIELD="…" on the form, or data-clientflow-error="…" on a field
  *  (the text shown next to that field when the API refuses its value).
+ *  Spam rules the tenant sets in its settings: with a captcha on, the form carries
+ *  data-clientflow-captcha="turnstile" | "hcaptcha" and data-clientflow-sitekey="SITE_KEY", and
+ *  the script shows the provider's widget (data-clientflow-error-captcha="…" overrides the text
+ *  shown when the check fails); every post says how long the form was shown (_fill_ms), which
+ *  the tenant's minimum fill time is checked against.
  *  The form carries data-clientflow-state="sending" | "sent" | "error" for styling.
  */
 (function () {
@@ -14,6 +19,14 @@
   if (window.ClientFlow && window.ClientFlow.version === 1) return;
 
   var SUCCESS = "Thank you! We will be in touch soon.";
+  var CAPTCHA_FAILED = "Please complete the verification again, then send the form.";
+  /** The field that says how long the form was shown before it was sent, in milliseconds. */
+  var FILL_MS = "_fill_ms";
+  /** What each captcha provider's widget needs: its script, its element's class and token field. */
+  var CAPTCHAS = {
+    turnstile: { script: "https://challenges.cloudflare.com/turnstile/v0/api.js", widget: "cf-turnstile", token: "cf-turnstile-response" },
+    hcaptcha: { script: "https://js.hcaptcha.com/1/api.js", widget: "h-captcha", token: "h-captcha-response" },
+  };
   var RETRY = "We could not send your request just now. Please check your connection and try again in a moment.";
 
   function messageBox(form) {
@@ -60,6 +73,46 @@
     trap.autocomplete = "off";
     trap.setAttribute("aria-hidden", "true");
     trap.hidden = true;
+  }
+
+  /** The form's captcha provider, when it names one the script knows and a site key. */
+  function captchaOf(form) {
+    var provider = CAPTCHAS[form.getAttribute("data-clientflow-captcha")];
+    return provider && form.getAttribute("data-clientflow-sitekey") ? provider : null;
+  }
+
+  /** Shows the provider's widget before the submit button, loading its script once. */
+  function captcha(form) {
+    var provider = captchaOf(form);
+    if (!provider) return;
+    if (!form.querySelector("." + provider.widget)) {
+      var widget = document.createElement("div");
+      widget.className = provider.widget;
+      widget.setAttribute("data-sitekey", form.getAttribute("data-clientflow-sitekey"));
+      var button = form.querySelector("button, input[type=submit]");
+      if (button) button.insertAdjacentElement("beforebegin", widget);
+      else form.appendChild(widget);
+    }
+    if (!document.querySelector('script[src^="' + provider.script + '"]')) {
+      var script = document.createElement("script");
+      script.src = provider.script;
+      script.async = true;
+      script.defer = true;
+      document.head.appendChild(script);
+    }
+  }
+
+  /** A token is good for one check: after one is used, the widget asks for a new one. */
+  function resetCaptcha(form) {
+    var provider = captchaOf(form);
+    var widget = provider && form.querySelector("." + provider.widget);
+    if (!widget) return;
+    try {
+      if (provider.widget === "cf-turnstile" && window.turnstile) window.turnstile.reset(widget);
+      if (provider.widget === "h-captcha" && window.hcaptcha) window.hcaptcha.reset();
+    } catch (e) {
+      // A widget that is not rendered yet has nothing to reset.
+    }
   }
 
   function uuid() {
@@ -125,6 +178,8 @@
     if (form.__clientflow) return;
     form.__clientflow = true;
     honeypot(form);
+    captcha(form);
+    var shownAt = Date.now();
     // Where the visitor came from, unless the page already says so.
     var params = new URLSearchParams(location.search);
     ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "gclid", "fbclid", "ttclid"]
@@ -139,11 +194,25 @@
     var lastBody = null;
     var key = null;
     var sending = false;
+    // How long the form was shown when these answers were first sent: a retry of the same
+    // answers sends the same time, so it is the same body under the same key.
+    var lastAnswers = null;
+    var fillMs = 0;
 
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       if (sending) return;
-      var body = new URLSearchParams(new FormData(form)).toString();
+      var data = new FormData(form);
+      var answers = new FormData(form);
+      [FILL_MS, "cf-turnstile-response", "h-captcha-response", "g-recaptcha-response"]
+        .forEach(function (name) { answers.delete(name); });
+      var answersText = new URLSearchParams(answers).toString();
+      if (answersText !== lastAnswers) {
+        lastAnswers = answersText;
+        fillMs = Date.now() - shownAt;
+      }
+      data.set(FILL_MS, String(fillMs));
+      var body = new URLSearchParams(data).toString();
       if (body !== lastBody) {
         lastBody = body;
         key = uuid();
@@ -175,7 +244,9 @@
             return resp.json().catch(function () { return null; }).then(function (answer) {
               done();
               lastBody = null;
+              lastAnswers = null;
               form.reset();
+              resetCaptcha(form);
               say(form, "sent", form.getAttribute("data-clientflow-success") || SUCCESS);
               var sent = new CustomEvent("clientflow:sent", { bubbles: true, cancelable: true });
               form.dispatchEvent(sent);
@@ -195,6 +266,10 @@
             // being stored (a retry came in while the first try was running). Both: try again.
             if (resp.status === 503 || (problem && problem.code === "idempotency_key_in_progress")) {
               say(form, "error", RETRY);
+            } else if (problem && problem.code === "captcha_failed") {
+              // The typed values stay; the visitor completes a fresh check and sends again.
+              resetCaptcha(form);
+              say(form, "error", form.getAttribute("data-clientflow-error-captcha") || CAPTCHA_FAILED);
             } else if (refusedField(form, problem)) {
               // The typed values stay; the message sits next to the field it is about.
               showFieldError(form, refusedField(form, problem));
