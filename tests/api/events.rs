@@ -242,7 +242,7 @@ async fn every_fixture_moves_stages_and_counters_for_its_own_tenants_only() {
     );
 
     // SALE_NEW for contact 480113, whom both tenants hold: the sale belongs to the tenant that
-    // registered its funnel (801), and to no other (docs/guide.md "Threat model").
+    // registered its funnel (801), and to no other (docs/contract.md §9 "Threat model").
     register_funnel(&app, &a, 801).await;
     let body = fixture("sale_new.json", &a, &b);
     expect_status(

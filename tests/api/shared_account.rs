@@ -1,5 +1,5 @@
 //! What the public capture key and Systeme.io's callbacks cannot do to the one Systeme.io
-//! account every tenant shares, or to a tenant's figures (docs/guide.md "Threat model"): an order is
+//! account every tenant shares, or to a tenant's figures (docs/contract.md §9 "Threat model"): an order is
 //! one sale forever, a callback's unsigned event name must agree with its signed body, each
 //! tenant spends the account within its budgets, the rate limit counts the real client, and a
 //! contact Systeme.io creates follows the form's field rules.

@@ -1,5 +1,5 @@
 //! The public capture key and the shared Systeme.io account cannot be turned against a tenant
-//! (docs/guide.md "Threat model"). Each test replays an attack that worked before and shows it fails.
+//! (docs/contract.md §9 "Threat model"). Each test replays an attack that worked before and shows it fails.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -184,7 +184,7 @@ impl FromRow for SaleLead {
     }
 }
 
-/// A sale belongs to one tenant at most (docs/guide.md "Threat model"):
+/// A sale belongs to one tenant at most (docs/contract.md §9 "Threat model"):
 /// - the tenant the operator assigned the sale's funnel to (its `funnel_ids`), on its lead
 ///   for the buyer;
 /// - else the only tenant holding the buyer (by Systeme.io contact id, else email).

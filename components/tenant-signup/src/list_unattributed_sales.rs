@@ -1,5 +1,5 @@
 //! `GET /v1/admin/sales?limit=` (admin token): the Systeme.io sales no single tenant could claim
-//! (docs/guide.md "Threat model"), newest first. They count for no tenant; the operator decides.
+//! (docs/contract.md §9 "Threat model"), newest first. They count for no tenant; the operator decides.
 
 use anyhow::Result;
 use platform::ApiError;

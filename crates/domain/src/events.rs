@@ -255,7 +255,7 @@ impl TagRef {
 /// tag-removed body does not; a contact or opt-in body carries no `tag` and no order; a sale
 /// body carries no `tag`. (A new sale and a cancellation have the same shape; what keeps a
 /// sale body replayed as a cancellation harmless is that an order is cancelled once and a
-/// cancellation is final, see docs/guide.md "Threat model".)
+/// cancellation is final, see docs/contract.md §9 "Threat model".)
 fn agrees(event: &SystemeEvent, json: &Value) -> Result<(), EventError> {
     let has = |key: &str| json.get(key).is_some_and(|v| !v.is_null());
     match event {
