@@ -501,3 +501,98 @@ async fn on_a_503_the_script_asks_the_visitor_to_retry_and_a_retry_reuses_its_id
     );
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_embed_script_shows_the_tenants_captcha_and_sends_how_long_the_form_was_shown() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Captcha Embed").await;
+    put_settings(
+        &app,
+        &t,
+        json!({"captcha": {"provider": "turnstile", "site_key": "0xSITE", "secret": "0xSECRET"}}),
+    )
+    .await;
+    let site = Site::default();
+    site.page(
+        "/",
+        landing_page(&app, &t, true).replace(
+            "<form data-clientflow ",
+            "<form data-clientflow data-clientflow-captcha=\"turnstile\" \
+             data-clientflow-sitekey=\"0xSITE\" data-clientflow-error-captcha=\"Prove it again.\" ",
+        ),
+    );
+    let landing = serve_http(site.clone()).await;
+
+    let browser = Browser::start(Options::default()).await;
+    browser.goto(&format!("{landing}/")).await;
+    // The widget sits before the button with the tenant's site key, and the provider's script
+    // is asked for (it loads nothing here: there is no network to reach it).
+    let widget = browser
+        .until("the captcha widget", || async {
+            let found = browser
+                .js(
+                    "const w = document.querySelector('form[data-clientflow] .cf-turnstile');
+                     const s = document.querySelector('script[src^=\"https://challenges.cloudflare.com/turnstile/v0/api.js\"]');
+                     return w && [w.getAttribute('data-sitekey'), w.nextElementSibling.tagName, !!s];",
+                    vec![],
+                )
+                .await;
+            (!found.is_null()).then_some(found)
+        })
+        .await;
+    assert_eq!(widget, json!(["0xSITE", "BUTTON", true]));
+
+    // No token (the widget never ran): the check fails, the visitor is told so and keeps what
+    // they typed; nothing is stored.
+    browser
+        .type_into("input[name=email]", "vera@example.com")
+        .await;
+    browser.click("form[data-clientflow] button").await;
+    let error = browser
+        .until_text("[data-clientflow-message=error]", |t| !t.is_empty())
+        .await;
+    assert_eq!(error, "Prove it again.");
+    let kept = browser
+        .find("input[name=email]")
+        .await
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(kept.as_deref(), Some("vera@example.com"));
+    assert_eq!(app.lead_count(&t.id), 0);
+
+    // Without the captcha, a one-second minimum: a post once the page has been shown longer
+    // is stored, which it is only when the script sent how long that was.
+    put_settings(&app, &t, json!({"captcha": null, "min_fill_seconds": 1})).await;
+    browser
+        .until("the page to be shown for over a second", || async {
+            let ms = browser.js("return performance.now()", vec![]).await;
+            (ms.as_f64().unwrap_or_default() > 1500.0).then_some(())
+        })
+        .await;
+    browser
+        .type_into("input[name=email]", "patient@example.com")
+        .await;
+    browser.click("form[data-clientflow] button").await;
+    browser
+        .until_text("[data-clientflow-message=sent]", |t| {
+            t.starts_with("Thank you")
+        })
+        .await;
+    assert_eq!(leads_named(&app, &t, "patient@example.com").await.len(), 1);
+
+    // A minimum longer than the page has been shown: the same thank-you, nothing stored.
+    put_settings(&app, &t, json!({"min_fill_seconds": 60})).await;
+    browser
+        .type_into("input[name=email]", "quick@example.com")
+        .await;
+    browser.click("form[data-clientflow] button").await;
+    browser
+        .until_text("[data-clientflow-message=sent]", |t| {
+            t.starts_with("Thank you")
+        })
+        .await;
+    assert!(leads_named(&app, &t, "quick@example.com").await.is_empty());
+    assert_eq!(app.lead_count(&t.id), 1);
+    browser.close().await;
+}
