@@ -80,7 +80,7 @@ pub fn put_settings(req: &Request) -> Result<Response, ApiError> {
             }
         })?;
     let dashboard = Dashboard::new(&ctx)?;
-    let spam = updated_spam_rules(req.body(), dashboard.spam_rules()?)?;
+    let spam = updated_spam_rules(req.body(), &dashboard.spam_rules()?)?;
     dashboard.set_sync_rules(rules, platform::clock::now_unix())?;
     dashboard.set_spam_rules(&spam)?;
     settings_store::update_settings(&mut ctx, &settings)?;
@@ -91,7 +91,7 @@ pub fn put_settings(req: &Request) -> Result<Response, ApiError> {
 }
 
 /// The stored spam rules with the body's changes (already read as a settings object).
-fn updated_spam_rules(body: &[u8], current: SpamRules) -> Result<SpamRules, ApiError> {
+fn updated_spam_rules(body: &[u8], current: &SpamRules) -> Result<SpamRules, ApiError> {
     let invalid = |detail: String| ApiError::Unprocessable {
         code: "invalid_field",
         detail,
