@@ -47,25 +47,18 @@ pub fn lead_not_found() -> ApiError {
 
 /// What every lead-list statement adds after its stage condition: the search (`?4`), the page
 /// size (`?5`), the captured-date bounds (`?6`, `?7`), the exact filters (`?8` source, `?9`
-/// sync status, `?10` tag, `?11` ib_type, `?12` volume, `?13` utm_source), then the cursor
-/// (`?3`) compared and ordered one way (`<`/`DESC`, newest first) or the other. The cursor
-/// comparison is an index range only while `?3` is never NULL, so a first page binds
+/// sync status, `?10` tag, `?11` ib_type, `?12` volume, `?13` utm_source); each statement
+/// then compares the cursor (`?3`) and orders one way (`<`/`DESC`, newest first) or the other.
+/// The cursor comparison is an index range only while `?3` is never NULL, so a first page binds
 /// [`BEFORE_EVERY_ID`] or [`AFTER_NO_ID`].
 macro_rules! lead_page_filters {
-    ($cmp:literal, $order:literal) => {
-        concat!(
-            " AND (?4 IS NULL OR email LIKE ?4 ESCAPE '\\' OR lower(name) LIKE ?4 ESCAPE '\\')
+    () => {
+        " AND (?4 IS NULL OR email LIKE ?4 ESCAPE '\\' OR lower(name) LIKE ?4 ESCAPE '\\')
             AND (?6 IS NULL OR created_at >= ?6) AND (?7 IS NULL OR created_at < ?7)
             AND (?8 IS NULL OR source = ?8) AND (?9 IS NULL OR sync_status = ?9)
             AND (?10 IS NULL OR EXISTS (SELECT 1 FROM json_each(leads.tags) WHERE value = ?10))
             AND (?11 IS NULL OR ib_type = ?11) AND (?12 IS NULL OR volume = ?12)
-            AND (?13 IS NULL OR utm_source = ?13)
-            AND id ",
-            $cmp,
-            " ?3 ORDER BY id ",
-            $order,
-            " LIMIT CAST(?5 AS INTEGER)"
-        )
+            AND (?13 IS NULL OR utm_source = ?13)"
     };
 }
 
@@ -681,7 +674,8 @@ impl Dashboard {
                     "SELECT ",
                     lead_view_columns!(),
                     " FROM leads WHERE tenant_id = ?1 AND stage = ?2 AND stage != 'new'",
-                    lead_page_filters!("<", "DESC")
+                    lead_page_filters!(),
+                    " AND id < ?3 ORDER BY id DESC LIMIT CAST(?5 AS INTEGER)"
                 ),
                 &params,
             )?,
@@ -690,7 +684,8 @@ impl Dashboard {
                     "SELECT ",
                     lead_view_columns!(),
                     " FROM leads WHERE tenant_id = ?1 AND stage = ?2 AND stage != 'new'",
-                    lead_page_filters!(">", "ASC")
+                    lead_page_filters!(),
+                    " AND id > ?3 ORDER BY id ASC LIMIT CAST(?5 AS INTEGER)"
                 ),
                 &params,
             )?,
@@ -699,7 +694,8 @@ impl Dashboard {
                     "SELECT ",
                     lead_view_columns!(),
                     " FROM leads WHERE tenant_id = ?1 AND (?2 IS NULL OR stage = ?2)",
-                    lead_page_filters!("<", "DESC")
+                    lead_page_filters!(),
+                    " AND id < ?3 ORDER BY id DESC LIMIT CAST(?5 AS INTEGER)"
                 ),
                 &params,
             )?,
@@ -708,7 +704,8 @@ impl Dashboard {
                     "SELECT ",
                     lead_view_columns!(),
                     " FROM leads WHERE tenant_id = ?1 AND (?2 IS NULL OR stage = ?2)",
-                    lead_page_filters!(">", "ASC")
+                    lead_page_filters!(),
+                    " AND id > ?3 ORDER BY id ASC LIMIT CAST(?5 AS INTEGER)"
                 ),
                 &params,
             )?,

@@ -10,7 +10,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings::fermyon::spin::{key_value, sqlite, variables};
 use crate::outbound::OutboundPolicy;
 use crate::resources::{KvStore, SqliteConnection};
-use crate::storage::{KeyValueBackend, SqliteBackend};
+use crate::storage::{self, KeyValueBackend, SqliteBackend};
 
 /// What one component may reach; built once at start-up.
 #[derive(Debug)]
@@ -189,7 +189,7 @@ impl sqlite::HostConnection for HostState {
         }
         let conn = self.sqlite.open(&database).await?;
         self.table
-            .push(SqliteConnection { conn })
+            .push(conn)
             .map_err(|e| sqlite::Error::Io(e.to_string()))
     }
 
@@ -203,7 +203,7 @@ impl sqlite::HostConnection for HostState {
             .table
             .get_mut(&conn)
             .map_err(|_| sqlite::Error::InvalidConnection)?;
-        conn.conn.execute(statement, parameters).await
+        storage::execute_on(conn, statement, parameters).await
     }
 
     async fn drop(&mut self, conn: Resource<SqliteConnection>) -> wasmtime::Result<()> {

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use crate::bindings::fermyon::spin::{key_value, sqlite};
 use crate::kv_redis::RedisStore;
+use crate::resources::SqliteConnection;
 
 /// Every key-value store: labels mapped to Redis by the runtime config, and the rest in one
 /// local SQLite file behind one connection, as in Spin.
@@ -157,63 +158,54 @@ impl SqliteBackend {
     }
 
     /// What a component's `open` does, as in Spin: it checks the label and opens nothing yet.
-    /// The connection opens at the first statement ([`LazyConnection`]).
-    pub async fn open(&self, label: &str) -> Result<LazyConnection, sqlite::Error> {
+    /// The connection opens at the first statement ([`execute_on`]).
+    pub async fn open(&self, label: &str) -> Result<SqliteConnection, sqlite::Error> {
         let path = self.paths.get(label).ok_or(sqlite::Error::NoSuchDatabase)?;
         let wait = crate::faults::sqlite_open_wait();
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
-        Ok(LazyConnection {
+        Ok(SqliteConnection {
             path: path.clone(),
             conn: None,
         })
     }
 }
 
-/// One component's connection to one database, opened at its first statement and closed when
-/// the component drops it (at the latest with the instance, after one request), as Spin's
-/// in-process SQLite does: a new `rusqlite::Connection` per `open`, with rusqlite's defaults
-/// (`busy_timeout` 5000 ms, foreign keys on through the bundled build's
-/// `SQLITE_DEFAULT_FOREIGN_KEYS=1`), behind a mutex so its statements can run on tokio's
-/// blocking pool.
-pub struct LazyConnection {
-    path: PathBuf,
-    conn: Option<Arc<Mutex<rusqlite::Connection>>>,
+/// The handle's `rusqlite::Connection`, opened now if this is the first statement, with
+/// rusqlite's defaults as in Spin (`busy_timeout` 5000 ms; foreign keys on through the bundled
+/// build's `SQLITE_DEFAULT_FOREIGN_KEYS=1`). Opening reads nothing (the schema is read by the
+/// first statement), so it happens on the calling thread, as in Spin.
+fn connection(
+    handle: &mut SqliteConnection,
+) -> Result<Arc<Mutex<rusqlite::Connection>>, sqlite::Error> {
+    if let Some(conn) = &handle.conn {
+        return Ok(conn.clone());
+    }
+    let conn =
+        rusqlite::Connection::open(&handle.path).map_err(|e| sqlite::Error::Io(e.to_string()))?;
+    let conn = Arc::new(Mutex::new(conn));
+    handle.conn = Some(conn.clone());
+    Ok(conn)
 }
 
-impl LazyConnection {
-    /// The connection, opened now if this is the first statement. Opening reads nothing (the
-    /// schema is read by the first statement), so it happens on the calling thread, as in Spin.
-    fn connection(&mut self) -> Result<Arc<Mutex<rusqlite::Connection>>, sqlite::Error> {
-        if let Some(conn) = &self.conn {
-            return Ok(conn.clone());
-        }
-        let conn =
-            rusqlite::Connection::open(&self.path).map_err(|e| sqlite::Error::Io(e.to_string()))?;
-        let conn = Arc::new(Mutex::new(conn));
-        self.conn = Some(conn.clone());
-        Ok(conn)
-    }
-
-    /// Runs the first statement of `sql` on tokio's blocking pool, as Spin does, so the calling
-    /// request's worker thread goes on serving other requests while SQLite works or waits.
-    pub async fn execute(
-        &mut self,
-        sql: String,
-        params: Vec<sqlite::Value>,
-    ) -> Result<sqlite::QueryResult, sqlite::Error> {
-        let conn = self.connection()?;
-        tokio::task::spawn_blocking(move || {
-            crate::faults::sqlite().map_err(sqlite::Error::Io)?;
-            let conn = conn
-                .lock()
-                .map_err(|_| sqlite::Error::Io("sqlite connection lock poisoned".into()))?;
-            execute(&conn, &sql, params)
-        })
-        .await
-        .map_err(|e| sqlite::Error::Io(format!("internal runtime error: {e}")))?
-    }
+/// Runs the first statement of `sql` on tokio's blocking pool, as Spin does, so the calling
+/// request's worker thread goes on serving other requests while SQLite works or waits.
+pub async fn execute_on(
+    handle: &mut SqliteConnection,
+    sql: String,
+    params: Vec<sqlite::Value>,
+) -> Result<sqlite::QueryResult, sqlite::Error> {
+    let conn = connection(handle)?;
+    tokio::task::spawn_blocking(move || {
+        crate::faults::sqlite().map_err(sqlite::Error::Io)?;
+        let conn = conn
+            .lock()
+            .map_err(|_| sqlite::Error::Io("sqlite connection lock poisoned".into()))?;
+        execute(&conn, &sql, params)
+    })
+    .await
+    .map_err(|e| sqlite::Error::Io(format!("internal runtime error: {e}")))?
 }
 
 fn to_sql(value: sqlite::Value) -> SqlValue {

@@ -16,7 +16,7 @@ use domain::token::{Claims, Scope};
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde_json::{Value, json};
 
-use crate::{env_secret, now};
+use crate::env::{env_secret, now};
 use Step::{OptIn, Sale, Tag};
 
 /// The demo tenant's sign-up email: how a later run finds the tenant again.

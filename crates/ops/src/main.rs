@@ -4,13 +4,16 @@
 //! a running app a demo tenant with sample leads and prints its dashboard link.
 
 mod demo;
+mod env;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
 use domain::secret::{TokenSecret, WebhookSecret};
 use domain::tenant::TenantId;
 use domain::token::{Claims, Scope};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use env::{env_secret, now};
 
 #[derive(Parser)]
 #[command(name = "cfe-ops", about = "ClientFlow Edge operator tooling")]
@@ -68,26 +71,6 @@ enum Command {
         #[arg(long, default_value_t = 600)]
         wait: u64,
     },
-}
-
-fn now() -> Result<i64> {
-    Ok(i64::try_from(
-        SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs(),
-    )?)
-}
-
-/// A secret from the environment, else from `./.env` (the file `scripts/run` writes), so the
-/// CLI and the app share one source of secrets.
-fn env_secret(name: &str) -> Result<String> {
-    if let Ok(value) = std::env::var(name) {
-        return Ok(value);
-    }
-    let from_file = dotenvy::from_path_iter(".env").ok().and_then(|iter| {
-        iter.filter_map(Result::ok)
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
-    });
-    from_file.with_context(|| format!("{name} is not set (in the environment or .env)"))
 }
 
 fn main() -> Result<()> {
