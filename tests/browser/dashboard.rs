@@ -1,6 +1,7 @@
 //! The dashboard page: the seeded numbers exactly as the API reports them and never another
 //! tenant's, the lead list (search, stage, load more, detail, erase), CSV, settings with field
-//! errors, the capture key and its snippet, and every kind of bad token.
+//! errors, the spam protection (captcha, minimum fill time), the capture key and its snippet,
+//! and every kind of bad token.
 
 use api_tests::{TestApp, assert_problem, mint, now, spawn_app};
 use domain::token::{Claims, Scope};
@@ -659,6 +660,220 @@ async fn settings_save_show_the_apis_field_errors_and_the_snippet_follows_the_ca
         .post_lead(&new_key, &json!({"email": "fresh@example.com"}))
         .await;
     assert_eq!(fresh.status(), 201);
+    browser.close().await;
+}
+
+/// The snippet once it is filled in.
+async fn snippet_text(browser: &Browser) -> String {
+    browser
+        .until("the snippet", || async {
+            let value = browser.find("#snippet").await.prop("value").await.ok()??;
+            (!value.is_empty()).then_some(value)
+        })
+        .await
+}
+
+async fn save_settings(browser: &Browser) {
+    browser
+        .js(
+            "document.querySelector('#settings-status').hidden = true;",
+            vec![],
+        )
+        .await;
+    browser.click("#settings button[type=submit]").await;
+    browser
+        .until_text("#settings-status", |t| t.starts_with("Saved"))
+        .await;
+}
+
+#[tokio::test]
+async fn settings_spam_protection_saves_the_captcha_and_fill_time_never_shows_the_secret_and_the_snippet_names_the_widget()
+ {
+    let app = spawn_app().await;
+    let t = app.create_tenant("Spam Ib").await;
+    let site_key = "0x4AAAAAAAsitekey-Page_1";
+    let secret = "0x4AAAAAAAsecretNeverShown-9";
+    let browser = Browser::start(Options::default()).await;
+    signed_in(&browser, &app, &t.dashboard_token()).await;
+    let before = snippet_text(&browser).await;
+    assert!(!before.contains("data-clientflow-captcha"), "{before}");
+    assert!(!before.contains("data-clientflow-sitekey"), "{before}");
+    assert!(
+        !browser.displayed("#captcha-keys").await,
+        "no keys while off"
+    );
+
+    // Turnstile with its keys and a 3-second minimum, saved with the rest of the form.
+    browser
+        .find("#captcha-provider")
+        .await
+        .select_by_value("turnstile")
+        .await
+        .unwrap();
+    assert!(browser.displayed("#captcha-keys").await);
+    let secret_input = browser.find("#captcha-secret").await;
+    assert_eq!(
+        secret_input.attr("type").await.unwrap().as_deref(),
+        Some("password")
+    );
+    assert_eq!(
+        secret_input.prop("placeholder").await.unwrap().as_deref(),
+        Some("the provider's secret key")
+    );
+    browser.type_into("#captcha-site-key", site_key).await;
+    browser.type_into("#captcha-secret", secret).await;
+    browser.type_into("#min-fill-seconds", "3").await;
+    save_settings(&browser).await;
+    let saved = api_json(&app, "/v1/dashboard/settings", &t).await;
+    assert_eq!(
+        saved["captcha"],
+        json!({"provider": "turnstile", "site_key": site_key, "secret_set": true}),
+        "{saved}"
+    );
+    assert_eq!(saved["min_fill_seconds"], 3, "{saved}");
+    assert!(!saved.to_string().contains(secret), "{saved}");
+
+    // After a reload the page shows the setting, and the secret is nowhere in it.
+    browser.goto("about:blank").await;
+    signed_in(&browser, &app, &t.dashboard_token()).await;
+    browser
+        .until("the saved provider", || async {
+            let value = browser
+                .find("#captcha-provider")
+                .await
+                .prop("value")
+                .await
+                .ok()??;
+            (value == "turnstile").then_some(())
+        })
+        .await;
+    let secret_input = browser.find("#captcha-secret").await;
+    assert_eq!(
+        secret_input.prop("value").await.unwrap().as_deref(),
+        Some("")
+    );
+    assert_eq!(
+        secret_input.prop("placeholder").await.unwrap().as_deref(),
+        Some("saved — leave empty to keep")
+    );
+    assert_eq!(
+        browser
+            .find("#captcha-site-key")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(site_key)
+    );
+    assert_eq!(
+        browser
+            .find("#min-fill-seconds")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("3")
+    );
+    let leaked = browser
+        .js(
+            "return document.documentElement.outerHTML.includes(arguments[0])
+                 || [...document.querySelectorAll('input, textarea, select')]
+                     .some(i => String(i.value).includes(arguments[0]));",
+            vec![json!(secret)],
+        )
+        .await;
+    assert_eq!(leaked, json!(false), "the secret is in the page");
+    // The snippet names the widget, so the copy-paste shows it.
+    let on = snippet_text(&browser).await;
+    assert!(
+        on.contains(&format!(
+            "<form data-clientflow data-clientflow-captcha=\"turnstile\" data-clientflow-sitekey=\"{site_key}\""
+        )),
+        "{on}"
+    );
+
+    // Saving without typing the secret keeps it.
+    browser.type_into("#min-fill-seconds", "5").await;
+    save_settings(&browser).await;
+    let kept = api_json(&app, "/v1/dashboard/settings", &t).await;
+    assert_eq!(kept["captcha"], saved["captcha"], "{kept}");
+    assert_eq!(kept["min_fill_seconds"], 5, "{kept}");
+
+    // Another provider needs its secret: the API's word lands next to the captcha, on the secret.
+    browser
+        .find("#captcha-provider")
+        .await
+        .select_by_value("hcaptcha")
+        .await
+        .unwrap();
+    assert_eq!(
+        browser
+            .find("#captcha-secret")
+            .await
+            .prop("placeholder")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("the provider's secret key")
+    );
+    browser.click("#settings button[type=submit]").await;
+    let shown = browser
+        .until_text("#error-captcha", |t| !t.is_empty())
+        .await;
+    assert!(shown.starts_with("captcha: secret: "), "{shown}");
+    assert_eq!(
+        browser
+            .find("#captcha-secret")
+            .await
+            .attr("aria-invalid")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    assert_eq!(api_json(&app, "/v1/dashboard/settings", &t).await, kept);
+    // A fill time out of range lands next to it, in the API's words.
+    browser
+        .find("#captcha-provider")
+        .await
+        .select_by_value("turnstile")
+        .await
+        .unwrap();
+    browser.type_into("#min-fill-seconds", "61").await;
+    browser.click("#settings button[type=submit]").await;
+    let shown = browser
+        .until_text("#error-min_fill_seconds", |t| !t.is_empty())
+        .await;
+    assert!(shown.starts_with("min_fill_seconds: "), "{shown}");
+    assert!(!browser.displayed("#error-captcha").await);
+    assert_eq!(api_json(&app, "/v1/dashboard/settings", &t).await, kept);
+
+    // Off: the API has no captcha and the snippet no longer names a widget.
+    browser.type_into("#min-fill-seconds", "0").await;
+    browser
+        .find("#captcha-provider")
+        .await
+        .select_by_value("")
+        .await
+        .unwrap();
+    assert!(!browser.displayed("#captcha-keys").await);
+    save_settings(&browser).await;
+    let off = api_json(&app, "/v1/dashboard/settings", &t).await;
+    assert_eq!(off["captcha"], Value::Null, "{off}");
+    assert_eq!(off["min_fill_seconds"], 0, "{off}");
+    let after = browser
+        .until("the snippet without the widget", || async {
+            let value = browser.find("#snippet").await.prop("value").await.ok()??;
+            (!value.is_empty() && !value.contains("data-clientflow-captcha")).then_some(value)
+        })
+        .await;
+    assert!(!after.contains("data-clientflow-sitekey"), "{after}");
+    assert!(
+        after.contains("<form data-clientflow method=\"post\""),
+        "{after}"
+    );
     browser.close().await;
 }
 

@@ -31,6 +31,8 @@ const state = {
   leadsSeq: 0,
   lead: null,
   captureToken: null,
+  // The saved captcha ({provider, site_key, secret_set} or null): the snippet names it.
+  captcha: null,
   refreshedAt: 0,
 };
 
@@ -592,7 +594,23 @@ function fillSettings(settings) {
   const funnels = settings.funnel_ids ?? [];
   $("#funnel-ids").textContent = funnels.length ? funnels.join(", ") : t("funnel_ids_none");
   $("#funnel-ids").dataset.value = funnels.join(",");
+  // The captcha secret is write-only: the API says only whether one is saved.
+  state.captcha = settings.captcha ?? null;
+  $("#captcha-provider").value = state.captcha?.provider ?? "";
+  $("#captcha-site-key").value = state.captcha?.site_key ?? "";
+  $("#captcha-secret").value = "";
+  $("#min-fill-seconds").value = String(settings.min_fill_seconds ?? 0);
+  showCaptchaFields();
   renderWorkflows(settings);
+  renderSnippet();
+}
+
+/** The key fields only with a provider chosen; the secret may stay empty while it is the saved one's. */
+function showCaptchaFields() {
+  const provider = $("#captcha-provider").value;
+  show($("#captcha-keys"), provider !== "");
+  const kept = Boolean(state.captcha?.secret_set) && state.captcha.provider === provider;
+  $("#captcha-secret").placeholder = t(kept ? "captcha_secret_kept" : "captcha_secret_needed");
 }
 
 // ---- workflows ----
@@ -624,10 +642,13 @@ async function loadSettings() {
 }
 
 function settingsError(name, text) {
-  const target = $(`#error-${name}`) ?? $("#error-settings");
+  const target = $(`#error-${CSS.escape(name)}`) ?? $("#error-settings");
   target.textContent = text;
   target.hidden = false;
-  const input = document.querySelector(`#settings [data-field="${name}"] :is(input, textarea)`);
+  // "captcha: site_key: …" marks the site key; otherwise the field's first input.
+  const part = text.split(":")[1]?.trim() ?? "";
+  const field = document.querySelector(`#settings [data-field="${CSS.escape(name)}"]`);
+  const input = field && (field.querySelector(`[name="${CSS.escape(`${name}.${part}`)}"]`) ?? field.querySelector(":is(input, textarea, select)"));
   if (input) {
     input.setAttribute("aria-invalid", "true");
     input.setAttribute("aria-describedby", target.id);
@@ -650,13 +671,25 @@ async function saveSettings(event) {
     if (!match) return settingsError("tag_rules", t("tag_rules_line", { line: i + 1 }));
     tagRules[match[1]] = match[2];
   }
+  // A number input reads "" for text it cannot parse: say so rather than save 0.
+  if ($("#min-fill-seconds").validity.badInput) return settingsError("min_fill_seconds", t("min_fill_seconds_invalid"));
   // Funnel ids are the operator's: the PUT leaves them out, so they stay as they are.
   const body = {
     allowed_origins: lines($("#allowed-origins").value),
     thank_you_url: $("#thank-you-url").value.trim() || null,
     tag_rules: tagRules,
     sync_requires_consent: $("#sync-requires-consent").checked,
+    // An empty number is 0 (off); anything else goes as typed and the API says what is wrong.
+    min_fill_seconds: $("#min-fill-seconds").value.trim() === "" ? 0 : Number($("#min-fill-seconds").value),
   };
+  // Off is null; on sends the secret only when one was typed, so a saved one is kept.
+  const provider = $("#captcha-provider").value;
+  if (provider) {
+    const secret = $("#captcha-secret").value.trim();
+    body.captcha = { provider, site_key: $("#captcha-site-key").value.trim(), ...(secret ? { secret } : {}) };
+  } else {
+    body.captcha = null;
+  }
   try {
     const saved = await (await call("/v1/dashboard/settings", { method: "PUT", json: body })).json();
     fillSettings(saved);
@@ -672,8 +705,13 @@ async function saveSettings(event) {
 
 // ---- capture key and snippet ----
 
-function snippet(edge, key) {
-  return `<form data-clientflow method="post" action="${edge}/v1/leads?key=${key}">
+/** Text safe inside a double-quoted HTML attribute. */
+const attr = (text) => String(text).replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+function snippet(edge, key, captcha) {
+  // With the tenant's captcha on, the form names its provider and site key: the script shows the widget.
+  const widget = captcha ? ` data-clientflow-captcha="${attr(captcha.provider)}" data-clientflow-sitekey="${attr(captcha.site_key)}"` : "";
+  return `<form data-clientflow${widget} method="post" action="${edge}/v1/leads?key=${key}">
   <label>Email <input type="email" name="email" required placeholder="you@example.com" autocomplete="email"></label>
   <label>Name <input name="name" placeholder="Your name" autocomplete="name"></label>
   <label>You are <select name="ib_type">
@@ -693,7 +731,7 @@ function snippet(edge, key) {
 }
 
 function renderSnippet() {
-  $("#snippet").value = state.captureToken ? snippet(location.origin, state.captureToken) : "";
+  $("#snippet").value = state.captureToken ? snippet(location.origin, state.captureToken, state.captcha) : "";
 }
 
 async function loadCaptureKey() {
@@ -813,6 +851,7 @@ function wire() {
   $("#retry-sync").addEventListener("click", retrySync);
   $("#csv").addEventListener("click", downloadCsv);
   $("#settings").addEventListener("submit", saveSettings);
+  $("#captcha-provider").addEventListener("change", showCaptchaFields);
   $("#copy").addEventListener("click", copySnippet);
   $("#rotate").addEventListener("click", () => {
     show($("#rotate-confirm"));
