@@ -24,8 +24,11 @@ pub struct SchemaObject {
     sql: String,
 }
 
+/// Which app objects a probe database keeps.
+type Keep = fn(&SchemaObject) -> bool;
+
 /// The four schemas, narrowest first, and which app objects each keeps.
-const SCHEMAS: [(&str, fn(&SchemaObject) -> bool); 4] = [
+const SCHEMAS: [(&str, Keep); 4] = [
     ("one table", |_| false),
     ("`leads` + its indexes", |o| {
         o.table == "leads" && (o.kind == "table" || o.kind == "index")
