@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use api_tests::{AppSpec, HostKind, TestApp, spawn, workspace_root};
+use api_tests::{AppSpec, HostKind, TestApp, TestTenant, admin_token, spawn, workspace_root};
 use bytes::Bytes;
 use clap::Parser;
 use http_body_util::Full;
@@ -139,6 +139,25 @@ fn clientflow(systeme_base: &str, api_key: &str) -> AppSpec {
     AppSpec::clientflow(systeme_base)
         .with_env("SPIN_VARIABLE_SYSTEME_API_KEY", api_key)
         .with_env("SPIN_VARIABLE_CAPTURE_RATE_LIMIT", "1000000000")
+}
+
+/// A tenant that captures without limits for the bench's length: the enterprise plan (a starter
+/// holds 1,000 leads, then 1,000 more held, then refuses) and no Systeme.io call budget.
+async fn bench_tenant(app: &TestApp, name: &str) -> Result<TestTenant> {
+    let tenant = app.create_tenant(name).await;
+    let resp = app
+        .client
+        .patch(app.url(&format!("/v1/admin/tenants/{}", tenant.id)))
+        .bearer_auth(admin_token())
+        .json(&json!({ "plan": "enterprise", "budgets": { "sync_calls_per_minute": 1_000_000 } }))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        resp.status() == 200,
+        "lifting the bench tenant's limits: {}",
+        resp.status()
+    );
+    Ok(tenant)
 }
 
 /// Lead posts with a new email each: numbered by the closure itself, so a scenario repeated
@@ -329,7 +348,7 @@ async fn run_write_paths(args: &Args, host: &HostKind, load: Load) -> Result<()>
     let started = Instant::now();
     let probe = insert_probe(true).await?;
     let app = spawn_async(clientflow("http://127.0.0.1:9", "")).await;
-    let tenant = app.create_tenant("Bench Ib").await;
+    let tenant = bench_tenant(&app, "Bench Ib").await?;
     let scenarios = vec![
         scenario(
             "probe empty handler",
@@ -404,7 +423,7 @@ async fn run_all(args: &Args, host: &HostKind, load: Load) -> Result<()> {
 
     eprintln!("== clientflow, sync off");
     let app = spawn_async(clientflow("http://127.0.0.1:9", "")).await;
-    let tenant = app.create_tenant("Bench Ib").await;
+    let tenant = bench_tenant(&app, "Bench Ib").await?;
 
     eprintln!(
         "== stats scaling: seeding {} tenants and {:?} leads",
@@ -432,7 +451,7 @@ async fn run_all(args: &Args, host: &HostKind, load: Load) -> Result<()> {
         api_tests::SYSTEME_API_KEY,
     ))
     .await;
-    let sync_tenant = sync_app.create_tenant("Bench Sync").await;
+    let sync_tenant = bench_tenant(&sync_app, "Bench Sync").await?;
 
     let mut scenarios = vec![
         scenario(

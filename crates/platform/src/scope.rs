@@ -106,9 +106,10 @@ const fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     false
 }
 
-// Runs at compile time only; the bounds check keeps every index in range.
+// Runs at compile time only (from `tenant_sql!` and `own_row_sql!`); the bounds check keeps
+// every index in range.
 #[allow(clippy::indexing_slicing)]
-const fn starts_with(haystack: &[u8], needle: &[u8]) -> bool {
+pub(crate) const fn starts_with(haystack: &[u8], needle: &[u8]) -> bool {
     if needle.len() > haystack.len() {
         return false;
     }

@@ -169,7 +169,7 @@ impl OwnRowSql {
     pub const fn new(sql: &'static str) -> Self {
         let bytes = sql.as_bytes();
         assert!(
-            starts_with(bytes, b"UPDATE tenants SET ")
+            crate::scope::starts_with(bytes, b"UPDATE tenants SET ")
                 && ends_with(bytes, b" WHERE id = ?1")
                 && count_ci(bytes, b"where") == 1
                 && count_ci(bytes, b"from") == 0
@@ -211,22 +211,6 @@ macro_rules! own_row_sql {
     ($sql:expr $(,)?) => {
         const { $crate::tenant::OwnRowSql::new($sql) }
     };
-}
-
-// Runs at compile time only (from `own_row_sql!`); the bounds check keeps every index in range.
-#[allow(clippy::indexing_slicing)]
-const fn starts_with(haystack: &[u8], needle: &[u8]) -> bool {
-    if needle.len() > haystack.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < needle.len() {
-        if haystack[i] != needle[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }
 
 // Runs at compile time only; the bounds check keeps every index in range.
