@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use api_tests::{
     Mode, TestApp, assert_problem, dashboard_token, json_body, spawn_app, spawn_app_with,
+    within_one_rate_window,
 };
 use serde_json::json;
 
@@ -476,6 +477,7 @@ async fn each_client_is_rate_limited_per_tenant_and_cannot_spoof_its_address() {
     app.systeme.set_mode(Mode::Fail(503));
     let a = app.create_tenant("Rate A").await;
     let b = app.create_tenant("Rate B").await;
+    within_one_rate_window(20).await;
     for i in 0..3 {
         let resp = app
             .post_lead(

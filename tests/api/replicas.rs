@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use api_tests::{
     AppSpec, FakeSysteme, Mode, TestApp, admin_token, assert_problem, free_port, json_body,
-    spawn_spec,
+    spawn_spec, within_one_rate_window,
 };
 use serde_json::{Value, json};
 
@@ -187,6 +187,7 @@ async fn the_rate_limit_quota_and_stats_hold_across_replicas() {
     assert_eq!(r.redis.command(&["DBSIZE"]).as_deref(), Some(":0"));
 
     // One client, four posts spread over both replicas: the fifth is refused on either.
+    within_one_rate_window(20).await;
     for (i, app) in [&r.a, &r.b, &r.a, &r.b].into_iter().enumerate() {
         let resp = app
             .post_lead(

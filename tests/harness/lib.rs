@@ -491,6 +491,20 @@ pub fn mint_admin(claims: &domain::token::Claims) -> String {
     )
 }
 
+/// Waits for the next clock minute when less than `needed` seconds of this one are left. The
+/// capture rate limit counts per clock minute, so a test that fills a client's window and
+/// expects the next post refused must not straddle two minutes.
+pub async fn within_one_rate_window(needed: u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let into_minute = Duration::from_secs(now.as_secs() % 60)
+        + Duration::from_nanos(u64::from(now.subsec_nanos()));
+    if into_minute + Duration::from_secs(needed) >= Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_secs(60) - into_minute + Duration::from_millis(50)).await;
+    }
+}
+
 /// A valid admin token (signed with `admin_token_secret`), good for ten minutes.
 pub fn admin_token() -> String {
     mint_admin(&domain::token::Claims {
