@@ -20,13 +20,27 @@ fn count(n: &Value) -> String {
     n.as_i64().unwrap().to_string()
 }
 
-/// The emails in the page's lead table, top to bottom.
+/// The emails in the page's lead table, top to bottom. The page redraws the table when the
+/// list changes, so a read that meets a cell the redraw replaced reads the table again.
 async fn table_emails(browser: &Browser) -> Vec<String> {
-    let mut emails = Vec::new();
-    for cell in browser.find_all("#leads tbody td.email").await {
-        emails.push(cell.text().await.unwrap());
+    for _ in 0..50 {
+        let mut emails = Vec::new();
+        let mut stale = false;
+        for cell in browser.find_all("#leads tbody td.email").await {
+            match cell.text().await {
+                Ok(text) => emails.push(text),
+                Err(_) => {
+                    stale = true;
+                    break;
+                }
+            }
+        }
+        if !stale {
+            return emails;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    emails
+    panic!("the lead table kept being redrawn while it was read");
 }
 
 async fn wait_rows(browser: &Browser, n: usize) {
