@@ -107,7 +107,10 @@ pub fn receive(callback: &SystemeCallback<'_>, event: &SystemeEvent) -> Result<O
 }
 
 /// Times a share is applied again because its lead changed between the read and the write.
-const MAX_STALE_RETRIES: usize = 8;
+/// Each round of racing writes on one lead lets at least one through, so a delivery retries at
+/// most once per other delivery racing it; this bound is well above the concurrent deliveries
+/// one contact gets, and each retry is one read and one write.
+const MAX_STALE_RETRIES: usize = 32;
 
 /// Whether a failed write lost a race: the lead changed since it was read, or a lead for the
 /// same email was created meanwhile.
