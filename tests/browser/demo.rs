@@ -28,11 +28,7 @@ struct Run {
 
 impl Drop for Run {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::driver::kill_group(&mut self.child);
     }
 }
 

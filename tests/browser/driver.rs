@@ -55,14 +55,19 @@ struct Chromedriver {
     port: u16,
 }
 
+/// Kills `child`'s whole process group (it was started as the group's leader), then reaps it.
+pub fn kill_group(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 impl Drop for Chromedriver {
     fn drop(&mut self) {
         // The group holds chromedriver and every Chromium process it started.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_group(&mut self.child);
     }
 }
 

@@ -103,22 +103,6 @@ impl FromRow for CapturedRow {
     }
 }
 
-/// A `tenant_spam_rules` row, parsed again.
-struct SpamRulesRow(SpamRules);
-
-impl FromRow for SpamRulesRow {
-    fn from_row(row: &Row<'_>) -> Result<Self> {
-        SpamRules::from_stored(
-            row.opt_text("captcha_provider").as_deref(),
-            row.opt_text("captcha_site_key").as_deref(),
-            row.opt_text("captcha_secret").as_deref(),
-            row.int("min_fill_seconds")?,
-        )
-        .map(Self)
-        .map_err(|e| anyhow!("tenant_spam_rules: {e}"))
-    }
-}
-
 /// A client's rate window after counting a hit.
 struct RateWindow {
     hits: i64,
@@ -423,17 +407,7 @@ impl LeadStore {
     /// The tenant's spam rules (`tenant_spam_rules`; no row: the defaults, no captcha and no
     /// minimum fill time). One read, before the lead write.
     pub fn spam_rules(&self) -> Result<SpamRules> {
-        Ok(self
-            .db
-            .query_one::<SpamRulesRow>(
-                tenant_sql!(
-                    "SELECT captcha_provider, captcha_site_key, captcha_secret, min_fill_seconds
-                     FROM tenant_spam_rules WHERE tenant_id = ?1"
-                ),
-                &[],
-            )?
-            .map(|r| r.0)
-            .unwrap_or_default())
+        platform::spam_rules::read(&self.db)
     }
 
     /// Counts a honeypot hit (or a post the tenant's spam rules refuse quietly) in today's

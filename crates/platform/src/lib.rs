@@ -22,6 +22,7 @@ pub mod request;
 pub mod response;
 pub mod retry;
 pub mod scope;
+pub mod spam_rules;
 pub mod storage_error;
 pub mod tenant;
 
