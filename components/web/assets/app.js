@@ -7,7 +7,7 @@
 import { $, el, fill, show, count, percent, share, money, moneys, when, day, clock, stageName, flash } from "./dom.js";
 import { ApiProblem, takeTokenFromUrl, setToken, token, subOf, inspect, expiredText, call, getJson } from "./api.js";
 import { dailyChart, dayLine, chartRows } from "./chart.js";
-import { t, plural, translatePage } from "./words.js";
+import { t, plural, translatePage, LANGUAGE } from "./words.js";
 
 const PAGE_SIZE = 25;
 /** How often the figures are read again while the tab is visible. */
@@ -33,6 +33,11 @@ const state = {
   captureToken: null,
   // The saved captcha ({provider, site_key, secret_set} or null): the snippet names it.
   captcha: null,
+  // The settings as last read: the workflows list their tag rules.
+  settings: null,
+  // GET /v1/dashboard/alerts as last read, and the rule the editor changes (null: a new one).
+  alerts: null,
+  alertEditing: null,
   refreshedAt: 0,
 };
 
@@ -76,6 +81,13 @@ function clearData() {
   state.chartIndex = null;
   state.facet = null;
   show($("#lead-facet"), false);
+  state.settings = null;
+  state.alerts = null;
+  closeAlertForm();
+  for (const id of ["#alert-rules", "#deliveries tbody"]) fill($(id));
+  $("#alert-limits").textContent = "";
+  $("#alert-secret").value = "";
+  for (const id of ["#alert-secret-box", "#alert-secret-set", "#alert-rotate", "#alert-rotate-confirm", "#alert-error", "#alert-status", "#delivery-status"]) show($(id), false);
   if ($("#lead-dialog").open) $("#lead-dialog").close();
 }
 
@@ -184,6 +196,8 @@ async function boot() {
     loadLeads(true).catch((e) => report(e)),
     loadSettings().catch((e) => report(e)),
     loadCaptureKey().catch((e) => report(e)),
+    loadAlerts(),
+    loadDeliveries(),
   ]);
   document.body.dataset.ready = "true";
 }
@@ -601,7 +615,8 @@ function fillSettings(settings) {
   $("#captcha-secret").value = "";
   $("#min-fill-seconds").value = String(settings.min_fill_seconds ?? 0);
   showCaptchaFields();
-  renderWorkflows(settings);
+  state.settings = settings;
+  renderWorkflows();
   renderSnippet();
 }
 
@@ -615,8 +630,12 @@ function showCaptchaFields() {
 
 // ---- workflows ----
 
-/** The tenant's tag rules (its own, then the built-in ones it did not replace) as workflows. */
-function renderWorkflows(settings) {
+/**
+ * The tenant's tag rules (its own, then the built-in ones it did not replace) as workflows, then
+ * its alert rules ("When … → notify host").
+ */
+function renderWorkflows() {
+  const settings = state.settings ?? {};
   const own = settings.tag_rules ?? {};
   const all = settings.effective_tag_rules ?? own;
   const prefix = state.me?.tag_prefix ?? "";
@@ -634,6 +653,18 @@ function renderWorkflows(settings) {
         el("span", { class: "badge" }, t(suffix in own ? "workflow_yours" : "workflow_builtin")),
       ),
     ),
+    (state.alerts?.rules ?? []).map((rule) => {
+      const on = rule.enabled !== false && rule.status !== "disabled_failing";
+      return el(
+        "li",
+        { "data-alert": rule.id, "data-enabled": String(on) },
+        el("span", {}, t("workflow_alert", { when: whenText(rule.when) })),
+        " → ",
+        el("strong", {}, t("workflow_notify", { host: hostOf(rule.destination?.url) })),
+        " ",
+        el("span", { class: "badge" }, t(on ? "workflow_alert_badge" : "workflow_alert_off")),
+      );
+    }),
   );
 }
 
@@ -701,6 +732,467 @@ async function saveSettings(event) {
     }
     report(error, $("#error-settings"));
   }
+}
+
+// ---- alerts ----
+
+/** The `when` fields each event takes, as the API names them; the editor shows only these. */
+const ALERT_FIELDS = {
+  "lead.captured": ["volume", "ib_type", "utm_source", "form", "tag"],
+  "lead.stage": ["stage"],
+  "lead.opened": ["opens"],
+  sale: ["min_amount_cents", "currency"],
+  digest: ["timezone"],
+};
+
+/** The browser's time zone, the digest's default. */
+function browserTimeZone() {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  } catch {
+    return "UTC";
+  }
+}
+
+/** The host a destination URL names; the URL itself if it cannot be read. */
+function hostOf(url) {
+  try {
+    return new URL(url).host;
+  } catch {
+    return String(url ?? "");
+  }
+}
+
+const conditions = new Intl.ListFormat(LANGUAGE, { style: "long", type: "conjunction" });
+
+/** What fires a rule, as the end of a sentence that starts "When": "a new lead is captured with volume high (500+)". */
+function whenText(when) {
+  switch (when?.event) {
+    case "lead.captured": {
+      const parts = [];
+      if (when.volume) parts.push(t(`cond_volume_${when.volume}`));
+      for (const name of ["ib_type", "utm_source", "form", "tag"]) {
+        if (when[name]) parts.push(t(`cond_${name}`, { value: when[name] }));
+      }
+      return parts.length ? t("when_captured_with", { conditions: conditions.format(parts) }) : t("when_captured");
+    }
+    case "lead.stage":
+      return t("when_stage", { stage: stageName(when.stage).toLowerCase() });
+    case "lead.opened":
+      return t(plural("when_opened", when.opens), { n: count(when.opens) });
+    case "sale": {
+      const currency = typeof when.currency === "string" && when.currency ? when.currency : null;
+      return t(currency ? "when_sale" : "when_sale_any", { amount: money(when.min_amount_cents, currency) });
+    }
+    case "digest":
+      return t("when_digest", { timezone: when.timezone || "UTC" });
+    default:
+      return t("when_unknown", { event: String(when?.event ?? "") });
+  }
+}
+
+/** A word of ours for a value of the API's; the value itself when the words do not know it. */
+function wordOr(key, value) {
+  const word = t(key);
+  return word === key ? String(value ?? "") : word;
+}
+
+async function loadAlerts() {
+  try {
+    state.alerts = await getJson("/v1/dashboard/alerts");
+  } catch (error) {
+    return report(error, $("#alert-error"));
+  }
+  $("#alert-error").hidden = true;
+  renderAlerts();
+}
+
+function renderAlerts() {
+  const alerts = state.alerts ?? { rules: [] };
+  const rules = Array.isArray(alerts.rules) ? alerts.rules : [];
+  fill($("#alert-rules"), rules.map(ruleItem));
+  show($("#alert-rules-empty"), rules.length === 0);
+  const limits = alerts.limits ?? {};
+  const today = Number(alerts.deliveries_today) || 0;
+  $("#alert-limits").textContent = alerts.limits
+    ? t("alert_limits", { rules: count(rules.length), max_rules: count(limits.rules), today: count(today), max_today: count(limits.deliveries_per_day) })
+    : "";
+  $("#alert-limits").dataset.deliveriesToday = today;
+  // The secret box, once shown, stays until the IB hides it; otherwise the page says whether one is set.
+  const secretShown = !$("#alert-secret-box").hidden;
+  show($("#alert-secret-set"), Boolean(alerts.signing_secret_set) && !secretShown);
+  show($("#alert-rotate"), Boolean(alerts.signing_secret_set) || secretShown);
+  renderWorkflows();
+}
+
+function ruleStatus(rule) {
+  if (rule.status === "disabled_failing") {
+    return el(
+      "p",
+      { class: "rule-status bad", "data-status": rule.status },
+      el("strong", {}, t("alert_status_disabled_failing")),
+      " ",
+      el("span", { class: "muted" }, t("alert_status_disabled_failing_hint")),
+    );
+  }
+  if (rule.failing_since) {
+    return el("p", { class: "rule-status warn", "data-status": rule.status ?? "" }, t("alert_status_failing_since", { at: when(rule.failing_since) }));
+  }
+  const word = rule.enabled === false ? t("alert_status_off") : wordOr(`alert_status_${rule.status}`, rule.status);
+  return el("p", { class: "rule-status muted", "data-status": rule.status ?? "" }, word);
+}
+
+function ruleItem(rule) {
+  const id = rule.id;
+  const on = rule.enabled !== false && rule.status !== "disabled_failing";
+  const destination = rule.destination ?? {};
+  const switchId = `alert-on-${id}`;
+  return el(
+    "li",
+    { class: "rule", "data-id": id, "data-enabled": String(rule.enabled !== false), "data-status": rule.status ?? "" },
+    el(
+      "div",
+      { class: "rule-head" },
+      el("strong", { class: "rule-name" }, rule.name),
+      el(
+        "label",
+        { class: "switch", for: switchId },
+        el("input", { id: switchId, type: "checkbox", role: "switch", class: "rule-enabled", "data-id": id, checked: on, "aria-label": t("alert_on", { name: rule.name }) }),
+        el("span", { "aria-hidden": "true" }, t(on ? "alert_state_on" : "alert_state_off")),
+      ),
+    ),
+    el("p", { class: "rule-when" }, t("alert_fires", { when: whenText(rule.when) })),
+    el(
+      "p",
+      { class: "rule-destination muted" },
+      t("alert_destination", { host: hostOf(destination.url), format: wordOr(`format_short_${destination.format}`, destination.format) }),
+    ),
+    ruleStatus(rule),
+    el(
+      "div",
+      { class: "rule-actions" },
+      el("button", { type: "button", class: "secondary rule-test", "data-id": id }, t("alert_test")),
+      el("button", { type: "button", class: "secondary rule-edit", "data-id": id }, t("alert_edit")),
+      el("button", { type: "button", class: "danger rule-delete", "data-id": id }, t("alert_delete")),
+    ),
+    el(
+      "div",
+      { class: "confirm rule-delete-confirm", role: "alertdialog", "aria-labelledby": `alert-delete-warning-${id}`, hidden: true },
+      el("p", { id: `alert-delete-warning-${id}` }, t("alert_delete_warning", { name: rule.name })),
+      el("button", { type: "button", class: "danger rule-delete-yes", "data-id": id }, t("alert_delete_yes")),
+      el("button", { type: "button", class: "secondary rule-delete-no", "data-id": id }, t("cancel")),
+    ),
+  );
+}
+
+const ruleById = (id) => (state.alerts?.rules ?? []).find((r) => r.id === id);
+
+/** What a PUT replaces a rule with: the rule as read, with `changes`. */
+const ruleBody = (rule, changes = {}) => ({ name: rule.name, enabled: rule.enabled !== false, when: rule.when, destination: rule.destination, ...changes });
+
+/** The switch: a PUT with `enabled` toggled (switching a failing rule on saves it again). */
+async function toggleRule(input) {
+  const rule = ruleById(input.dataset.id);
+  if (!rule) return;
+  input.disabled = true;
+  try {
+    await call(`/v1/dashboard/alerts/${encodeURIComponent(rule.id)}`, { method: "PUT", json: ruleBody(rule, { enabled: input.checked }) });
+    await loadAlerts();
+  } catch (error) {
+    input.checked = !input.checked;
+    input.disabled = false;
+    report(error, $("#alert-error"));
+  }
+}
+
+async function deleteRule(id) {
+  try {
+    await call(`/v1/dashboard/alerts/${encodeURIComponent(id)}`, { method: "DELETE" });
+  } catch (error) {
+    return report(error, $("#alert-error"));
+  }
+  if (state.alertEditing === id) closeAlertForm();
+  flash($("#alert-status"), t("alert_deleted"));
+  await loadAlerts();
+  $("#alert-new").focus();
+}
+
+/** "Send test": the API answers the delivery after its first attempt; the log shows it. */
+async function testRule(button) {
+  const rule = ruleById(button.dataset.id);
+  if (!rule) return;
+  button.disabled = true;
+  try {
+    const delivery = await (await call(`/v1/dashboard/alerts/${encodeURIComponent(rule.id)}/test`, { method: "POST" })).json();
+    flash($("#alert-status"), t("alert_test_sent", { host: hostOf(rule.destination?.url), status: deliveryOutcome(delivery) }), delivery.status === "delivered" ? "ok" : "warn");
+  } catch (error) {
+    report(error, $("#alert-error"));
+  } finally {
+    button.disabled = false;
+  }
+  await Promise.all([loadDeliveries(), loadAlerts()]);
+}
+
+/** "delivered, HTTP 200" or "failed, connection refused". */
+function deliveryOutcome(delivery) {
+  const status = wordOr(`delivery_${delivery.status}`, delivery.status);
+  if (delivery.last_status_code !== null && delivery.last_status_code !== undefined) return t("alert_test_code", { status, code: delivery.last_status_code });
+  if (delivery.last_error) return t("alert_test_error", { status, error: wordOr(`error_${delivery.last_error}`, delivery.last_error) });
+  return status;
+}
+
+// ---- the alert editor ----
+
+function alertFields() {
+  return document.querySelectorAll("#alert-form .field[data-field]");
+}
+
+/** Shows the condition fields of the chosen event only. */
+function showAlertFields() {
+  const event = $("#alert-event").value;
+  for (const field of document.querySelectorAll("#alert-when .field[data-events]")) {
+    show(field, field.dataset.events.split(" ").includes(event));
+  }
+}
+
+function clearAlertErrors() {
+  for (const p of document.querySelectorAll("#alert-form .field-error")) p.hidden = true;
+  for (const i of document.querySelectorAll("#alert-form [aria-invalid]")) {
+    i.removeAttribute("aria-invalid");
+    i.removeAttribute("aria-describedby");
+  }
+}
+
+/**
+ * Shows `text` beside the field the API named: the longest field name the detail starts with
+ * ("when.opens: …", "destination.url must …"), else at the form.
+ */
+function alertError(text, name = null) {
+  const named = name ?? /^[a-z_]+(?:\.[a-z_]+)*/.exec(String(text))?.[0] ?? "";
+  let field = null;
+  for (let candidate = named; candidate && !field; candidate = candidate.includes(".") ? candidate.slice(0, candidate.lastIndexOf(".")) : "") {
+    const found = document.querySelector(`#alert-form .field[data-field="${CSS.escape(candidate)}"]`);
+    if (found && !found.hidden) field = found;
+  }
+  const target = field ? field.querySelector(".field-error") : $("#alert-form-error");
+  clearTimeout(target._timer);
+  target.textContent = text;
+  target.hidden = false;
+  if (!target.id) target.id = `alert-error-${field.dataset.field.replace(/\./g, "-")}`;
+  const input = field?.querySelector(":is(input, textarea, select)");
+  if (input) {
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-describedby", target.id);
+    input.focus();
+  }
+}
+
+function openAlertForm(rule = null) {
+  state.alertEditing = rule?.id ?? null;
+  clearAlertErrors();
+  const when = rule?.when ?? { event: "lead.captured" };
+  $("#alert-form-title").textContent = rule ? t("alert_form_edit", { name: rule.name }) : t("alert_form_new");
+  $("#alert-name").value = rule?.name ?? "";
+  $("#alert-event").value = ALERT_FIELDS[when.event] ? when.event : "lead.captured";
+  $("#alert-volume").value = when.volume ?? "";
+  $("#alert-ib-type").value = when.ib_type ?? "";
+  $("#alert-utm-source").value = when.utm_source ?? "";
+  $("#alert-form-name").value = when.form ?? "";
+  $("#alert-tag").value = when.tag ?? "";
+  $("#alert-stage").value = when.stage ?? "engaged";
+  $("#alert-opens").value = String(when.opens ?? 1);
+  $("#alert-amount").value = typeof when.min_amount_cents === "number" ? amountText(when.min_amount_cents) : "";
+  $("#alert-currency").value = when.currency ?? "";
+  $("#alert-timezone").value = when.timezone ?? browserTimeZone();
+  $("#alert-url").value = rule?.destination?.url ?? "";
+  $("#alert-format").value = rule?.destination?.format ?? "json";
+  showAlertFields();
+  show($("#alert-form"));
+  $("#alert-name").focus();
+}
+
+function closeAlertForm() {
+  state.alertEditing = null;
+  clearAlertErrors();
+  show($("#alert-form"), false);
+}
+
+/** Cents as the IB would type the amount: 50000 → "500", 49990 → "499.90". */
+function amountText(cents) {
+  const whole = Math.trunc(cents / 100);
+  const rest = Math.abs(cents % 100);
+  return rest ? `${whole}.${String(rest).padStart(2, "0")}` : String(whole);
+}
+
+/**
+ * A typed decimal amount as integer cents, without floating point: "500" → 50000, "499.9" →
+ * 49990, "1,234.50" or "1 234,50" → 123450; null when it is no amount.
+ */
+function amountCents(text) {
+  let s = String(text).replace(/[\s\u00a0\u202f']/g, "");
+  if (!s) return null;
+  // The last "." or "," followed by one or two digits is the decimal mark; others group thousands.
+  const mark = /[.,](\d{1,2})$/.exec(s);
+  let fraction = "";
+  if (mark) {
+    fraction = mark[1];
+    s = s.slice(0, mark.index);
+  }
+  s = s.replace(/[.,](?=\d{3}(?:[.,]|$))/g, "");
+  if (!/^\d{1,13}$/.test(s)) return null;
+  return Number(s) * 100 + Number(fraction.padEnd(2, "0"));
+}
+
+/** The form as the API's rule; `{error}` when a field cannot be sent as typed. */
+function alertBody() {
+  const event = $("#alert-event").value;
+  const whenBody = { event };
+  const text = (id) => $(id).value.trim();
+  if (event === "lead.captured") {
+    for (const [name, id] of [["volume", "#alert-volume"], ["ib_type", "#alert-ib-type"], ["utm_source", "#alert-utm-source"], ["form", "#alert-form-name"], ["tag", "#alert-tag"]]) {
+      if (text(id)) whenBody[name] = text(id);
+    }
+  } else if (event === "lead.stage") {
+    whenBody.stage = $("#alert-stage").value;
+  } else if (event === "lead.opened") {
+    // A number input reads "" for text it cannot parse: say so rather than send nothing.
+    if ($("#alert-opens").validity.badInput || text("#alert-opens") === "") return { error: t("alert_opens_invalid") };
+    whenBody.opens = Number(text("#alert-opens"));
+  } else if (event === "sale") {
+    const cents = amountCents($("#alert-amount").value);
+    if (cents === null) return { error: t("alert_amount_invalid") };
+    whenBody.min_amount_cents = cents;
+    if (text("#alert-currency")) whenBody.currency = text("#alert-currency").toUpperCase();
+  } else if (event === "digest") {
+    whenBody.timezone = text("#alert-timezone") || "UTC";
+  }
+  const editing = state.alertEditing ? ruleById(state.alertEditing) : null;
+  return {
+    rule: {
+      name: text("#alert-name"),
+      enabled: editing ? editing.enabled !== false : true,
+      when: whenBody,
+      destination: { url: text("#alert-url"), format: $("#alert-format").value },
+    },
+  };
+}
+
+async function saveAlert(event) {
+  event.preventDefault();
+  clearAlertErrors();
+  const { rule, error } = alertBody();
+  if (error) return alertError(error);
+  const id = state.alertEditing;
+  const save = $("#alert-save");
+  save.disabled = true;
+  try {
+    const path = id ? `/v1/dashboard/alerts/${encodeURIComponent(id)}` : "/v1/dashboard/alerts";
+    const saved = await (await call(path, { method: id ? "PUT" : "POST", json: rule })).json();
+    // The first rule answers the tenant's signing secret, once.
+    if (typeof saved?.signing_secret === "string") showSecret(saved.signing_secret);
+    closeAlertForm();
+    flash($("#alert-status"), t(id ? "alert_saved" : "alert_created"));
+    await loadAlerts();
+  } catch (error) {
+    if (error instanceof ApiProblem && !error.signsOut && [400, 409, 422].includes(error.status)) {
+      if (error.code === "destination_refused") return alertError(error.detail, "destination.url");
+      if (error.code === "alert_rule_limit") {
+        const max = state.alerts?.limits?.rules;
+        return alertError(max ? `${t("alert_limit_reached", { max: count(max) })} (${error.detail})` : error.detail, "");
+      }
+      return alertError(error.detail);
+    }
+    report(error, $("#alert-form-error"));
+  } finally {
+    save.disabled = false;
+  }
+}
+
+// ---- the signing secret ----
+
+function showSecret(secret) {
+  $("#alert-secret").value = secret;
+  $("#alert-secret-status").hidden = true;
+  show($("#alert-secret-box"));
+  show($("#alert-secret-set"), false);
+  show($("#alert-rotate"));
+}
+
+function hideSecret() {
+  $("#alert-secret").value = "";
+  show($("#alert-secret-box"), false);
+  renderAlerts();
+}
+
+async function rotateSecret() {
+  show($("#alert-rotate-confirm"), false);
+  try {
+    const body = await (await call("/v1/dashboard/alerts/secret", { method: "POST" })).json();
+    showSecret(body.signing_secret);
+    flash($("#alert-status"), t("alert_rotated"), "warn");
+    $("#alert-secret").focus();
+  } catch (error) {
+    report(error, $("#alert-error"));
+  }
+}
+
+async function copySecret() {
+  try {
+    await navigator.clipboard.writeText($("#alert-secret").value);
+    flash($("#alert-secret-status"), t("copied"));
+  } catch {
+    $("#alert-secret").select();
+    flash($("#alert-secret-status"), t("copy_select"));
+  }
+}
+
+// ---- the delivery log ----
+
+function deliveryRow(d) {
+  const code = d.last_status_code !== null && d.last_status_code !== undefined ? String(d.last_status_code) : d.last_error ? wordOr(`error_${d.last_error}`, d.last_error) : "";
+  return el(
+    "tr",
+    { "data-id": d.id, "data-rule": d.rule_id ?? "", "data-status": d.status },
+    el("td", { "data-label": t("col_time"), class: "time" }, el("time", { datetime: d.created_at }, when(d.created_at))),
+    el("td", { "data-label": t("col_alert"), class: "rule" }, d.rule_name ?? ""),
+    el("td", { "data-label": t("col_event"), class: "event", "data-event": d.event }, wordOr(`event_name_${d.event}`, d.event)),
+    el("td", { "data-label": t("col_status"), class: "status" }, el("span", { class: `badge delivery-${d.status}` }, wordOr(`delivery_${d.status}`, d.status))),
+    el("td", { "data-label": t("col_code"), class: "code", "data-code": d.last_status_code ?? "" }, code),
+    el("td", { "data-label": t("col_attempts"), class: "attempts" }, count(d.attempts)),
+    el("td", { "data-label": t("col_next_retry"), class: "next" }, d.next_attempt_at ? el("time", { datetime: d.next_attempt_at }, when(d.next_attempt_at)) : t("no_retry")),
+    el(
+      "td",
+      { "data-label": t("col_actions"), class: "actions" },
+      el("button", { type: "button", class: "secondary redeliver", "data-id": d.id, "aria-label": t("redeliver_label", { id: d.id }) }, t("redeliver")),
+    ),
+  );
+}
+
+async function loadDeliveries() {
+  let body;
+  try {
+    body = await getJson("/v1/dashboard/alerts/deliveries");
+  } catch (error) {
+    return report(error, $("#delivery-status"));
+  }
+  const list = Array.isArray(body?.deliveries) ? body.deliveries : [];
+  fill($("#deliveries tbody"), list.map(deliveryRow));
+  $("#deliveries").dataset.rows = list.length;
+  show($("#deliveries-empty"), list.length === 0);
+  if ($("#delivery-status").dataset.kind === "error") $("#delivery-status").hidden = true;
+}
+
+async function redeliver(button) {
+  button.disabled = true;
+  try {
+    const delivery = await (await call(`/v1/dashboard/alerts/deliveries/${encodeURIComponent(button.dataset.id)}/redeliver`, { method: "POST" })).json();
+    flash($("#delivery-status"), t("redelivered", { status: deliveryOutcome(delivery) }));
+  } catch (error) {
+    report(error, $("#delivery-status"));
+  } finally {
+    button.disabled = false;
+  }
+  await loadDeliveries();
 }
 
 // ---- capture key and snippet ----
@@ -859,6 +1351,47 @@ function wire() {
   });
   $("#rotate-no").addEventListener("click", () => show($("#rotate-confirm"), false));
   $("#rotate-yes").addEventListener("click", rotateKey);
+  $("#alert-new").addEventListener("click", () => openAlertForm(null));
+  $("#alert-cancel").addEventListener("click", () => {
+    closeAlertForm();
+    $("#alert-new").focus();
+  });
+  $("#alert-event").addEventListener("change", () => {
+    clearAlertErrors();
+    showAlertFields();
+  });
+  $("#alert-form").addEventListener("submit", saveAlert);
+  $("#alert-rules").addEventListener("change", (event) => {
+    if (event.target.matches("input.rule-enabled")) toggleRule(event.target);
+  });
+  $("#alert-rules").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-id]");
+    if (!button) return;
+    const item = button.closest("li.rule");
+    const confirm = item.querySelector(".rule-delete-confirm");
+    if (button.classList.contains("rule-test")) testRule(button);
+    else if (button.classList.contains("rule-edit")) openAlertForm(ruleById(button.dataset.id));
+    else if (button.classList.contains("rule-delete")) {
+      show(confirm);
+      confirm.querySelector(".rule-delete-no").focus();
+    } else if (button.classList.contains("rule-delete-no")) {
+      show(confirm, false);
+      item.querySelector(".rule-delete").focus();
+    } else if (button.classList.contains("rule-delete-yes")) deleteRule(button.dataset.id);
+  });
+  $("#alert-secret-copy").addEventListener("click", copySecret);
+  $("#alert-secret-hide").addEventListener("click", hideSecret);
+  $("#alert-rotate").addEventListener("click", () => {
+    show($("#alert-rotate-confirm"));
+    $("#alert-rotate-no").focus();
+  });
+  $("#alert-rotate-no").addEventListener("click", () => show($("#alert-rotate-confirm"), false));
+  $("#alert-rotate-yes").addEventListener("click", rotateSecret);
+  $("#deliveries-refresh").addEventListener("click", () => Promise.all([loadDeliveries(), loadAlerts()]));
+  $("#deliveries").addEventListener("click", (event) => {
+    const button = event.target.closest("button.redeliver");
+    if (button) redeliver(button);
+  });
   let resizing;
   window.addEventListener("resize", () => {
     clearTimeout(resizing);
