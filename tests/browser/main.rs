@@ -12,6 +12,7 @@
     clippy::indexing_slicing
 )]
 
+mod alerts;
 mod dashboard;
 mod demo;
 mod driver;
