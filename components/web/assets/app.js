@@ -1154,7 +1154,7 @@ function deliveryRow(d) {
     "tr",
     { "data-id": d.id, "data-rule": d.rule_id ?? "", "data-status": d.status },
     el("td", { "data-label": t("col_time"), class: "time" }, el("time", { datetime: d.created_at }, when(d.created_at))),
-    el("td", { "data-label": t("col_alert"), class: "rule" }, d.rule_name ?? ""),
+    el("td", { "data-label": t("col_alert"), class: "rule" }, d.rule_name ?? t("deleted_alert")),
     el("td", { "data-label": t("col_event"), class: "event", "data-event": d.event }, wordOr(`event_name_${d.event}`, d.event)),
     el("td", { "data-label": t("col_status"), class: "status" }, el("span", { class: `badge delivery-${d.status}` }, wordOr(`delivery_${d.status}`, d.status))),
     el("td", { "data-label": t("col_code"), class: "code", "data-code": d.last_status_code ?? "" }, code),
