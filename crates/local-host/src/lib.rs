@@ -2,8 +2,9 @@
 //!
 //! It runs a `spin.toml` the way `spin up` does for everything a component can observe:
 //! routing and `spin-*` headers, a fresh instance per request, `fermyon:spin` key-value (local
-//! or Redis), SQLite and variables, and `allowed_outbound_hosts`. Production runs on real Spin
-//! or SpinKube.
+//! or Redis), SQLite and variables, `allowed_outbound_hosts`, service chaining to
+//! `<component-id>.spin.internal` and private routes, and the runtime config's blocked networks.
+//! Production runs on real Spin or SpinKube.
 
 pub mod faults;
 pub mod kv_redis;

@@ -61,8 +61,32 @@ pub struct Triggers {
 
 #[derive(Debug, Deserialize)]
 pub struct HttpTrigger {
-    pub route: String,
+    pub route: RouteSpec,
     pub component: String,
+}
+
+/// A trigger's `route`: a path pattern, or `{ private = true }` for a component with no public
+/// route, reachable only through service chaining (`http://<id>.spin.internal`).
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum RouteSpec {
+    Path(String),
+    Private(PrivateEndpoint),
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PrivateEndpoint {
+    pub private: bool,
+}
+
+impl std::fmt::Display for RouteSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Path(path) => f.write_str(path),
+            Self::Private(p) => write!(f, "{{ private = {} }}", p.private),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,9 +126,17 @@ impl Manifest {
             }
         }
         for trigger in &manifest.trigger.http {
+            if trigger.route == RouteSpec::Private(PrivateEndpoint { private: false }) {
+                // Spin's message for the same manifest.
+                bail!(
+                    "route must be a string pattern or '{{ private = true }}': component '{}' has \
+                     {{ private = false }}",
+                    trigger.component
+                );
+            }
             if !manifest.component.contains_key(&trigger.component) {
                 bail!(
-                    "route {:?} names component {:?}, which has no [component.{}] table",
+                    "route {} names component {:?}, which has no [component.{}] table",
                     trigger.route,
                     trigger.component,
                     trigger.component
@@ -123,6 +155,25 @@ impl Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn triggers(toml_text: &str) -> Result<Vec<HttpTrigger>, toml::de::Error> {
+        toml::from_str::<Triggers>(toml_text).map(|t| t.http)
+    }
+
+    #[test]
+    fn a_route_is_a_path_or_private() {
+        let parsed = triggers(
+            "[[http]]\nroute = \"/a/...\"\ncomponent = \"a\"\n\
+             [[http]]\nroute = { private = true }\ncomponent = \"b\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed[0].route, RouteSpec::Path("/a/...".into()));
+        assert_eq!(
+            parsed[1].route,
+            RouteSpec::Private(PrivateEndpoint { private: true })
+        );
+        assert!(triggers("[[http]]\nroute = { hidden = true }\ncomponent = \"b\"\n").is_err());
+    }
 
     #[test]
     fn names_follow_spin_rules() {

@@ -1,7 +1,9 @@
 //! Loads an application from `spin.toml` and serves it over HTTP/1.1, like `spin up`.
 //!
 //! Components are compiled once at start-up (with wasmtime's on-disk cache) and pre-linked;
-//! every request gets a fresh instance, as in Spin for WASI 0.2 components.
+//! every request gets a fresh instance, as in Spin for WASI 0.2 components. A component reaches
+//! another one of the app in-process through service chaining (`http://<id>.spin.internal`,
+//! see [`Components::chain`]).
 
 use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
@@ -20,14 +22,15 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Cache, CacheConfig, Config, Engine, Store};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::kv_redis::RedisStore;
-use crate::manifest::Manifest;
-use crate::outbound::{AllowedHost, OutboundPolicy};
+use crate::manifest::{Manifest, RouteSpec};
+use crate::outbound::{AllowedHost, BlockedNetworks, OutboundPolicy};
 use crate::routes::{Route, RouteMatch, Router};
 use crate::state::{ComponentAccess, HostState};
 use crate::storage::{self, KeyValueBackend, SqliteBackend};
@@ -50,11 +53,18 @@ struct LoadedComponent {
 
 /// A loaded application, ready to serve.
 pub struct App {
-    engine: Engine,
     router: Router,
-    components: Vec<LoadedComponent>,
+    components: Arc<Components>,
+}
+
+/// The app's compiled components and what their instances share. Every request's outbound
+/// hooks hold it, so a component can call another one in-process (service chaining).
+pub struct Components {
+    engine: Engine,
+    loaded: Vec<LoadedComponent>,
     kv: KeyValueBackend,
     sqlite: SqliteBackend,
+    blocked_networks: Arc<BlockedNetworks>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -63,6 +73,20 @@ struct RuntimeConfig {
     key_value_store: HashMap<String, StoreConfig>,
     #[serde(default)]
     sqlite_database: HashMap<String, StoreConfig>,
+    outbound_networking: Option<OutboundNetworkingConfig>,
+}
+
+/// `[outbound_networking]`, with the keys Spin accepts (and refuses any other, as Spin does).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutboundNetworkingConfig {
+    #[serde(default)]
+    block_networks: Vec<String>,
+    /// Spin's caps on concurrent outbound connections; accepted, not enforced locally.
+    #[serde(default, rename = "max_socket_connections")]
+    _max_socket_connections: Option<usize>,
+    #[serde(default, rename = "max_total_connections")]
+    _max_total_connections: Option<usize>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -152,7 +176,8 @@ fn linker(engine: &Engine) -> Result<Linker<HostState>> {
 }
 
 /// The manifest's routes, each pointing at its component's index in the returned ids (each
-/// component once, in the order the triggers first name it).
+/// component once, in the order the triggers first name it). A `{ private = true }` trigger
+/// adds its component without a route: only service chaining reaches it.
 fn routes(manifest: &Manifest) -> Result<(Vec<&String>, Vec<Route>)> {
     let mut ids: Vec<&String> = Vec::new();
     let mut routes = Vec::new();
@@ -164,7 +189,10 @@ fn routes(manifest: &Manifest) -> Result<(Vec<&String>, Vec<Route>)> {
                 ids.len() - 1
             }
         };
-        routes.push(Route::parse(&trigger.route, index)?);
+        match &trigger.route {
+            RouteSpec::Path(path) => routes.push(Route::parse(path, index)?),
+            RouteSpec::Private(_) => {}
+        }
     }
     Ok((ids, routes))
 }
@@ -256,6 +284,13 @@ impl App {
         let runtime = read_runtime_config(config.runtime_config.as_deref())?;
         let (kv_labels, redis_stores) = key_value_stores(&runtime)?;
         let db_paths = sqlite_paths(&runtime, &config.state_dir)?;
+        let blocked_networks = BlockedNetworks::parse(
+            &runtime
+                .outbound_networking
+                .as_ref()
+                .map(|o| o.block_networks.clone())
+                .unwrap_or_default(),
+        )?;
 
         std::fs::create_dir_all(&config.state_dir)
             .with_context(|| format!("creating state dir {}", config.state_dir.display()))?;
@@ -273,16 +308,19 @@ impl App {
             engine: &engine,
             linker: &linker,
         };
-        let components = ids
+        let loaded = ids
             .into_iter()
             .map(|id| loader.component(id))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            engine,
             router: Router::new(routes),
-            components,
-            kv,
-            sqlite,
+            components: Arc::new(Components {
+                engine,
+                loaded,
+                kv,
+                sqlite,
+                blocked_networks: Arc::new(blocked_networks),
+            }),
         })
     }
 
@@ -324,10 +362,68 @@ impl App {
         let Some(matched) = self.router.route(&path) else {
             return plain(StatusCode::NOT_FOUND, "");
         };
-        let Some(component) = self.components.get(matched.target) else {
+        let req = req.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+        let req = with_spin_headers(req, &matched, client, true);
+        self.components.respond(matched.target, req).await
+    }
+}
+
+/// The client address Spin gives a chained request (`spin-client-addr`).
+const CHAINED_CLIENT_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
+impl Components {
+    /// Runtime config's `[outbound_networking] block_networks`.
+    pub fn blocked_networks(&self) -> Arc<BlockedNetworks> {
+        self.blocked_networks.clone()
+    }
+
+    /// Service chaining: hands an allowed outbound request to `http://<target>.spin.internal` to
+    /// component `target`, in-process, as Spin does: whatever the target's routes (a private one
+    /// included), with the path as given and the headers of a synthetic `/...` match. The
+    /// target's failures are its own `500`, as for a public request; an id the app does not
+    /// route to is an error for the caller.
+    pub async fn chain(
+        self: Arc<Self>,
+        caller: &str,
+        target: &str,
+        mut req: Request<WasiBody>,
+    ) -> Result<Response<WasiBody>, wasmtime_wasi_http::Error> {
+        let Some(index) = self.loaded.iter().position(|c| c.access.id == target) else {
+            eprintln!(
+                "[{caller}] outbound request to {}: no component {target:?} with an HTTP trigger \
+                 in this app",
+                req.uri()
+            );
+            return Err(wasmtime_wasi_http::Error::InternalError(Some(format!(
+                "unknown routing destination '{target}'"
+            ))));
+        };
+        // Spin drops the outgoing Host header before chaining, so the target builds
+        // `spin-full-url` from `localhost`.
+        req.headers_mut().remove(http::header::HOST);
+        let matched = RouteMatch {
+            target: index,
+            raw_route: "/...".into(),
+            component_route: String::new(),
+            path_info: req.uri().path().to_string(),
+            params: Vec::new(),
+        };
+        let req = with_spin_headers(req, &matched, CHAINED_CLIENT_ADDR, false);
+        Ok(self.respond(index, req).await)
+    }
+
+    /// Runs component `index` on a request that already carries its `spin-*` headers; a
+    /// failure is an empty `500`, as Spin answers.
+    async fn respond(
+        self: &Arc<Self>,
+        index: usize,
+        req: Request<WasiBody>,
+    ) -> Response<HyperOutgoingBody> {
+        let Some(component) = self.loaded.get(index) else {
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "");
         };
-        match self.call(component, req, &matched, client).await {
+        match self.call(component, req).await {
             Ok(resp) => resp,
             Err(e) => {
                 eprintln!("[{}] request failed: {e:#}", component.access.id);
@@ -336,14 +432,14 @@ impl App {
         }
     }
 
+    /// A fresh instance of `component` handles `req`. Returns as soon as the component sets
+    /// its response; the instance keeps running (streaming the body, or finishing its work)
+    /// on its own task.
     async fn call(
-        &self,
+        self: &Arc<Self>,
         component: &LoadedComponent,
-        req: Request<Incoming>,
-        matched: &RouteMatch,
-        client: SocketAddr,
+        req: Request<WasiBody>,
     ) -> Result<Response<HyperOutgoingBody>> {
-        let req = with_spin_headers(req, matched, client);
         let id = component.access.id.clone();
         let wasi = WasiCtx::builder()
             .stdout(LogStream::new(&id))
@@ -354,6 +450,7 @@ impl App {
             component.access.clone(),
             self.kv.clone(),
             self.sqlite.clone(),
+            self.clone(),
         );
         let mut store = Store::new(&self.engine, state);
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -401,12 +498,14 @@ fn plain(status: StatusCode, body: &'static str) -> Response<HyperOutgoingBody> 
 }
 
 /// Appends Spin's `spin-*` headers after whatever the client sent, as Spin does: spin-sdk keeps
-/// the last value, so a component sees the host's.
-fn with_spin_headers(
-    mut req: Request<Incoming>,
+/// the last value, so a component sees the host's. `add_host` gives a request without a `Host`
+/// header one (public requests); a chained request has none, as under Spin.
+fn with_spin_headers<B>(
+    mut req: Request<B>,
     matched: &RouteMatch,
     client: SocketAddr,
-) -> Request<Incoming> {
+    add_host: bool,
+) -> Request<B> {
     let host = req
         .headers()
         .get(http::header::HOST)
@@ -447,7 +546,7 @@ fn with_spin_headers(
             value.clone(),
         );
     }
-    if !has_host {
+    if add_host && !has_host {
         add("host".into(), host);
     }
     req

@@ -8,8 +8,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::fermyon::spin::{key_value, sqlite, variables};
-use crate::outbound::OutboundPolicy;
+use crate::outbound::{BlockedNetworks, OutboundPolicy, service_chaining_target};
 use crate::resources::{KvStore, SqliteConnection};
+use crate::server::Components;
 use crate::storage::{self, KeyValueBackend, SqliteBackend};
 
 /// What one component may reach; built once at start-up.
@@ -22,9 +23,54 @@ pub struct ComponentAccess {
     pub outbound: OutboundPolicy,
 }
 
-/// Outbound HTTP hooks that enforce `allowed_outbound_hosts`.
+/// Outbound HTTP hooks, in Spin's order: `allowed_outbound_hosts` first; then a request to
+/// `<id>.spin.internal` goes to component `<id>` in-process (service chaining); anything else
+/// leaves over the network, unless every address its host resolves to is in the runtime config's
+/// `block_networks`.
 pub struct OutboundHooks {
     access: Arc<ComponentAccess>,
+    app: Arc<Components>,
+}
+
+type SendFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<wasmtime_wasi_http::WasiBody>,
+                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                ),
+                wasmtime_wasi_http::Error,
+            >,
+        > + Send,
+>;
+
+/// Refuses a connection as Spin does when its host resolves only to blocked addresses
+/// (`DestinationIpProhibited`). A host that does not resolve is left to the connection attempt,
+/// which reports the DNS error.
+async fn check_blocked(
+    blocked: &BlockedNetworks,
+    caller: &str,
+    uri: &http::Uri,
+) -> Result<(), wasmtime_wasi_http::Error> {
+    let Some(host) = uri.host() else {
+        return Ok(());
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let Ok(addrs) = tokio::net::lookup_host((host, port)).await else {
+        return Ok(());
+    };
+    let (blocked_addrs, allowed): (Vec<_>, Vec<_>) =
+        addrs.partition(|addr| blocked.is_blocked(addr.ip()));
+    if allowed.is_empty() && !blocked_addrs.is_empty() {
+        eprintln!(
+            "[{caller}] outbound request to {uri} refused: every destination IP is prohibited by \
+             the runtime config's block_networks ({blocked_addrs:?})"
+        );
+        return Err(wasmtime_wasi_http::Error::DestinationIpProhibited);
+    }
+    Ok(())
 }
 
 impl wasmtime_wasi_http::WasiHttpHooks for OutboundHooks {
@@ -33,17 +79,7 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutboundHooks {
         request: http::Request<wasmtime_wasi_http::WasiBody>,
         options: Option<wasmtime_wasi_http::RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<wasmtime_wasi_http::WasiBody>,
-                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                    ),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
-    > {
+    ) -> SendFuture {
         _ = fut;
         if !self.access.outbound.allows(request.uri()) {
             eprintln!(
@@ -53,8 +89,23 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutboundHooks {
             );
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
+        if let Some(target) = service_chaining_target(request.uri()) {
+            let target = target.to_string();
+            let app = self.app.clone();
+            let caller = self.access.id.clone();
+            return Box::new(async move {
+                let resp = app.chain(&caller, &target, request).await?;
+                let done: Box<dyn Future<Output = _> + Send> = Box::new(async { Ok(()) });
+                Ok((resp, done))
+            });
+        }
+        let blocked = self.app.blocked_networks();
+        let caller = self.access.id.clone();
         Box::new(async move {
             use http_body_util::BodyExt;
+            if !blocked.is_empty() {
+                check_blocked(&blocked, &caller, request.uri()).await?;
+            }
             let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((
                 res.map(BodyExt::boxed_unsync),
@@ -81,6 +132,7 @@ impl HostState {
         access: Arc<ComponentAccess>,
         kv: KeyValueBackend,
         sqlite: SqliteBackend,
+        app: Arc<Components>,
     ) -> Self {
         Self {
             wasi,
@@ -88,6 +140,7 @@ impl HostState {
             table: ResourceTable::new(),
             hooks: OutboundHooks {
                 access: access.clone(),
+                app,
             },
             access,
             kv,

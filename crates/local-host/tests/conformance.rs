@@ -729,3 +729,236 @@ async fn a_statement_compiled_twice_is_reported_by_the_local_host() {
         "a CAST keeps the plan independent of the value"
     );
 }
+
+// ---- service chaining and private routes ----
+
+/// A test-only app of three probe components, written to a temporary directory (removed on
+/// drop): `caller` at `/outbound` with the given `allowed_outbound_hosts`, `hidden` on a private
+/// route, `locked` (no outbound hosts) at `/locked/...`. No catch-all route, so an unrouted path
+/// is a 404.
+struct ChainingApp {
+    dir: std::path::PathBuf,
+    spec: AppSpec,
+}
+
+impl ChainingApp {
+    fn new(name: &str, caller_hosts: &[&str], runtime_config: Option<&str>) -> Self {
+        Self::with_hidden_route(name, caller_hosts, runtime_config, "{ private = true }")
+    }
+
+    fn with_hidden_route(
+        name: &str,
+        caller_hosts: &[&str],
+        runtime_config: Option<&str>,
+        hidden_route: &str,
+    ) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "cfe-conformance-chaining-{name}-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let wasm = api_tests::workspace_root().join("target/wasm32-wasip2/release/probe.wasm");
+        let source = toml_string(&wasm.display().to_string());
+        let hosts = caller_hosts
+            .iter()
+            .map(|h| toml_string(h))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let manifest = format!(
+            "spin_manifest_version = 2\n\
+             [application]\nname = \"cfe-chaining-probe\"\nversion = \"0.1.0\"\n\
+             [[trigger.http]]\nroute = \"/outbound\"\ncomponent = \"caller\"\n\
+             [[trigger.http]]\nroute = {hidden_route}\ncomponent = \"hidden\"\n\
+             [[trigger.http]]\nroute = \"/locked/...\"\ncomponent = \"locked\"\n\
+             [component.caller]\nsource = {source}\nallowed_outbound_hosts = [{hosts}]\n\
+             [component.hidden]\nsource = {source}\n\
+             [component.locked]\nsource = {source}\n"
+        );
+        let manifest_path = dir.join("spin.toml");
+        std::fs::write(&manifest_path, manifest).unwrap();
+        let mut spec = AppSpec {
+            manifest: manifest_path,
+            env: Vec::new(),
+            runtime_config: None,
+            database: None,
+        };
+        if let Some(config) = runtime_config {
+            let path = dir.join("runtime-config.toml");
+            std::fs::write(&path, config).unwrap();
+            spec = spec.with_runtime_config(&path, None);
+        }
+        Self { dir, spec }
+    }
+}
+
+impl Drop for ChainingApp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The probe's `/outbound` (or `/locked/outbound`): GETs `url` and reports the status and body,
+/// or the error the host gave.
+async fn outbound_from(app: &TestApp, route: &str, url: &str) -> Value {
+    let resp = app
+        .client
+        .post(app.url(route))
+        .body(url.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "POST {route} {url}");
+    json_body(resp).await
+}
+
+#[tokio::test]
+async fn chaining_reaches_the_target_in_process_with_a_synthetic_wildcard_match() {
+    let chaining = ChainingApp::new("reach", &["http://hidden.spin.internal"], None);
+    let app = spawn_spec(chaining.spec.clone()).await;
+    let answer = outbound_from(
+        &app,
+        "/outbound",
+        "http://hidden.spin.internal/items/abc/rest?q=2",
+    )
+    .await;
+    assert_eq!(answer["status"], 200, "{answer}");
+    let echo: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(echo["method"], "Method::Get");
+    assert_eq!(echo["path"], "/items/abc/rest");
+    assert_eq!(echo["query"], "q=2");
+    let spin = &echo["spin"];
+    // Whatever the target's routes: the match is `/...` and the path is all path info.
+    assert_eq!(spin["matched_route"], "/...");
+    assert_eq!(spin["raw_component_route"], "/...");
+    assert_eq!(spin["component_route"], "");
+    assert_eq!(spin["path_info"], "/items/abc/rest");
+    assert_eq!(spin["base_path"], "/");
+    assert_eq!(spin["item_id"], Value::Null);
+    assert_eq!(spin["client_addr"], "0.0.0.0:0");
+    // The outgoing Host header is dropped, so the URL is built on `localhost`.
+    assert_eq!(spin["full_url"], "http://localhost/items/abc/rest?q=2");
+}
+
+#[tokio::test]
+async fn chaining_needs_the_target_in_allowed_outbound_hosts() {
+    let chaining = ChainingApp::new("deny", &["http://hidden.spin.internal"], None);
+    let app = spawn_spec(chaining.spec.clone()).await;
+    // `locked` declares no outbound hosts at all.
+    let locked = outbound_from(&app, "/locked/outbound", "http://hidden.spin.internal/x").await;
+    assert!(
+        locked["error"]
+            .as_str()
+            .unwrap()
+            .contains("HttpRequestDenied"),
+        "{locked}"
+    );
+    // `caller` may reach `hidden`, not `locked`.
+    let other = outbound_from(&app, "/outbound", "http://locked.spin.internal/locked/x").await;
+    assert!(
+        other["error"]
+            .as_str()
+            .unwrap()
+            .contains("HttpRequestDenied"),
+        "{other}"
+    );
+}
+
+#[tokio::test]
+async fn a_wildcard_allows_chaining_to_any_component_even_one_with_a_public_route() {
+    let chaining = ChainingApp::new("wildcard", &["http://*.spin.internal"], None);
+    let app = spawn_spec(chaining.spec.clone()).await;
+    // `locked`'s public route is `/locked/...`; chaining gives it the path as sent.
+    let answer = outbound_from(&app, "/outbound", "http://locked.spin.internal/vars/x").await;
+    assert_eq!(answer["status"], 200, "{answer}");
+    let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("Undefined"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_private_route_is_not_public_but_chaining_reaches_it() {
+    let chaining = ChainingApp::new("private", &["http://hidden.spin.internal"], None);
+    let app = spawn_spec(chaining.spec.clone()).await;
+    for path in ["/", "/items/abc", "/hidden"] {
+        let resp = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 404, "GET {path}");
+        assert_eq!(resp.text().await.unwrap(), "");
+    }
+    let answer = outbound_from(&app, "/outbound", "http://hidden.spin.internal/probe/empty").await;
+    assert_eq!(answer, json!({ "status": 200, "body": "" }));
+}
+
+#[tokio::test]
+async fn a_route_of_private_false_stops_the_app_at_start_up() {
+    let chaining =
+        ChainingApp::with_hidden_route("private-false", &[], None, "{ private = false }");
+    let failure = spawn_expecting_failure(&chaining.spec);
+    assert!(
+        failure.stderr.contains("private = false"),
+        "stderr: {}",
+        failure.stderr
+    );
+}
+
+/// `[outbound_networking] block_networks = ["private"]`: a host that resolves only to a
+/// blocked address is refused before any connection (`DestinationIpProhibited`); chaining does
+/// not touch the network, so it still works.
+#[tokio::test]
+async fn a_blocked_network_is_refused_and_chaining_is_not() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/ping"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("pong"))
+        .mount(&upstream)
+        .await;
+    let chaining = ChainingApp::new(
+        "blocked",
+        &["http://hidden.spin.internal", "http://127.0.0.1:*"],
+        Some("[outbound_networking]\nblock_networks = [\"private\"]\n"),
+    );
+    let app = spawn_spec(chaining.spec.clone()).await;
+    let refused = outbound_from(&app, "/outbound", &format!("{}/ping", upstream.uri())).await;
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("DestinationIpProhibited"),
+        "{refused}"
+    );
+    assert_eq!(upstream.received_requests().await.unwrap().len(), 0);
+    let chained = outbound_from(&app, "/outbound", "http://hidden.spin.internal/probe/empty").await;
+    assert_eq!(chained, json!({ "status": 200, "body": "" }));
+}
+
+#[tokio::test]
+async fn a_cidr_blocks_only_its_own_addresses() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/ping"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("pong"))
+        .mount(&upstream)
+        .await;
+    let chaining = ChainingApp::new(
+        "cidr",
+        &["http://127.0.0.1:*", "http://127.0.0.2:*"],
+        Some("[outbound_networking]\nblock_networks = [\"10.0.0.0/8\", \"127.0.0.2/32\"]\n"),
+    );
+    let app = spawn_spec(chaining.spec.clone()).await;
+    let port = upstream.address().port();
+    let allowed = outbound_from(&app, "/outbound", &format!("http://127.0.0.1:{port}/ping")).await;
+    assert_eq!(allowed, json!({ "status": 200, "body": "pong" }));
+    let refused = outbound_from(&app, "/outbound", &format!("http://127.0.0.2:{port}/ping")).await;
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("DestinationIpProhibited"),
+        "{refused}"
+    );
+}
