@@ -7,8 +7,9 @@ use domain::dashboard::{Cursor, LeadQuery, MAX_PAGE, spreadsheet_safe};
 use domain::token::Scope;
 use futures::SinkExt;
 use platform::auth::authenticate;
+use platform::response::send;
 use serde::{Serialize, Serializer};
-use spin_sdk::http::{Fields, OutgoingResponse, Request, Response, ResponseOutparam};
+use spin_sdk::http::{Fields, OutgoingResponse, Request, ResponseOutparam};
 
 use crate::store::{Dashboard, LeadView};
 
@@ -200,22 +201,5 @@ pub async fn export_leads(req: &Request, out: ResponseOutparam) {
                 return;
             }
         };
-    }
-}
-
-/// Writes a buffered response into the out-param.
-pub async fn send(out: ResponseOutparam, resp: Response) {
-    let headers: Vec<(String, Vec<u8>)> = resp
-        .headers()
-        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
-        .collect();
-    let Ok(fields) = Fields::from_list(&headers) else {
-        eprintln!("building response headers failed");
-        return;
-    };
-    let response = OutgoingResponse::new(fields);
-    let _ = response.set_status_code(*resp.status());
-    if let Err(e) = out.set_with_body(response, resp.into_body()).await {
-        eprintln!("sending the response: {e:?}");
     }
 }

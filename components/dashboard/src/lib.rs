@@ -24,7 +24,7 @@ mod settings_store;
 mod store;
 
 use platform::ApiError;
-use platform::response::handle;
+use platform::response::{handle, send};
 use spin_sdk::http::{IncomingRequest, Method, Params, Request, ResponseOutparam, Router};
 use spin_sdk::http_component;
 
@@ -36,13 +36,13 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 async fn handle_dashboard(incoming: IncomingRequest, out: ResponseOutparam) {
     let req = match platform::request::read_limited(incoming, MAX_BODY_BYTES).await {
         Ok(req) => req,
-        Err(e) => return export_leads::send(out, e.into_response()).await,
+        Err(e) => return send(out, e.into_response()).await,
     };
     if (req.method(), req.path()) == (&Method::Get, "/v1/dashboard/leads.csv") {
         export_leads::export_leads(&req, out).await;
         return;
     }
-    export_leads::send(out, router().handle_async(req).await).await;
+    send(out, router().handle_async(req).await).await;
 }
 
 /// A handler that answers `405` naming the methods the path allows.

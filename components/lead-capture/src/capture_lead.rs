@@ -249,6 +249,9 @@ fn store(
             }
             CaptureOutcome::QuotaFull => return Err(quota_exceeded()),
         };
+    if captured.kick_alerts {
+        platform::alerts::kick();
+    }
     if captured.sync_now {
         sync_inline(rate.leads, &captured.target, rate.now);
     }

@@ -41,6 +41,9 @@ pub struct Captured {
     pub sync_now: bool,
     /// What a sync needs, read back from the stored row.
     pub target: SyncTarget,
+    /// Whether the write may have queued an alert that no delivery run will pick up: then the
+    /// `alerts` component is woken ([`platform::alerts`]).
+    pub kick_alerts: bool,
 }
 
 /// What a capture came to.
@@ -89,6 +92,8 @@ struct CapturedRow {
     sync_status: SyncStatus,
     next_sync_at: i64,
     lead: LeadSync,
+    /// Only the `INSERT` of a new lead answers it (the `UPDATE` of a known one fires no alert).
+    kick_alerts: bool,
 }
 
 impl FromRow for CapturedRow {
@@ -99,6 +104,7 @@ impl FromRow for CapturedRow {
             })?,
             next_sync_at: row.int("next_sync_at")?,
             lead: LeadSync::from_row(row)?,
+            kick_alerts: row.opt_int("kick_alerts") == Some(1),
         })
     }
 }
@@ -213,6 +219,7 @@ impl LeadStore {
         let repost_lease = lease + 1;
         let captured = |stored: CapturedRow, created: bool| Captured {
             created,
+            kick_alerts: stored.kick_alerts,
             id: stored.lead.id.clone(),
             // A lead inside a backoff has failed at least once; one this request leased has no
             // failed attempt (a repost after the backoff starts the count again).
@@ -278,7 +285,9 @@ impl LeadStore {
                                 AND value = 'held'), 0) < :held_limit)
                      ON CONFLICT DO NOTHING
                      RETURNING ",
-                captured_columns!()
+                captured_columns!(),
+                ", ",
+                platform::kick_alerts_column!("'lead.captured'", ":now")
             ),
             &params,
         )

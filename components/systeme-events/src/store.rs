@@ -17,6 +17,8 @@
 //!
 //! Storage calls for a tag event: one read of the tenant, one of the lead, one write.
 
+use std::cell::Cell;
+
 use anyhow::{Result, anyhow};
 use domain::events::{Contact, Sale, SystemeEvent, TagRef, replay_digest};
 use domain::funnel::{Delta, Effect, LeadState, Stage, StageOrNew, TagRules};
@@ -63,6 +65,9 @@ struct Received<'a> {
     /// ([`SystemeEvent::dedupes_by_content`]); kept as long as the message id.
     digest: Option<String>,
     stamp: String,
+    /// Set by a write that may have queued an alert no delivery run will pick up: the
+    /// `alerts` component is woken once the callback is applied ([`platform::alerts`]).
+    kick_alerts: Cell<bool>,
 }
 
 /// Applies a verified callback's parsed `event` exactly once per tenant: once per message id,
@@ -83,6 +88,7 @@ pub fn receive(callback: &SystemeCallback<'_>, event: &SystemeEvent) -> Result<O
             .dedupes_by_content()
             .then(|| replay_digest(event.digest_name(), callback.body)),
         stamp: now_rfc3339()?,
+        kick_alerts: Cell::new(false),
     };
     if let SystemeEvent::SaleNew(sale) | SystemeEvent::SaleCanceled(sale) = event
         && !first_of_its_order(&db, sale, &received)?
@@ -102,6 +108,9 @@ pub fn receive(callback: &SystemeCallback<'_>, event: &SystemeEvent) -> Result<O
             Outcome::Duplicate if outcome == Outcome::Ignored => outcome = Outcome::Duplicate,
             _ => {}
         }
+    }
+    if received.kick_alerts.get() {
+        platform::alerts::kick();
     }
     Ok(outcome)
 }
@@ -721,7 +730,7 @@ impl Applying<'_> {
             .set("add_revenue_cents", delta.revenue_cents)
             .set("at", received.stamp.to_string())
             .set("digest", received.digest.clone());
-        self.tdb.execute_named(
+        let written = self.tdb.execute_named(
             tenant_sql!(
                 "INSERT INTO event_applications (tenant_id, message_id, event, lead_id,
                     expected_seq, stage, emails_sent, emails_opened, emails_clicked, converted,
@@ -734,10 +743,15 @@ impl Applying<'_> {
                     :sales, :revenue_cents, :inactive, :churned, :tags, :opted_in, :systeme_contact_id,
                     :email, :name, :phone, :utm_source, :utm_medium, :utm_campaign, :page_url, :kind,
                     :detail, :day, :add_emails_sent, :add_emails_opened, :add_emails_clicked,
-                    :add_conversions, :add_revenue_cents, :at, :digest)"
+                    :add_conversions, :add_revenue_cents, :at, :digest)
+                 RETURNING ",
+                platform::kick_alerts_column!("'lead.stage', 'lead.opened', 'sale'", ":at")
             ),
             &params,
         )?;
+        if written.rows.first().and_then(|r| r.get::<i64>(0)) == Some(1) {
+            self.received.kick_alerts.set(true);
+        }
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod client;
 pub mod dashboard;
 pub mod events;

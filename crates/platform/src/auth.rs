@@ -243,3 +243,30 @@ pub fn verify_systeme_callback(req: &Request) -> Result<SystemeCallback<'_>, Api
         body: req.body(),
     })
 }
+
+/// The path prefix of requests between the app's own components (Spin's service chaining,
+/// `http://<component>.spin.internal/v1/internal/…`). No public route in spin.toml covers it,
+/// so a request with such a path reached the component by chaining.
+pub const INTERNAL_PREFIX: &str = "/v1/internal/";
+
+/// Proof that a request came from another component of this app by service chaining: it
+/// carries no credential, so what it may do needs none (the `alerts` component's chained
+/// route only sends what is already due, as the operator's batch does).
+#[derive(Debug)]
+pub struct ChainedCall(());
+
+impl ChainedCall {
+    /// The whole database: a chained call works across tenants, like the operator's batch.
+    pub fn db(&self) -> Result<Db, ApiError> {
+        Ok(Db::open()?)
+    }
+}
+
+/// A request under [`INTERNAL_PREFIX`]; any other path is `404`.
+pub fn chained_call(req: &Request) -> Result<ChainedCall, ApiError> {
+    if req.path().starts_with(INTERNAL_PREFIX) {
+        Ok(ChainedCall(()))
+    } else {
+        Err(ApiError::route_not_found(req.path()))
+    }
+}

@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod auth;
 pub mod clock;
 pub mod config;

@@ -1,7 +1,7 @@
 //! Successful responses, and the single place a handler result becomes an HTTP response.
 
 use serde::Serialize;
-use spin_sdk::http::Response;
+use spin_sdk::http::{Fields, OutgoingResponse, Response, ResponseOutparam};
 
 use crate::ApiError;
 
@@ -25,4 +25,22 @@ pub fn respond(result: Result<Response, ApiError>) -> Response {
 /// [`crate::retry`]), and turns its result into the response. Every route goes through this.
 pub fn handle(work: impl FnMut() -> Result<Response, ApiError>) -> Response {
     respond(crate::retry::with_retries(work))
+}
+
+/// Sends a buffered response through the streaming entry point's outparam (the form a handler
+/// takes when it streams, or keeps working after it has answered).
+pub async fn send(out: ResponseOutparam, resp: Response) {
+    let headers: Vec<(String, Vec<u8>)> = resp
+        .headers()
+        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+        .collect();
+    let Ok(fields) = Fields::from_list(&headers) else {
+        eprintln!("building response headers failed");
+        return;
+    };
+    let response = OutgoingResponse::new(fields);
+    let _ = response.set_status_code(*resp.status());
+    if let Err(e) = out.set_with_body(response, resp.into_body()).await {
+        eprintln!("sending the response: {e:?}");
+    }
 }

@@ -12,6 +12,17 @@ BEGIN
             IS NOT NEW.expected_seq;
     INSERT INTO applied_events (tenant_id, message_id, event, applied_at, digest)
     VALUES (NEW.tenant_id, NEW.message_id, NEW.event, NEW.at, NEW.digest);
+    INSERT INTO alert_deliveries (tenant_id, id, rule_id, event, lead_id, detail, created_at)
+    SELECT NEW.tenant_id, 'msg_' || lower(hex(randomblob(12))), r.id, r.event, NEW.lead_id,
+        CASE r.event WHEN 'sale' THEN NEW.detail END, NEW.at
+    FROM alert_rules r LEFT JOIN leads l ON l.tenant_id = NEW.tenant_id AND l.id = NEW.lead_id
+    WHERE r.tenant_id = NEW.tenant_id AND CASE r.event
+            WHEN 'lead.stage' THEN r.stage = NEW.stage AND l.stage IS NOT NEW.stage
+            WHEN 'lead.opened' THEN NEW.emails_opened >= r.opens AND COALESCE(l.emails_opened, 0) < r.opens
+            WHEN 'sale' THEN NEW.kind = 'sale' AND json_extract(NEW.detail, '$.amount_cents') >= r.min_amount_cents
+                AND (r.currency IS NULL OR r.currency = upper(json_extract(NEW.detail, '$.currency')))
+            ELSE 0 END
+        AND r.enabled AND r.disabled_at IS NULL;
     INSERT INTO leads (tenant_id, id, email, name, phone, form, utm_source, utm_medium,
         utm_campaign, page_url, tags, source, sync_status, systeme_contact_id, created_at,
         updated_at)

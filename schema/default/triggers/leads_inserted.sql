@@ -1,5 +1,6 @@
 -- A new lead counts once, in the statement that stores it: the plan's lead count, the day's
--- rollup, its facet counts and (for a form post) the client's rate window. Its first timeline
+-- rollup, its facet counts and (for a form post) the client's rate window, and for a form post
+-- an alert for each of the tenant's `lead.captured` rules it matches. Its first timeline
 -- entry is a `lead_events` row only when the INSERT did not set `first_event` itself: capture
 -- sets it (one b-tree fewer on the hot path), a contact Systeme.io created does not.
 CREATE TRIGGER leads_inserted AFTER INSERT ON leads
@@ -25,4 +26,12 @@ BEGIN
     ON CONFLICT (tenant_id, client) DO UPDATE SET
         hits = CASE WHEN capture_rate.window_start = excluded.window_start THEN capture_rate.hits + 1 ELSE 1 END,
         window_start = excluded.window_start;
+    INSERT INTO alert_deliveries (tenant_id, id, rule_id, event, lead_id, created_at)
+    SELECT NEW.tenant_id, 'msg_' || lower(hex(randomblob(12))), r.id, r.event, NEW.id, NEW.created_at
+    FROM alert_rules r
+    WHERE r.tenant_id = NEW.tenant_id AND r.event = 'lead.captured' AND r.enabled
+        AND r.disabled_at IS NULL AND NEW.source = 'capture'
+        AND (r.volume IS NULL OR r.volume = NEW.volume) AND (r.ib_type IS NULL OR r.ib_type = NEW.ib_type)
+        AND (r.utm_source IS NULL OR r.utm_source = NEW.utm_source) AND (r.form IS NULL OR r.form = NEW.form)
+        AND (r.tag IS NULL OR r.tag IN (SELECT value FROM json_each(NEW.tags)));
 END;

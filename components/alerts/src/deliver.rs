@@ -1,0 +1,571 @@
+//! Sending queued alerts: claim what is due, build each body once, sign it (Standard Webhooks),
+//! send it, and record the answer; retry with backoff; switch off a rule whose deliveries fail
+//! for three days; queue each digest once per tenant-local day.
+//!
+//! A delivery is claimed by moving its `next_attempt_at` past a lease (compare-and-set), so two
+//! runs never send it at once; a run that dies leaves it due again when the lease ends (at least
+//! once, the same `webhook-id`). Claims span tenants (the outbox is one table); everything read
+//! or written for one delivery goes through that delivery's tenant's [`TenantDb`].
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use domain::alerts::{
+    AlertEvent, GIVE_UP_AFTER_SECS, check_destination, last_full_day, limits, local_date,
+    retry_after,
+};
+use domain::secret::WebhookSecret;
+use domain::signature::sign_standard;
+use domain::tenant::{Plan, TenantId};
+use platform::clock::{now_unix, timestamp};
+use platform::db::{Db, FromRow, Row};
+use platform::outbound::{Timeouts, send};
+use platform::scope::TenantDb;
+use platform::tenant::load_tenant;
+use platform::tenant_sql;
+use serde::Serialize;
+use serde_json::{Value as Json, json};
+use spin_sdk::sqlite::Value;
+
+use crate::store::{AlertStore, Rule, SecretKey, new_secret_key};
+
+/// How long a claimed delivery is held before another run may take it.
+const LEASE_SECS: i64 = 60;
+/// Deliveries claimed per statement.
+const CLAIM_BATCH: i64 = 20;
+/// How long one attempt may take: connect, first byte, and between bytes.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a run holds `alert_runner` without renewing it.
+const RUNNER_HOLD_SECS: i64 = 30;
+
+/// The `alerts_dev_origin` variable: the one origin exempt from the destination guard.
+pub fn dev_origin() -> Option<String> {
+    platform::config::variable("alerts_dev_origin")
+        .ok()
+        .filter(|o| !o.trim().is_empty())
+}
+
+/// A claimed delivery.
+struct Claimed {
+    tenant_id: String,
+    id: String,
+    rule_id: String,
+    event: String,
+    lead_id: Option<String>,
+    detail: Option<String>,
+    body: Option<String>,
+    attempts: i64,
+    created_at: String,
+}
+
+impl FromRow for Claimed {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok(Self {
+            tenant_id: row.text("tenant_id")?.to_string(),
+            id: row.text("id")?.to_string(),
+            rule_id: row.text("rule_id")?.to_string(),
+            event: row.text("event")?.to_string(),
+            lead_id: row.opt_text("lead_id"),
+            detail: row.opt_text("detail"),
+            body: row.opt_text("body"),
+            attempts: row.int("attempts")?,
+            created_at: row.text("created_at")?.to_string(),
+        })
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Default, Serialize)]
+pub struct RunReport {
+    pub delivered: u64,
+    pub failed_attempts: u64,
+    pub dropped: u64,
+    pub digests_queued: u64,
+    /// Deliveries due and not yet claimed when the run ended.
+    pub remaining_due: i64,
+}
+
+/// How one attempt ended.
+enum Attempted {
+    Delivered(u16),
+    Failed { code: Option<u16>, error: String },
+    Dropped(&'static str),
+}
+
+/// Claims up to `limit` due deliveries (at most [`CLAIM_BATCH`]).
+fn claim(db: &Db, now: i64, limit: i64) -> Result<Vec<Claimed>> {
+    db.query(
+        "UPDATE alert_deliveries SET next_attempt_at = ?1
+         WHERE status = 'pending' AND next_attempt_at <= ?2 AND (tenant_id, id) IN (
+            SELECT tenant_id, id FROM alert_deliveries
+            WHERE status = 'pending' AND next_attempt_at <= ?2
+            ORDER BY next_attempt_at LIMIT ?3)
+         RETURNING tenant_id, id, rule_id, event, lead_id, detail, body, attempts, created_at",
+        &[
+            Value::Integer(now + LEASE_SECS),
+            Value::Integer(now),
+            Value::Integer(limit.min(CLAIM_BATCH)),
+        ],
+    )
+}
+
+/// Sends what is due, up to `limit` deliveries or `budget_secs`.
+pub fn send_due(db: &Db, limit: i64, budget_secs: i64, report: &mut RunReport) -> Result<()> {
+    let started = now_unix();
+    let mut left = limit;
+    while left > 0 && now_unix() - started < budget_secs {
+        let claimed = claim(db, now_unix(), left)?;
+        if claimed.is_empty() {
+            break;
+        }
+        left -= i64::try_from(claimed.len()).unwrap_or(left);
+        for delivery in claimed {
+            let tenant = TenantId::parse(&delivery.tenant_id).context("a delivery's tenant")?;
+            let store = AlertStore::new(TenantDb::on(db, tenant.clone()));
+            let outcome = match load_tenant(db, &tenant)? {
+                Some(t) => attempt(&store, t.plan, &delivery)?,
+                None => Attempted::Dropped("tenant_gone"),
+            };
+            record(&store, &delivery, &outcome)?;
+            match outcome {
+                Attempted::Delivered(_) => report.delivered += 1,
+                Attempted::Failed { .. } => report.failed_attempts += 1,
+                Attempted::Dropped(_) => report.dropped += 1,
+            }
+        }
+    }
+    report.remaining_due = remaining_due(db)?;
+    Ok(())
+}
+
+struct Count(i64);
+
+impl FromRow for Count {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok(Self(row.int("n")?))
+    }
+}
+
+fn remaining_due(db: &Db) -> Result<i64> {
+    Ok(db
+        .query::<Count>(
+            "SELECT count(*) AS n FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= ?",
+            &[Value::Integer(now_unix())],
+        )?
+        .first()
+        .map_or(0, |c| c.0))
+}
+
+/// The run a chained call starts: takes `alert_runner` (or leaves at once when another run holds
+/// it), sends what is due, and lets go only when nothing is due, in one statement, so that a
+/// write which saw the runner held is always picked up by it.
+pub fn run_while_due(db: &Db, budget_secs: i64) -> Result<RunReport> {
+    let mut report = RunReport::default();
+    let held = |until: i64| -> Result<bool> {
+        Ok(!db
+            .execute(
+                "UPDATE alert_runner SET until = ?1 WHERE id = 1 AND until <= ?2 RETURNING until",
+                &[Value::Integer(until), Value::Integer(now_unix())],
+            )?
+            .rows
+            .is_empty())
+    };
+    if !held(now_unix() + RUNNER_HOLD_SECS)? {
+        return Ok(report);
+    }
+    let started = now_unix();
+    loop {
+        send_due(db, CLAIM_BATCH, budget_secs, &mut report)?;
+        let released = db.execute(
+            "UPDATE alert_runner SET until = 0 WHERE id = 1 AND NOT EXISTS (
+                SELECT 1 FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= ?1)
+             RETURNING until",
+            &[Value::Integer(now_unix())],
+        )?;
+        if !released.rows.is_empty() {
+            return Ok(report);
+        }
+        if now_unix() - started >= budget_secs {
+            // Out of time with work due: let go, so the next write (or the batch) starts a run.
+            db.execute("UPDATE alert_runner SET until = 0 WHERE id = 1", &[])?;
+            return Ok(report);
+        }
+        db.execute(
+            "UPDATE alert_runner SET until = ?1 WHERE id = 1",
+            &[Value::Integer(now_unix() + RUNNER_HOLD_SECS)],
+        )?;
+    }
+}
+
+/// Claims one delivery of the tenant's, due or not (a test, a redelivery), sends it now and
+/// records the attempt; `false` when it is not pending or another run holds it.
+pub fn deliver_now(store: &AlertStore, plan: Plan, id: &str) -> Result<bool> {
+    let now = now_unix();
+    let claimed = store.db().query_one::<Claimed>(
+        tenant_sql!(
+            "UPDATE alert_deliveries SET next_attempt_at = ?3
+             WHERE tenant_id = ?1 AND id = ?2 AND status = 'pending' AND next_attempt_at <= ?4
+             RETURNING tenant_id, id, rule_id, event, lead_id, detail, body, attempts, created_at"
+        ),
+        &[
+            Value::Text(id.to_string()),
+            Value::Integer(now + LEASE_SECS),
+            Value::Integer(now),
+        ],
+    )?;
+    let Some(delivery) = claimed else {
+        return Ok(false);
+    };
+    let outcome = attempt(store, plan, &delivery)?;
+    record(store, &delivery, &outcome)?;
+    Ok(true)
+}
+
+/// One attempt of a claimed delivery.
+fn attempt(store: &AlertStore, plan: Plan, d: &Claimed) -> Result<Attempted> {
+    let Some(rule) = store.rule(&d.rule_id)? else {
+        return Ok(Attempted::Dropped("rule_deleted"));
+    };
+    let test = d.event == AlertEvent::Test.as_str();
+    if !test && (!rule.enabled || rule.status != "active") {
+        return Ok(Attempted::Dropped("rule_off"));
+    }
+    if d.attempts == 0 && over_daily_limit(store, plan)? {
+        return Ok(Attempted::Dropped("daily_limit"));
+    }
+    let url = match check_destination(&rule.destination.url, dev_origin().as_deref()) {
+        Ok(url) => url,
+        Err(e) => {
+            return Ok(Attempted::Failed {
+                code: None,
+                error: format!("destination refused: {e}"),
+            });
+        }
+    };
+    let body = match &d.body {
+        Some(body) => body.clone(),
+        None => build_body(store, &rule, d)?,
+    };
+    // Kept with the delivery before it goes out, so every retry sends the same bytes.
+    store.db().execute(
+        tenant_sql!("UPDATE alert_deliveries SET body = ?3 WHERE tenant_id = ?1 AND id = ?2"),
+        &[Value::Text(d.id.clone()), Value::Text(body.clone())],
+    )?;
+    let secret = signing_secret(store)?;
+    let now = now_unix();
+    let signature = sign_standard(&secret, &d.id, now, body.as_bytes());
+    let stamp = now.to_string();
+    let headers = [
+        ("content-type", "application/json"),
+        ("user-agent", "ClientFlow-Edge-Alerts/1"),
+        ("webhook-id", d.id.as_str()),
+        ("webhook-timestamp", stamp.as_str()),
+        ("webhook-signature", signature.as_str()),
+    ];
+    let timeouts = Timeouts {
+        connect: ATTEMPT_TIMEOUT,
+        first_byte: ATTEMPT_TIMEOUT,
+        between_bytes: ATTEMPT_TIMEOUT,
+    };
+    let url = url::Url::parse(&url).context("a checked destination")?;
+    Ok(
+        match send(
+            &http::Method::POST,
+            &url,
+            &headers,
+            Some(body.as_bytes()),
+            timeouts,
+        ) {
+            Ok(resp) if (200..300).contains(&resp.status) => Attempted::Delivered(resp.status),
+            Ok(resp) => Attempted::Failed {
+                code: Some(resp.status),
+                error: format!("answered {}", resp.status),
+            },
+            Err(e) => Attempted::Failed {
+                code: None,
+                error: e.to_string(),
+            },
+        },
+    )
+}
+
+/// Whether the tenant has used its plan's deliveries for today (UTC).
+fn over_daily_limit(store: &AlertStore, plan: Plan) -> Result<bool> {
+    let used = store.attempted_today()?;
+    Ok(u64::try_from(used).unwrap_or(0) >= limits(plan).deliveries_per_day)
+}
+
+/// The tenant's signing secret, made now if it has none (a delivery queued before any rule
+/// answered one cannot happen through the API, but a restored database might).
+fn signing_secret(store: &AlertStore) -> Result<WebhookSecret> {
+    let key = match store.secret()? {
+        Some(SecretKey(key)) => key,
+        None => {
+            store.store_secret(&new_secret_key()?, false)?;
+            store.secret()?.context("the secret just stored")?.0
+        }
+    };
+    WebhookSecret::parse(&format!("whsec_{key}")).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// A lead as a delivery shows it.
+struct LeadJson(Json);
+
+impl FromRow for LeadJson {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok(Self(row.json("lead")?))
+    }
+}
+
+/// The body of a delivery, from the rule, the event and the lead as it is now.
+fn build_body(store: &AlertStore, rule: &Rule, d: &Claimed) -> Result<String> {
+    let event = AlertEvent::parse(&d.event).context("a delivery's event")?;
+    let mut data = json!({"rule": {"id": rule.id, "name": rule.name}});
+    if let Some(lead_id) = &d.lead_id {
+        let lead = store.db().query_one::<LeadJson>(
+            tenant_sql!(
+                "SELECT json_object('id', id, 'email', email, 'name', name, 'phone', phone,
+                    'ib_type', ib_type, 'monthly_leads', monthly_leads, 'volume', volume,
+                    'broker_network', broker_network, 'form', form, 'utm_source', utm_source,
+                    'utm_medium', utm_medium, 'utm_campaign', utm_campaign, 'tags', json(tags),
+                    'stage', stage, 'emails_opened', emails_opened, 'sales', sales,
+                    'revenue_cents', revenue_cents, 'created_at', created_at) AS lead
+                 FROM leads WHERE tenant_id = ?1 AND id = ?2"
+            ),
+            &[Value::Text(lead_id.clone())],
+        )?;
+        // An erased lead is reported without its data.
+        data["lead"] = lead.map_or_else(|| json!({"id": lead_id, "erased": true}), |l| l.0);
+    }
+    let detail: Option<Json> = d
+        .detail
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok());
+    match event {
+        AlertEvent::Sale => data["sale"] = detail.unwrap_or(Json::Null),
+        AlertEvent::Digest => data["digest"] = detail.unwrap_or(Json::Null),
+        _ => {}
+    }
+    let body = domain::alerts::body(
+        rule.destination.format,
+        event,
+        &rule.name,
+        &d.created_at,
+        &data,
+    );
+    Ok(serde_json::to_string(&body)?)
+}
+
+/// Records an attempt, and what it means for the rule: a success clears its failing streak; a
+/// failure starts one, and one older than three days switches the rule off and ends its
+/// pending deliveries.
+fn record(store: &AlertStore, d: &Claimed, outcome: &Attempted) -> Result<()> {
+    let now = now_unix();
+    let id = Value::Text(d.id.clone());
+    let rule = Value::Text(d.rule_id.clone());
+    let test = d.event == AlertEvent::Test.as_str();
+    match outcome {
+        Attempted::Dropped(why) => {
+            store.db().execute(
+                tenant_sql!(
+                    "UPDATE alert_deliveries SET status = 'dropped', last_error = ?3
+                     WHERE tenant_id = ?1 AND id = ?2"
+                ),
+                &[id, Value::Text((*why).to_string())],
+            )?;
+        }
+        Attempted::Delivered(code) => {
+            store.db().execute(
+                tenant_sql!(
+                    "UPDATE alert_deliveries SET status = 'delivered', attempts = attempts + 1,
+                        last_attempt_at = ?3, last_status_code = ?4, last_error = NULL
+                     WHERE tenant_id = ?1 AND id = ?2"
+                ),
+                &[id, Value::Integer(now), Value::Integer(i64::from(*code))],
+            )?;
+            store.db().execute(
+                tenant_sql!(
+                    "UPDATE alert_rules SET failing_since = NULL
+                     WHERE tenant_id = ?1 AND id = ?2 AND failing_since IS NOT NULL"
+                ),
+                &[rule],
+            )?;
+        }
+        Attempted::Failed { code, error } => {
+            store.db().execute(
+                tenant_sql!(
+                    "UPDATE alert_deliveries SET attempts = attempts + 1, last_attempt_at = ?3,
+                        last_status_code = ?4, last_error = ?5, next_attempt_at = ?3 + ?6
+                     WHERE tenant_id = ?1 AND id = ?2"
+                ),
+                &[
+                    id,
+                    Value::Integer(now),
+                    code.map_or(Value::Null, |c| Value::Integer(i64::from(c))),
+                    Value::Text(error.chars().take(300).collect()),
+                    Value::Integer(retry_after(d.attempts + 1)),
+                ],
+            )?;
+            // A test says nothing about the destination's health over time.
+            if !test {
+                give_up_after_three_days(store, &d.rule_id, now)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Starts the rule's failing streak if none runs; switches the rule off when it is three days
+/// old.
+fn give_up_after_three_days(store: &AlertStore, rule_id: &str, now: i64) -> Result<()> {
+    let rule = Value::Text(rule_id.to_string());
+    let disabled = store.db().execute(
+        tenant_sql!(
+            "UPDATE alert_rules SET failing_since = COALESCE(failing_since, ?3),
+                disabled_at = CASE WHEN ?3 - COALESCE(failing_since, ?3) >= ?4
+                    THEN COALESCE(disabled_at, ?5) ELSE disabled_at END
+             WHERE tenant_id = ?1 AND id = ?2
+             RETURNING disabled_at"
+        ),
+        &[
+            rule.clone(),
+            Value::Integer(now),
+            Value::Integer(GIVE_UP_AFTER_SECS),
+            Value::Text(platform::clock::now_rfc3339()?),
+        ],
+    )?;
+    let switched_off = disabled
+        .rows
+        .first()
+        .is_some_and(|r| r.get::<&str>(0).is_some());
+    if switched_off {
+        store.db().execute(
+            tenant_sql!(
+                "UPDATE alert_deliveries SET status = 'failed', last_error = 'rule switched off after 3 days of failures'
+                 WHERE tenant_id = ?1 AND rule_id = ?2 AND status = 'pending' AND event != 'test'"
+            ),
+            &[rule],
+        )?;
+    }
+    Ok(())
+}
+
+/// An active digest rule.
+struct DigestRule {
+    tenant_id: String,
+    id: String,
+    timezone: String,
+    created_at: String,
+}
+
+impl FromRow for DigestRule {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok(Self {
+            tenant_id: row.text("tenant_id")?.to_string(),
+            id: row.text("id")?.to_string(),
+            timezone: row.opt_text("timezone").unwrap_or_else(|| "UTC".into()),
+            created_at: row.text("created_at")?.to_string(),
+        })
+    }
+}
+
+/// Queues, for every active digest rule, the digest of the tenant-local day that ended last,
+/// once: the unique `(tenant_id, rule_id, day)` makes a second queueing a no-op. A rule reports
+/// only days that began after it was made.
+pub fn queue_digests(db: &Db, report: &mut RunReport) -> Result<()> {
+    let rules = db.query::<DigestRule>(
+        "SELECT tenant_id, id, timezone, created_at FROM alert_rules
+         WHERE event = 'digest' AND enabled AND disabled_at IS NULL",
+        &[],
+    )?;
+    let now = now_unix();
+    for rule in rules {
+        let Some((day, start, end)) = last_full_day(&rule.timezone, now) else {
+            continue;
+        };
+        let created = time::OffsetDateTime::parse(
+            &rule.created_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map(|t| t.unix_timestamp())
+        .unwrap_or(now);
+        if local_date(&rule.timezone, created).is_none_or(|first| day < first) {
+            continue;
+        }
+        let tenant = TenantDb::on(
+            db,
+            TenantId::parse(&rule.tenant_id).context("a rule's tenant")?,
+        );
+        if queue_digest(&tenant, &rule.id, &day, start, end)? {
+            report.digests_queued += 1;
+        }
+    }
+    Ok(())
+}
+
+/// A day's figures for a digest.
+struct DayFigures(Json);
+
+impl FromRow for DayFigures {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok(Self(json!({
+            "leads": row.int("leads")?,
+            "conversions": row.int("conversions")?,
+            "revenue": row.json::<Json>("revenue")?,
+        })))
+    }
+}
+
+fn at(unix: i64) -> Result<String> {
+    Ok(timestamp(time::OffsetDateTime::from_unix_timestamp(unix)?))
+}
+
+/// Queues one digest unless the rule has it for `day`; whether it was queued.
+fn queue_digest(tenant: &TenantDb, rule_id: &str, day: &str, start: i64, end: i64) -> Result<bool> {
+    let exists = tenant.execute(
+        tenant_sql!(
+            "SELECT 1 FROM alert_deliveries WHERE tenant_id = ?1 AND rule_id = ?2 AND day = ?3"
+        ),
+        &[
+            Value::Text(rule_id.to_string()),
+            Value::Text(day.to_string()),
+        ],
+    )?;
+    if !exists.rows.is_empty() {
+        return Ok(false);
+    }
+    let range = [Value::Text(at(start)?), Value::Text(at(end)?)];
+    let figures = tenant
+        .query_one::<DayFigures>(
+            tenant_sql!(
+                "SELECT (SELECT count(*) FROM leads WHERE tenant_id = ?1 AND created_at >= ?2
+                        AND created_at < ?3) AS leads,
+                    (SELECT count(DISTINCT lead_id) FROM lead_events WHERE tenant_id = ?1
+                        AND kind = 'sale' AND created_at >= ?2 AND created_at < ?3) AS conversions,
+                    (SELECT json_group_object(currency, cents) FROM (
+                        SELECT COALESCE(json_extract(detail, '$.currency'), '') AS currency,
+                            SUM(CASE kind WHEN 'sale' THEN 1 ELSE -1 END
+                                * COALESCE(json_extract(detail, '$.amount_cents'), 0)) AS cents
+                        FROM lead_events WHERE tenant_id = ?1 AND kind IN ('sale', 'sale_canceled')
+                            AND created_at >= ?2 AND created_at < ?3 GROUP BY 1)) AS revenue"
+            ),
+            &range,
+        )?
+        .context("one row of figures")?;
+    let mut detail = figures.0;
+    detail["day"] = json!(day);
+    let queued = tenant.execute(
+        tenant_sql!(
+            "INSERT INTO alert_deliveries (tenant_id, id, rule_id, event, detail, day, created_at)
+             VALUES (?1, 'msg_' || lower(hex(randomblob(12))), ?2, 'digest', ?3, ?4, ?5)
+             ON CONFLICT DO NOTHING RETURNING id"
+        ),
+        &[
+            Value::Text(rule_id.to_string()),
+            Value::Text(detail.to_string()),
+            Value::Text(day.to_string()),
+            Value::Text(platform::clock::now_rfc3339()?),
+        ],
+    )?;
+    Ok(!queued.rows.is_empty())
+}
