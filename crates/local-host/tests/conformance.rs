@@ -841,6 +841,9 @@ async fn chaining_reaches_the_target_in_process_with_a_synthetic_wildcard_match(
     assert_eq!(spin["client_addr"], "0.0.0.0:0");
     // The outgoing Host header is dropped, so the URL is built on `localhost`.
     assert_eq!(spin["full_url"], "http://localhost/items/abc/rest?q=2");
+    // The target's trap is its own empty 500, which the caller receives as a response.
+    let trapped = outbound_from(&app, "/outbound", "http://hidden.spin.internal/probe/panic").await;
+    assert_eq!(trapped, json!({ "status": 500, "body": "" }));
 }
 
 #[tokio::test]
