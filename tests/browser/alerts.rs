@@ -250,8 +250,9 @@ async fn a_rule_made_on_the_page_sends_a_signed_test_that_the_log_shows_delivere
     browser.until_text("#alert-limits", |t| t == limits).await;
     browser.screenshot("alerts").await;
 
-    // Shown once: a fresh page says a secret is set and shows none.
-    signed_in(&browser, &app, &t.dashboard_token()).await;
+    // Shown once: the page loaded again says a secret is set and shows none.
+    browser.client.refresh().await.unwrap();
+    browser.find("body[data-ready=true]").await;
     browser.find(&item).await;
     assert!(!browser.displayed("#alert-secret-box").await);
     assert!(browser.displayed("#alert-secret-set").await);

@@ -38,6 +38,8 @@ const state = {
   // GET /v1/dashboard/alerts as last read, and the rule the editor changes (null: a new one).
   alerts: null,
   alertEditing: null,
+  // The tenant whose signing secret the page shows (once), so another tenant's page never shows it.
+  secretTenant: null,
   refreshedAt: 0,
 };
 
@@ -86,8 +88,8 @@ function clearData() {
   closeAlertForm();
   for (const id of ["#alert-rules", "#deliveries tbody"]) fill($(id));
   $("#alert-limits").textContent = "";
-  $("#alert-secret").value = "";
-  for (const id of ["#alert-secret-box", "#alert-secret-set", "#alert-rotate", "#alert-rotate-confirm", "#alert-error", "#alert-status", "#delivery-status"]) show($(id), false);
+  clearSecret();
+  for (const id of ["#alert-secret-set", "#alert-rotate", "#alert-rotate-confirm", "#alert-error", "#alert-status", "#delivery-status"]) show($(id), false);
   if ($("#lead-dialog").open) $("#lead-dialog").close();
 }
 
@@ -174,6 +176,7 @@ async function boot() {
   const incoming = takeTokenFromUrl();
   if (incoming !== null) await adopt(incoming);
   const raw = token();
+  if (state.secretTenant !== null && state.secretTenant !== subOf(raw)) clearSecret();
   if (!raw) return signIn(null);
   const seen = inspect(raw);
   if (seen.problem) return signIn(seen.problem);
@@ -1111,6 +1114,7 @@ async function saveAlert(event) {
 // ---- the signing secret ----
 
 function showSecret(secret) {
+  state.secretTenant = subOf(token());
   $("#alert-secret").value = secret;
   $("#alert-secret-status").hidden = true;
   show($("#alert-secret-box"));
@@ -1118,9 +1122,14 @@ function showSecret(secret) {
   show($("#alert-rotate"));
 }
 
-function hideSecret() {
+function clearSecret() {
+  state.secretTenant = null;
   $("#alert-secret").value = "";
   show($("#alert-secret-box"), false);
+}
+
+function hideSecret() {
+  clearSecret();
   renderAlerts();
 }
 
