@@ -250,6 +250,47 @@ async fn a_rule_made_on_the_page_sends_a_signed_test_that_the_log_shows_delivere
     browser.until_text("#alert-limits", |t| t == limits).await;
     browser.screenshot("alerts").await;
 
+    // "Redeliver": the same webhook-id again, and the log read again.
+    browser.click(&format!("{row} button.redeliver")).await;
+    let again = browser
+        .until("the redelivery at the receiver", || async {
+            let received = receiver.received_requests().await.unwrap_or_default();
+            let same: Vec<_> = received
+                .into_iter()
+                .filter(|r| r.url.path() == "/hook")
+                .collect();
+            (same.len() >= 2).then(|| same[1].clone())
+        })
+        .await;
+    assert_eq!(header(&again, "webhook-id"), id);
+    let redelivered = browser
+        .until_text("#delivery-status", |t| !t.is_empty())
+        .await;
+    assert!(redelivered.contains("delivered, HTTP 200"), "{redelivered}");
+    browser
+        .until_text(&format!("{row} td.status"), |t| t == "delivered")
+        .await;
+
+    // The switch: a PUT with enabled off, and the rule says so.
+    browser.click(&format!("{item} input.rule-enabled")).await;
+    browser
+        .find(&format!(
+            "#alert-rules li[data-id='{rule_id}'][data-enabled='false']"
+        ))
+        .await;
+    let rule = api_json(&app, &format!("/v1/dashboard/alerts/{rule_id}"), &t).await;
+    assert_eq!(rule["enabled"], false, "{rule}");
+    assert_eq!(
+        rule["when"],
+        json!({"event": "lead.captured", "volume": "high"})
+    );
+    assert!(
+        browser
+            .text(&format!("{item} .rule-status"))
+            .await
+            .contains("switched off")
+    );
+
     // Shown once: the page loaded again says a secret is set and shows none.
     browser.client.refresh().await.unwrap();
     browser.find("body[data-ready=true]").await;
