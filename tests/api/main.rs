@@ -9,6 +9,7 @@
     clippy::indexing_slicing
 )]
 
+mod alerts;
 mod dashboard;
 mod deploy;
 mod events;

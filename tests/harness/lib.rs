@@ -326,6 +326,18 @@ impl TestApp {
         self.restart_with(|spec| spec)
     }
 
+    /// Kills the host and its group with `SIGKILL` (no request gets to finish, nothing is
+    /// flushed) and starts it again on the same state dir.
+    pub fn kill_and_restart(mut self) -> TestApp {
+        signal_group(self.child.id(), "-KILL");
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.state_dir, tempfile::tempdir().unwrap());
+        match start(&self.spec.clone(), dir) {
+            Ok(app) => app,
+            Err((failure, _)) => panic!("restart failed: {}", failure.stderr),
+        }
+    }
+
     /// Stops the host and starts it again on the same state dir with a changed spec (for
     /// example with fault injection turned on or off).
     pub fn restart_with(mut self, change: impl FnOnce(AppSpec) -> AppSpec) -> TestApp {

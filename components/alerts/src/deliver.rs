@@ -92,34 +92,51 @@ enum Attempted {
     Dropped(&'static str),
 }
 
-/// Claims up to `limit` due deliveries (at most [`CLAIM_BATCH`]).
-fn claim(db: &Db, now: i64, limit: i64) -> Result<Vec<Claimed>> {
+/// Claims up to `limit` deliveries due by `due_by` (at most [`CLAIM_BATCH`]), except those in
+/// `tried` (a JSON array of ids): a run tries each delivery once.
+fn claim(db: &Db, now: i64, due_by: i64, tried: &str, limit: i64) -> Result<Vec<Claimed>> {
     db.query(
         "UPDATE alert_deliveries SET next_attempt_at = ?1
          WHERE status = 'pending' AND next_attempt_at <= ?2 AND (tenant_id, id) IN (
             SELECT tenant_id, id FROM alert_deliveries
             WHERE status = 'pending' AND next_attempt_at <= ?2
-            ORDER BY next_attempt_at LIMIT ?3)
+                AND id NOT IN (SELECT value FROM json_each(?3))
+            ORDER BY next_attempt_at LIMIT ?4)
          RETURNING tenant_id, id, rule_id, event, lead_id, detail, body, attempts, created_at",
         &[
             Value::Integer(now + LEASE_SECS),
-            Value::Integer(now),
+            Value::Integer(due_by),
+            Value::Text(tried.to_string()),
             Value::Integer(limit.min(CLAIM_BATCH)),
         ],
     )
 }
 
-/// Sends what is due, up to `limit` deliveries or `budget_secs`.
-pub fn send_due(db: &Db, limit: i64, budget_secs: i64, report: &mut RunReport) -> Result<()> {
+/// What a run sends.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch {
+    pub limit: i64,
+    pub budget_secs: i64,
+    /// Every pending delivery, whatever its next attempt time (the operator's "retry now"; a
+    /// delivery another run is sending may then go out twice, with the same `webhook-id`).
+    pub ignore_backoff: bool,
+}
+
+/// Sends what is due, up to the batch's limit and time.
+pub fn send_due(db: &Db, batch: Batch, report: &mut RunReport) -> Result<()> {
     let started = now_unix();
-    let mut left = limit;
-    while left > 0 && now_unix() - started < budget_secs {
-        let claimed = claim(db, now_unix(), left)?;
+    let mut left = batch.limit;
+    let mut tried: Vec<String> = Vec::new();
+    while left > 0 && now_unix() - started < batch.budget_secs {
+        let now = now_unix();
+        let due_by = if batch.ignore_backoff { i64::MAX } else { now };
+        let claimed = claim(db, now, due_by, &serde_json::to_string(&tried)?, left)?;
         if claimed.is_empty() {
             break;
         }
         left -= i64::try_from(claimed.len()).unwrap_or(left);
         for delivery in claimed {
+            tried.push(delivery.id.clone());
             let tenant = TenantId::parse(&delivery.tenant_id).context("a delivery's tenant")?;
             let store = AlertStore::new(TenantDb::on(db, tenant.clone()));
             let outcome = match load_tenant(db, &tenant)? {
@@ -175,7 +192,12 @@ pub fn run_while_due(db: &Db, budget_secs: i64) -> Result<RunReport> {
     }
     let started = now_unix();
     loop {
-        send_due(db, CLAIM_BATCH, budget_secs, &mut report)?;
+        let batch = Batch {
+            limit: CLAIM_BATCH,
+            budget_secs,
+            ignore_backoff: false,
+        };
+        send_due(db, batch, &mut report)?;
         let released = db.execute(
             "UPDATE alert_runner SET until = 0 WHERE id = 1 AND NOT EXISTS (
                 SELECT 1 FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= ?1)

@@ -1,15 +1,15 @@
-//! Delivery runs. `POST /v1/admin/alerts/run?limit=` (admin token), every minute from a CronJob
+//! Delivery runs. `POST /v1/admin/alerts/run?limit=&ignore_backoff=` (admin token), every minute from a CronJob
 //! or cron: queues the digests that are due, sends what is due, and reports. The chained
 //! `POST /v1/internal/alerts/run`: lead-capture and systeme-events call it after a write that
 //! queued an alert; it answers `202` at once and then sends (lib.rs).
 
 use platform::ApiError;
 use platform::auth::{ChainedCall, authenticate_admin};
-use platform::request::Limit;
+use platform::request::{Flag, Limit};
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::{Request, Response};
 
-use crate::deliver::{RunReport, queue_digests, run_while_due, send_due};
+use crate::deliver::{Batch, RunReport, queue_digests, run_while_due, send_due};
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
@@ -19,6 +19,7 @@ const BUDGET_SECS: i64 = 25;
 #[derive(Deserialize)]
 struct RunQuery {
     limit: Option<Limit<MAX_LIMIT>>,
+    ignore_backoff: Option<Flag>,
 }
 
 #[derive(Serialize)]
@@ -34,8 +35,12 @@ pub fn run_batch(req: &Request) -> Result<Response, ApiError> {
     let db = admin.db()?;
     let mut report = RunReport::default();
     queue_digests(&db, &mut report)?;
-    let limit = query.limit.map_or(DEFAULT_LIMIT, Limit::get);
-    send_due(&db, i64::from(limit), BUDGET_SECS, &mut report)?;
+    let batch = Batch {
+        limit: i64::from(query.limit.map_or(DEFAULT_LIMIT, Limit::get)),
+        budget_secs: BUDGET_SECS,
+        ignore_backoff: query.ignore_backoff.is_some_and(|f| f.0),
+    };
+    send_due(&db, batch, &mut report)?;
     platform::response::json(
         200,
         &RunAnswer {

@@ -6,7 +6,7 @@
 
 use platform::ApiError;
 use platform::auth::authenticate_admin;
-use platform::request::Limit;
+use platform::request::{Flag, Limit};
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::{Request, Response};
 
@@ -21,23 +21,6 @@ struct SyncQuery {
     limit: Option<Limit<MAX_LIMIT>>,
     retry_failed: Option<Flag>,
     ignore_backoff: Option<Flag>,
-}
-
-/// `true`/`1` or `false`/`0`.
-#[derive(Deserialize)]
-#[serde(try_from = "String")]
-struct Flag(bool);
-
-impl TryFrom<String> for Flag {
-    type Error = &'static str;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        match value.as_str() {
-            "true" | "1" => Ok(Self(true)),
-            "false" | "0" => Ok(Self(false)),
-            _ => Err("retry_failed and ignore_backoff must be true or false"),
-        }
-    }
 }
 
 /// The answer: the batch's report and the admin token's remaining lifetime.

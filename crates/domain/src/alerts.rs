@@ -407,7 +407,10 @@ pub fn message_text(event: AlertEvent, rule_name: &str, data: &Value) -> String 
         AlertEvent::Sale => format!(
             "Sale of {} {} by {who}",
             money(data["sale"]["amount_cents"].as_i64().unwrap_or(0)),
-            data["sale"]["currency"].as_str().unwrap_or("")
+            data["sale"]["currency"]
+                .as_str()
+                .unwrap_or("")
+                .to_ascii_uppercase()
         ),
         AlertEvent::Digest => format!(
             "{}: {} leads, {} conversions, revenue {}",

@@ -108,6 +108,28 @@ pub fn query<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiErro
     })
 }
 
+/// A yes/no query parameter: `true`/`1` or `false`/`0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct Flag(pub bool);
+
+/// A flag that is none of `true`, `1`, `false`, `0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("flags must be true or false (or 1 or 0)")]
+pub struct NotAFlag;
+
+impl TryFrom<String> for Flag {
+    type Error = NotAFlag;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "true" | "1" => Ok(Self(true)),
+            "false" | "0" => Ok(Self(false)),
+            _ => Err(NotAFlag),
+        }
+    }
+}
+
 /// A `limit` query parameter (page or batch size). Invariant: `1..=MAX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(try_from = "String")]
