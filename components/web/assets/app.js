@@ -1059,8 +1059,10 @@ function alertBody() {
     whenBody.stage = $("#alert-stage").value;
   } else if (event === "lead.opened") {
     // A number input reads "" for text it cannot parse: say so rather than send nothing.
-    if ($("#alert-opens").validity.badInput || text("#alert-opens") === "") return { error: t("alert_opens_invalid") };
-    whenBody.opens = Number(text("#alert-opens"));
+    // A fraction would reach the API as no whole number, which it refuses without naming the field.
+    const opens = Number(text("#alert-opens"));
+    if ($("#alert-opens").validity.badInput || text("#alert-opens") === "" || !Number.isInteger(opens)) return { error: t("alert_opens_invalid") };
+    whenBody.opens = opens;
   } else if (event === "sale") {
     const cents = amountCents($("#alert-amount").value);
     if (cents === null) return { error: t("alert_amount_invalid") };
