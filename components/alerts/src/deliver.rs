@@ -342,7 +342,8 @@ impl FromRow for LeadJson {
 /// The body of a delivery, from the rule, the event and the lead as it is now.
 fn build_body(store: &AlertStore, rule: &Rule, d: &Claimed) -> Result<String> {
     let event = AlertEvent::parse(&d.event).context("a delivery's event")?;
-    let mut data = json!({"rule": {"id": rule.id, "name": rule.name}});
+    let mut data = serde_json::Map::new();
+    data.insert("rule".into(), json!({"id": rule.id, "name": rule.name}));
     if let Some(lead_id) = &d.lead_id {
         let lead = store.db().query_one::<LeadJson>(
             tenant_sql!(
@@ -357,17 +358,23 @@ fn build_body(store: &AlertStore, rule: &Rule, d: &Claimed) -> Result<String> {
             &[Value::Text(lead_id.clone())],
         )?;
         // An erased lead is reported without its data.
-        data["lead"] = lead.map_or_else(|| json!({"id": lead_id, "erased": true}), |l| l.0);
+        let lead = lead.map_or_else(|| json!({"id": lead_id, "erased": true}), |l| l.0);
+        data.insert("lead".into(), lead);
     }
     let detail: Option<Json> = d
         .detail
         .as_deref()
         .and_then(|s| serde_json::from_str(s).ok());
     match event {
-        AlertEvent::Sale => data["sale"] = detail.unwrap_or(Json::Null),
-        AlertEvent::Digest => data["digest"] = detail.unwrap_or(Json::Null),
+        AlertEvent::Sale => {
+            data.insert("sale".into(), detail.unwrap_or(Json::Null));
+        }
+        AlertEvent::Digest => {
+            data.insert("digest".into(), detail.unwrap_or(Json::Null));
+        }
         _ => {}
     }
+    let data = Json::Object(data);
     let body = domain::alerts::body(
         rule.destination.format,
         event,
@@ -526,15 +533,19 @@ pub fn queue_digests(db: &Db, report: &mut RunReport) -> Result<()> {
 }
 
 /// A day's figures for a digest.
-struct DayFigures(Json);
+struct DayFigures {
+    leads: i64,
+    conversions: i64,
+    revenue: Json,
+}
 
 impl FromRow for DayFigures {
     fn from_row(row: &Row<'_>) -> Result<Self> {
-        Ok(Self(json!({
-            "leads": row.int("leads")?,
-            "conversions": row.int("conversions")?,
-            "revenue": row.json::<Json>("revenue")?,
-        })))
+        Ok(Self {
+            leads: row.int("leads")?,
+            conversions: row.int("conversions")?,
+            revenue: row.json("revenue")?,
+        })
     }
 }
 
@@ -574,8 +585,8 @@ fn queue_digest(tenant: &TenantDb, rule_id: &str, day: &str, start: i64, end: i6
             &range,
         )?
         .context("one row of figures")?;
-    let mut detail = figures.0;
-    detail["day"] = json!(day);
+    let detail = json!({"day": day, "leads": figures.leads, "conversions": figures.conversions,
+        "revenue": figures.revenue});
     let queued = tenant.execute(
         tenant_sql!(
             "INSERT INTO alert_deliveries (tenant_id, id, rule_id, event, detail, day, created_at)

@@ -384,44 +384,49 @@ pub fn limits(plan: Plan) -> AlertLimits {
     }
 }
 
+fn text<'a>(data: &'a Value, pointer: &str) -> Option<&'a str> {
+    data.pointer(pointer).and_then(Value::as_str)
+}
+
+fn int(data: &Value, pointer: &str) -> i64 {
+    data.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
 /// The one line a Slack or Discord delivery carries.
 pub fn message_text(event: AlertEvent, rule_name: &str, data: &Value) -> String {
-    let lead = &data["lead"];
-    let who = lead["email"].as_str().unwrap_or("a lead");
-    let text = match event {
+    let who = text(data, "/lead/email").unwrap_or("a lead");
+    let line = match event {
         AlertEvent::LeadCaptured => {
-            let volume = lead["monthly_leads"]
-                .as_str()
+            let volume = text(data, "/lead/monthly_leads")
                 .map(|v| format!(", {v} leads a month"))
                 .unwrap_or_default();
             format!("New lead {who}{volume}")
         }
         AlertEvent::LeadStage => format!(
             "{who} reached the {} stage",
-            lead["stage"].as_str().unwrap_or("next")
+            text(data, "/lead/stage").unwrap_or("next")
         ),
         AlertEvent::LeadOpened => format!(
             "{who} has opened {} emails",
-            lead["emails_opened"].as_i64().unwrap_or(0)
+            int(data, "/lead/emails_opened")
         ),
         AlertEvent::Sale => format!(
             "Sale of {} {} by {who}",
-            money(data["sale"]["amount_cents"].as_i64().unwrap_or(0)),
-            data["sale"]["currency"]
-                .as_str()
+            money(int(data, "/sale/amount_cents")),
+            text(data, "/sale/currency")
                 .unwrap_or("")
                 .to_ascii_uppercase()
         ),
         AlertEvent::Digest => format!(
             "{}: {} leads, {} conversions, revenue {}",
-            data["digest"]["day"].as_str().unwrap_or(""),
-            data["digest"]["leads"].as_i64().unwrap_or(0),
-            data["digest"]["conversions"].as_i64().unwrap_or(0),
-            revenue_text(&data["digest"]["revenue"]),
+            text(data, "/digest/day").unwrap_or(""),
+            int(data, "/digest/leads"),
+            int(data, "/digest/conversions"),
+            revenue_text(data.pointer("/digest/revenue")),
         ),
         AlertEvent::Test => "Test alert from ClientFlow Edge".to_string(),
     };
-    format!("{rule_name}: {}", text.trim_end())
+    format!("{rule_name}: {}", line.trim_end())
 }
 
 fn money(cents: i64) -> String {
@@ -429,9 +434,9 @@ fn money(cents: i64) -> String {
 }
 
 /// `{"USD": 1000, "EUR": 50}` as `10.00 USD, 0.50 EUR`; never summed across currencies.
-fn revenue_text(revenue: &Value) -> String {
+fn revenue_text(revenue: Option<&Value>) -> String {
     let parts: Vec<String> = revenue
-        .as_object()
+        .and_then(Value::as_object)
         .map(|m| {
             m.iter()
                 .map(|(c, v)| format!("{} {c}", money(v.as_i64().unwrap_or(0))))
