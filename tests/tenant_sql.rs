@@ -152,13 +152,15 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// `macro_rules! name { () => { "literal" }; }` in `file`: name → literal.
-fn literal_macros(file: &syn::File) -> BTreeMap<String, String> {
+/// `macro_rules! name { () => { "literal" }; }` in `file`: name → literal. With `exported`,
+/// only the `#[macro_export]` ones, which other crates invoke by path (`platform::name!()`).
+fn literal_macros(file: &syn::File, exported: bool) -> BTreeMap<String, String> {
     let mut macros = BTreeMap::new();
     for item in &file.items {
         if let syn::Item::Macro(m) = item
             && m.mac.path.is_ident("macro_rules")
             && let Some(name) = &m.ident
+            && (!exported || m.attrs.iter().any(|a| a.path().is_ident("macro_export")))
         {
             let tokens: Vec<TokenTree> = m.mac.tokens.clone().into_iter().collect();
             // `() => { "…" }`
@@ -223,7 +225,8 @@ fn rebuild(args: TokenStream, macros: &BTreeMap<String, String>, place: &str) ->
                 ..
             }) => sql.push_str(&s.value()),
             syn::Expr::Macro(m) => {
-                let name = m.mac.path.get_ident().map(ToString::to_string);
+                // A path (`platform::name!()`) names an exported macro by its last segment.
+                let name = m.mac.path.segments.last().map(|s| s.ident.to_string());
                 let body = name
                     .as_ref()
                     .and_then(|n| macros.get(n))
@@ -266,18 +269,30 @@ fn find_statements() -> (Vec<Found>, usize) {
     for dir in ["crates", "components"] {
         rust_files(&root().join(dir), &mut files);
     }
+    let parsed: Vec<(PathBuf, String, syn::File)> = files
+        .into_iter()
+        .map(|path| {
+            let source = std::fs::read_to_string(&path).unwrap();
+            let file =
+                syn::parse_file(&source).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            (path, source, file)
+        })
+        .collect();
+    let exported: BTreeMap<String, String> = parsed
+        .iter()
+        .flat_map(|(_, _, file)| literal_macros(file, true))
+        .collect();
     let mut found = Vec::new();
     let mut textual = 0;
-    for path in files {
-        let source = std::fs::read_to_string(&path).unwrap();
+    for (path, source, file) in parsed {
         textual += source
             .lines()
             .filter(|l| !l.trim_start().starts_with("//"))
             .map(|l| l.matches("tenant_sql!(").count())
             .sum::<usize>();
         let place = path.strip_prefix(root()).unwrap().display().to_string();
-        let file = syn::parse_file(&source).unwrap_or_else(|e| panic!("{place}: {e}"));
-        let macros = literal_macros(&file);
+        let mut macros = exported.clone();
+        macros.extend(literal_macros(&file, false));
         syn::visit::Visit::visit_file(
             &mut MacroFinder {
                 macros: &macros,

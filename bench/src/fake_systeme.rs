@@ -1,6 +1,6 @@
 //! A fast fake Systeme.io for the "capture with sync" scenario: answers every call at once,
 //! keeps no state beyond an id counter (the tests' wiremock fake records everything and is far
-//! slower).
+//! slower). It also stands in for an IB's alert endpoint (`POST /alert-hook`), counting posts.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,6 +14,14 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+
+/// Posts to `/alert-hook` so far.
+static ALERTS: AtomicU64 = AtomicU64::new(0);
+
+/// How many alert deliveries the fake received.
+pub fn alerts_received() -> u64 {
+    ALERTS.load(Ordering::Relaxed)
+}
 
 fn respond(req: &Request<hyper::body::Incoming>, ids: &AtomicU64) -> Response<Full<Bytes>> {
     let json = |status: u16, body: String| {
@@ -46,6 +54,10 @@ fn respond(req: &Request<hyper::body::Incoming>, ids: &AtomicU64) -> Response<Fu
             )
         }
         ("POST", p) if p.ends_with("/tags") => json(204, String::new()),
+        ("POST", "/alert-hook") => {
+            ALERTS.fetch_add(1, Ordering::Relaxed);
+            json(200, "{}".into())
+        }
         _ => json(404, "{}".into()),
     }
 }

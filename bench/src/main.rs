@@ -70,6 +70,11 @@ struct Args {
     /// median of each figure with its spread (min–max).
     #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     repeat: usize,
+    /// Only capture for a tenant with one alert rule that every lead matches, against capture
+    /// for a tenant without, interleaved, with their ratio: what an alert costs a capture. The
+    /// alerts go to a local receiver.
+    #[arg(long)]
+    alerts: bool,
     /// Only the capture burst: `--burst-clients` clients × `--burst-captures` lead posts
     /// against a fresh app per run, once per `--burst-fault` setting, `--burst-runs` times.
     #[arg(long)]
@@ -220,6 +225,7 @@ fn report_host_warnings(app: &TestApp) {
 
 fn wasm_sizes() -> Vec<(String, u64)> {
     [
+        "alerts",
         "dashboard",
         "lead_capture",
         "systeme_events",
@@ -329,6 +335,9 @@ async fn main() -> Result<()> {
     if args.write_paths {
         return run_write_paths(&args, &host, load).await;
     }
+    if args.alerts {
+        return run_alerts(&args, &host, load).await;
+    }
     run_all(&args, &host, load).await
 }
 
@@ -404,6 +413,81 @@ async fn run_write_paths(args: &Args, host: &HostKind, load: Load) -> Result<()>
         ),
     ];
     print_report(args, host, started, &measured, &ratios, "")
+}
+
+/// Counts of the app's alert deliveries by status.
+fn alert_counts(app: &TestApp) -> Result<String> {
+    let db = app.db();
+    let mut stmt = db
+        .prepare("SELECT status, count(*) FROM alert_deliveries GROUP BY status ORDER BY status")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(format!(
+            "{} {}",
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?
+        ))
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?.join(", "))
+}
+
+/// `--alerts`: capture with one matching alert rule against capture without.
+async fn run_alerts(args: &Args, host: &HostKind, load: Load) -> Result<()> {
+    let started = Instant::now();
+    let receiver = fake_systeme::start().await?;
+    let origin = format!("http://{receiver}");
+    let app = spawn_async(
+        clientflow("http://127.0.0.1:9", "").with_env("SPIN_VARIABLE_ALERTS_DEV_ORIGIN", &origin),
+    )
+    .await;
+    let plain = bench_tenant(&app, "Bench Plain").await?;
+    let alerted = bench_tenant(&app, "Bench Alerted").await?;
+    let rule = json!({"name": "Every lead", "when": {"event": "lead.captured"},
+        "destination": {"url": format!("{origin}/alert-hook"), "format": "json"}});
+    let resp = app
+        .client
+        .post(app.url("/v1/dashboard/alerts"))
+        .bearer_auth(alerted.dashboard_token())
+        .json(&rule)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        resp.status() == 201,
+        "creating the alert rule: {}",
+        resp.status()
+    );
+    let (without, with) = (
+        "POST /v1/leads (sync off), no alert rule",
+        "POST /v1/leads (sync off), one matching alert rule",
+    );
+    let scenarios = vec![
+        scenario(
+            without,
+            &app,
+            load,
+            201,
+            capture_requests(&plain.capture_token, "plain"),
+        ),
+        scenario(
+            with,
+            &app,
+            load,
+            201,
+            capture_requests(&alerted.capture_token, "alerted"),
+        ),
+    ];
+    let measured = rounds::run(scenarios, args.repeat).await?;
+    // Let the last delivery run finish before counting.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ratios = [(
+        "capture with one matching rule / capture without".to_string(),
+        find(&measured, with)?.rps_over(find(&measured, without)?),
+    )];
+    let extra = format!(
+        "\nAlert deliveries at the end (by status): {}; the receiver got {} posts.\n",
+        alert_counts(&app)?,
+        fake_systeme::alerts_received()
+    );
+    print_report(args, host, started, &measured, &ratios, &extra)
 }
 
 /// The whole benchmark: ceilings, the probe against schema size, capture, callbacks, stats

@@ -887,15 +887,42 @@ fn the_runtime_config_defines_the_apps_stores_with_spin_4_keys() {
     }
 }
 
+/// The operator's batches a CronJob calls: its name, the variable holding its URL, the route,
+/// and the seconds between runs (a run must end before the next).
+const BATCH_JOBS: [(&str, &str, &str, i64); 2] = [
+    ("clientflow-sync", "SYNC_URL", "/v1/admin/sync", 120),
+    ("clientflow-alerts", "RUN_URL", "/v1/admin/alerts/run", 60),
+];
+
 #[test]
-fn the_sync_cronjob_is_bounded_and_reads_its_token_from_a_file() {
+fn the_batch_cronjobs_are_bounded_and_read_their_token_from_a_file() {
     let Some(rendered) = rendered() else { return };
     for (overlay, docs) in &rendered {
         let app = the_spinapp(docs);
         let name = str_of(&app["metadata"]["name"], "SpinApp name");
         let jobs = of_kind(docs, "CronJob");
-        assert_eq!(jobs.len(), 1, "overlays/{overlay}: the sync CronJob");
-        let job = jobs[0];
+        assert_eq!(
+            jobs.len(),
+            BATCH_JOBS.len(),
+            "overlays/{overlay}: the batch CronJobs"
+        );
+        for (job_name, url_var, route, every) in BATCH_JOBS {
+            let job = named(docs, "CronJob", job_name)
+                .unwrap_or_else(|| panic!("overlays/{overlay}: CronJob {job_name}"));
+            check_batch_job(overlay, docs, job, name, (url_var, route, every));
+        }
+    }
+}
+
+/// One batch CronJob: bounded, one run at a time, its token read from a mounted Secret.
+fn check_batch_job(
+    overlay: &str,
+    docs: &[Yaml],
+    job: &Yaml,
+    name: &str,
+    (url_var, route, every): (&str, &str, i64),
+) {
+    {
         assert_eq!(job["spec"]["concurrencyPolicy"].as_str(), Some("Forbid"));
         assert!(
             int_of(
@@ -906,8 +933,8 @@ fn the_sync_cronjob_is_bounded_and_reads_its_token_from_a_file() {
         let job_spec = &job["spec"]["jobTemplate"]["spec"];
         let deadline = int_of(&job_spec["activeDeadlineSeconds"], "activeDeadlineSeconds");
         assert!(
-            deadline < 120,
-            "overlays/{overlay}: a run ends before the next two-minute slot"
+            deadline < every,
+            "overlays/{overlay}: a run ends before the next slot"
         );
         let pod = &job_spec["template"]["spec"];
         let container = &pod["containers"][0];
@@ -938,9 +965,9 @@ fn the_sync_cronjob_is_bounded_and_reads_its_token_from_a_file() {
                 "overlays/{overlay}: no secret in the environment"
             );
         }
-        let url = str_of(&env["SYNC_URL"]["value"], "SYNC_URL");
+        let url = str_of(&env[url_var]["value"], url_var);
         assert!(
-            url.starts_with(&format!("http://{name}/v1/admin/sync")),
+            url.starts_with(&format!("http://{name}{route}")),
             "overlays/{overlay}: through the operator's ClusterIP Service: {url}"
         );
         let min = str_of(&env["MIN_TOKEN_SECONDS"]["value"], "MIN_TOKEN_SECONDS");

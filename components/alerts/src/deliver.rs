@@ -7,6 +7,7 @@
 //! once, the same `webhook-id`). Claims span tenants (the outbox is one table); everything read
 //! or written for one delivery goes through that delivery's tenant's [`TenantDb`].
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -86,6 +87,7 @@ pub struct RunReport {
 }
 
 /// How one attempt ended.
+#[derive(Debug, Clone)]
 enum Attempted {
     Delivered(u16),
     Failed { code: Option<u16>, error: String },
@@ -135,19 +137,31 @@ pub fn send_due(db: &Db, batch: Batch, report: &mut RunReport) -> Result<()> {
             break;
         }
         left -= i64::try_from(claimed.len()).unwrap_or(left);
+        let mut by_tenant: BTreeMap<String, Vec<Claimed>> = BTreeMap::new();
         for delivery in claimed {
             tried.push(delivery.id.clone());
-            let tenant = TenantId::parse(&delivery.tenant_id).context("a delivery's tenant")?;
+            by_tenant
+                .entry(delivery.tenant_id.clone())
+                .or_default()
+                .push(delivery);
+        }
+        for (tenant_id, group) in by_tenant {
+            let tenant = TenantId::parse(&tenant_id).context("a delivery's tenant")?;
             let store = AlertStore::new(TenantDb::on(db, tenant.clone()));
-            let outcome = match load_tenant(db, &tenant)? {
-                Some(t) => attempt(&store, t.plan, &delivery)?,
-                None => Attempted::Dropped("tenant_gone"),
+            let outcomes = match load_tenant(db, &tenant)? {
+                Some(t) => deliver_group(&store, t.plan, &group)?,
+                None => {
+                    let gone = vec![Attempted::Dropped("tenant_gone"); group.len()];
+                    record_all(&store, &group, &gone)?;
+                    gone
+                }
             };
-            record(&store, &delivery, &outcome)?;
-            match outcome {
-                Attempted::Delivered(_) => report.delivered += 1,
-                Attempted::Failed { .. } => report.failed_attempts += 1,
-                Attempted::Dropped(_) => report.dropped += 1,
+            for outcome in outcomes {
+                match outcome {
+                    Attempted::Delivered(_) => report.delivered += 1,
+                    Attempted::Failed { .. } => report.failed_attempts += 1,
+                    Attempted::Dropped(_) => report.dropped += 1,
+                }
             }
         }
     }
@@ -238,44 +252,122 @@ pub fn deliver_now(store: &AlertStore, plan: Plan, id: &str) -> Result<bool> {
     let Some(delivery) = claimed else {
         return Ok(false);
     };
-    let outcome = attempt(store, plan, &delivery)?;
-    record(store, &delivery, &outcome)?;
+    deliver_group(store, plan, &[delivery])?;
     Ok(true)
 }
 
-/// One attempt of a claimed delivery.
-fn attempt(store: &AlertStore, plan: Plan, d: &Claimed) -> Result<Attempted> {
-    let Some(rule) = store.rule(&d.rule_id)? else {
-        return Ok(Attempted::Dropped("rule_deleted"));
+/// What to do with one claimed delivery.
+enum Step {
+    Send { url: url::Url, body: String },
+    Done(Attempted),
+}
+
+/// Sends one tenant's claimed deliveries and records them: the tenant's rules, signing secret
+/// and delivery count are read once; new bodies are stored in one write before anything goes
+/// out (so every retry sends the same bytes) and the outcomes in one write after, so a batch
+/// holds the write lock three times, however many deliveries it has.
+fn deliver_group(store: &AlertStore, plan: Plan, group: &[Claimed]) -> Result<Vec<Attempted>> {
+    let mut used_today = store.attempted_today()?;
+    let daily = i64::try_from(limits(plan).deliveries_per_day).unwrap_or(i64::MAX);
+    let mut rules: HashMap<String, Option<Rule>> = HashMap::new();
+    let mut new_bodies = Vec::new();
+    let mut steps = Vec::with_capacity(group.len());
+    for d in group {
+        if !rules.contains_key(&d.rule_id) {
+            rules.insert(d.rule_id.clone(), store.rule(&d.rule_id)?);
+        }
+        let rule = rules.get(&d.rule_id).and_then(Option::as_ref);
+        steps.push(prepare(
+            store,
+            rule,
+            d,
+            (&mut used_today, daily),
+            &mut new_bodies,
+        )?);
+    }
+    store_bodies(store, &new_bodies)?;
+    let secret = if steps.iter().any(|s| matches!(s, Step::Send { .. })) {
+        Some(signing_secret(store)?)
+    } else {
+        None
+    };
+    let outcomes: Vec<Attempted> = steps
+        .into_iter()
+        .zip(group)
+        .map(|(step, d)| match (step, &secret) {
+            (Step::Send { url, body }, Some(secret)) => send_one(secret, d, &url, &body),
+            (Step::Send { .. }, None) => Attempted::Dropped("no_secret"),
+            (Step::Done(outcome), _) => outcome,
+        })
+        .collect();
+    record_all(store, group, &outcomes)?;
+    rule_health(store, group, &outcomes, &rules)?;
+    Ok(outcomes)
+}
+
+/// Checks one delivery against its rule, the daily limit and the destination guard, and gives
+/// it its body (built now, and added to `new_bodies`, on its first attempt).
+fn prepare(
+    store: &AlertStore,
+    rule: Option<&Rule>,
+    d: &Claimed,
+    (used_today, daily): (&mut i64, i64),
+    new_bodies: &mut Vec<Json>,
+) -> Result<Step> {
+    let Some(rule) = rule else {
+        return Ok(Step::Done(Attempted::Dropped("rule_deleted")));
     };
     let test = d.event == AlertEvent::Test.as_str();
     if !test && (!rule.enabled || rule.status != "active") {
-        return Ok(Attempted::Dropped("rule_off"));
+        return Ok(Step::Done(Attempted::Dropped("rule_off")));
     }
-    if d.attempts == 0 && over_daily_limit(store, plan)? {
-        return Ok(Attempted::Dropped("daily_limit"));
+    if d.attempts == 0 {
+        if *used_today >= daily {
+            return Ok(Step::Done(Attempted::Dropped("daily_limit")));
+        }
+        *used_today += 1;
     }
     let url = match check_destination(&rule.destination.url, dev_origin().as_deref()) {
-        Ok(url) => url,
+        Ok(url) => url::Url::parse(&url).context("a checked destination")?,
         Err(e) => {
-            return Ok(Attempted::Failed {
+            return Ok(Step::Done(Attempted::Failed {
                 code: None,
                 error: format!("destination refused: {e}"),
-            });
+            }));
         }
     };
     let body = match &d.body {
         Some(body) => body.clone(),
-        None => build_body(store, &rule, d)?,
+        None => {
+            let body = build_body(store, rule, d)?;
+            new_bodies.push(json!({"i": d.id, "b": body}));
+            body
+        }
     };
-    // Kept with the delivery before it goes out, so every retry sends the same bytes.
+    Ok(Step::Send { url, body })
+}
+
+/// Stores the bodies built for first attempts, in one write.
+fn store_bodies(store: &AlertStore, bodies: &[Json]) -> Result<()> {
+    if bodies.is_empty() {
+        return Ok(());
+    }
     store.db().execute(
-        tenant_sql!("UPDATE alert_deliveries SET body = ?3 WHERE tenant_id = ?1 AND id = ?2"),
-        &[Value::Text(d.id.clone()), Value::Text(body.clone())],
+        tenant_sql!(
+            "UPDATE alert_deliveries SET body = (SELECT json_extract(value, '$.b')
+                FROM json_each(?2) WHERE json_extract(value, '$.i') = alert_deliveries.id)
+             WHERE tenant_id = ?1 AND body IS NULL
+                AND id IN (SELECT json_extract(value, '$.i') FROM json_each(?2))"
+        ),
+        &[Value::Text(serde_json::to_string(bodies)?)],
     )?;
-    let secret = signing_secret(store)?;
+    Ok(())
+}
+
+/// One signed attempt.
+fn send_one(secret: &WebhookSecret, d: &Claimed, url: &url::Url, body: &str) -> Attempted {
     let now = now_unix();
-    let signature = sign_standard(&secret, &d.id, now, body.as_bytes());
+    let signature = sign_standard(secret, &d.id, now, body.as_bytes());
     let stamp = now.to_string();
     let headers = [
         ("content-type", "application/json"),
@@ -289,32 +381,23 @@ fn attempt(store: &AlertStore, plan: Plan, d: &Claimed) -> Result<Attempted> {
         first_byte: ATTEMPT_TIMEOUT,
         between_bytes: ATTEMPT_TIMEOUT,
     };
-    let url = url::Url::parse(&url).context("a checked destination")?;
-    Ok(
-        match send(
-            &http::Method::POST,
-            &url,
-            &headers,
-            Some(body.as_bytes()),
-            timeouts,
-        ) {
-            Ok(resp) if (200..300).contains(&resp.status) => Attempted::Delivered(resp.status),
-            Ok(resp) => Attempted::Failed {
-                code: Some(resp.status),
-                error: format!("answered {}", resp.status),
-            },
-            Err(e) => Attempted::Failed {
-                code: None,
-                error: e.to_string(),
-            },
+    match send(
+        &http::Method::POST,
+        url,
+        &headers,
+        Some(body.as_bytes()),
+        timeouts,
+    ) {
+        Ok(resp) if (200..300).contains(&resp.status) => Attempted::Delivered(resp.status),
+        Ok(resp) => Attempted::Failed {
+            code: Some(resp.status),
+            error: format!("answered {}", resp.status),
         },
-    )
-}
-
-/// Whether the tenant has used its plan's deliveries for today (UTC).
-fn over_daily_limit(store: &AlertStore, plan: Plan) -> Result<bool> {
-    let used = store.attempted_today()?;
-    Ok(u64::try_from(used).unwrap_or(0) >= limits(plan).deliveries_per_day)
+        Err(e) => Attempted::Failed {
+            code: None,
+            error: e.to_string(),
+        },
+    }
 }
 
 /// The tenant's signing secret, made now if it has none (a delivery queued before any rule
@@ -385,60 +468,75 @@ fn build_body(store: &AlertStore, rule: &Rule, d: &Claimed) -> Result<String> {
     Ok(serde_json::to_string(&body)?)
 }
 
-/// Records an attempt, and what it means for the rule: a success clears its failing streak; a
-/// failure starts one, and one older than three days switches the rule off and ends its
-/// pending deliveries.
-fn record(store: &AlertStore, d: &Claimed, outcome: &Attempted) -> Result<()> {
+/// Records the outcomes of one tenant's batch in one write: a delivered or failed attempt
+/// counts, with its time, code and error; a failure is due again after its backoff; a dropped
+/// delivery keeps its last attempt.
+fn record_all(store: &AlertStore, group: &[Claimed], outcomes: &[Attempted]) -> Result<()> {
     let now = now_unix();
-    let id = Value::Text(d.id.clone());
-    let rule = Value::Text(d.rule_id.clone());
-    let test = d.event == AlertEvent::Test.as_str();
-    match outcome {
-        Attempted::Dropped(why) => {
-            store.db().execute(
-                tenant_sql!(
-                    "UPDATE alert_deliveries SET status = 'dropped', last_error = ?3
-                     WHERE tenant_id = ?1 AND id = ?2"
-                ),
-                &[id, Value::Text((*why).to_string())],
-            )?;
-        }
-        Attempted::Delivered(code) => {
-            store.db().execute(
-                tenant_sql!(
-                    "UPDATE alert_deliveries SET status = 'delivered', attempts = attempts + 1,
-                        last_attempt_at = ?3, last_status_code = ?4, last_error = NULL
-                     WHERE tenant_id = ?1 AND id = ?2"
-                ),
-                &[id, Value::Integer(now), Value::Integer(i64::from(*code))],
-            )?;
-            store.db().execute(
-                tenant_sql!(
-                    "UPDATE alert_rules SET failing_since = NULL
-                     WHERE tenant_id = ?1 AND id = ?2 AND failing_since IS NOT NULL"
-                ),
-                &[rule],
-            )?;
-        }
-        Attempted::Failed { code, error } => {
-            store.db().execute(
-                tenant_sql!(
-                    "UPDATE alert_deliveries SET attempts = attempts + 1, last_attempt_at = ?3,
-                        last_status_code = ?4, last_error = ?5, next_attempt_at = ?3 + ?6
-                     WHERE tenant_id = ?1 AND id = ?2"
-                ),
-                &[
-                    id,
-                    Value::Integer(now),
-                    code.map_or(Value::Null, |c| Value::Integer(i64::from(c))),
-                    Value::Text(error.chars().take(300).collect()),
-                    Value::Integer(retry_after(d.attempts + 1)),
-                ],
-            )?;
-            // A test says nothing about the destination's health over time.
-            if !test {
+    let rows: Vec<Json> = group
+        .iter()
+        .zip(outcomes)
+        .map(|(d, outcome)| match outcome {
+            Attempted::Delivered(code) => {
+                json!({"i": d.id, "s": "delivered", "a": 1, "at": now, "c": code, "e": null, "n": 0})
+            }
+            Attempted::Failed { code, error } => json!({"i": d.id, "s": "pending", "a": 1,
+                "at": now, "c": code, "e": error.chars().take(300).collect::<String>(),
+                "n": now + retry_after(d.attempts + 1)}),
+            Attempted::Dropped(why) => {
+                json!({"i": d.id, "s": "dropped", "a": 0, "at": null, "c": null, "e": why, "n": 0})
+            }
+        })
+        .collect();
+    store.db().execute(
+        tenant_sql!(
+            "UPDATE alert_deliveries SET (status, attempts, last_attempt_at, last_status_code,
+                    last_error, next_attempt_at) = (
+                SELECT json_extract(value, '$.s'), attempts + json_extract(value, '$.a'),
+                    COALESCE(json_extract(value, '$.at'), last_attempt_at),
+                    CASE json_extract(value, '$.a') WHEN 1 THEN json_extract(value, '$.c')
+                        ELSE last_status_code END,
+                    json_extract(value, '$.e'), json_extract(value, '$.n')
+                FROM json_each(?2) WHERE json_extract(value, '$.i') = alert_deliveries.id)
+             WHERE tenant_id = ?1 AND id IN (SELECT json_extract(value, '$.i') FROM json_each(?2))"
+        ),
+        &[Value::Text(serde_json::to_string(&rows)?)],
+    )?;
+    Ok(())
+}
+
+/// What a batch means for its rules: a success clears a rule's failing streak; a failure
+/// (not of a test) starts one, and one three days old switches the rule off.
+fn rule_health(
+    store: &AlertStore,
+    group: &[Claimed],
+    outcomes: &[Attempted],
+    rules: &HashMap<String, Option<Rule>>,
+) -> Result<()> {
+    let now = now_unix();
+    let mut cleared = HashSet::new();
+    let mut failed = HashSet::new();
+    for (d, outcome) in group.iter().zip(outcomes) {
+        let failing = rules
+            .get(&d.rule_id)
+            .and_then(Option::as_ref)
+            .is_some_and(|r| r.failing_since.is_some());
+        match outcome {
+            Attempted::Delivered(_) if failing && cleared.insert(d.rule_id.as_str()) => {
+                store.db().execute(
+                    tenant_sql!(
+                        "UPDATE alert_rules SET failing_since = NULL
+                         WHERE tenant_id = ?1 AND id = ?2"
+                    ),
+                    &[Value::Text(d.rule_id.clone())],
+                )?;
+            }
+            Attempted::Failed { .. }
+                if d.event != AlertEvent::Test.as_str() && failed.insert(d.rule_id.as_str()) =>
+            {
                 give_up_after_three_days(store, &d.rule_id, now)?;
             }
+            _ => {}
         }
     }
     Ok(())

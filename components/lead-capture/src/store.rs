@@ -258,7 +258,8 @@ impl LeadStore {
                 "held_limit",
                 i64::try_from(limits.held_leads).unwrap_or(i64::MAX),
             )
-            .set("lease", lease);
+            .set("lease", lease)
+            .set("alert_events", r#"["lead.captured"]"#);
         self.db.query_one_named::<CapturedRow>(
             tenant_sql!(
                 "INSERT INTO leads (tenant_id, id, email, name, phone, ib_type, monthly_leads,
@@ -287,7 +288,7 @@ impl LeadStore {
                      RETURNING ",
                 captured_columns!(),
                 ", ",
-                platform::kick_alerts_column!("'lead.captured'", ":now")
+                platform::kick_alerts_column!()
             ),
             &params,
         )

@@ -729,7 +729,9 @@ impl Applying<'_> {
             .set("add_conversions", delta.conversions)
             .set("add_revenue_cents", delta.revenue_cents)
             .set("at", received.stamp.to_string())
-            .set("digest", received.digest.clone());
+            .set("digest", received.digest.clone())
+            .set("now", received.stamp.to_string())
+            .set("alert_events", r#"["lead.stage", "lead.opened", "sale"]"#);
         let written = self.tdb.execute_named(
             tenant_sql!(
                 "INSERT INTO event_applications (tenant_id, message_id, event, lead_id,
@@ -745,7 +747,7 @@ impl Applying<'_> {
                     :detail, :day, :add_emails_sent, :add_emails_opened, :add_emails_clicked,
                     :add_conversions, :add_revenue_cents, :at, :digest)
                  RETURNING ",
-                platform::kick_alerts_column!("'lead.stage', 'lead.opened', 'sale'", ":at")
+                platform::kick_alerts_column!()
             ),
             &params,
         )?;

@@ -13,19 +13,18 @@ use crate::outbound::{Timeouts, send};
 /// The chained route of the `alerts` component.
 pub const RUN_URL: &str = "http://alerts.spin.internal/v1/internal/alerts/run";
 
-/// A `RETURNING` column, `kick_alerts`, of a tenant's write: whether to call [`kick`]. `$events`
-/// is the SQL list of rule events the write may fire, `$now` the SQL of the write's time (RFC
-/// 3339). Evaluated inside the write, so it sees the runner as the write's trigger leaves it.
+/// A `RETURNING` column, `kick_alerts`, of a tenant's write: whether to call [`kick`]. The
+/// statement binds `:alert_events` (a JSON array of the rule events the write may fire) and
+/// `:now` (the write's time, RFC 3339). Evaluated inside the write, so it sees the runner as
+/// the write leaves it.
 #[macro_export]
 macro_rules! kick_alerts_column {
-    ($events:literal, $now:literal) => {
-        concat!(
-            "EXISTS (SELECT 1 FROM alert_rules WHERE tenant_id = ?1 AND event IN (",
-            $events,
-            ") AND enabled AND disabled_at IS NULL) AND (SELECT until FROM alert_runner WHERE id = 1) <= CAST(strftime('%s', ",
-            $now,
-            ") AS INTEGER) AS kick_alerts"
-        )
+    () => {
+        "EXISTS (SELECT 1 FROM alert_rules WHERE tenant_id = ?1
+            AND event IN (SELECT value FROM json_each(:alert_events))
+            AND enabled AND disabled_at IS NULL)
+        AND (SELECT until FROM alert_runner WHERE id = 1) <= CAST(strftime('%s', :now) AS INTEGER)
+        AS kick_alerts"
     };
 }
 
