@@ -711,3 +711,120 @@ async fn a_rule_failing_for_three_days_is_switched_off_and_saving_it_switches_it
     .await;
     assert_eq!(log(&app, &a).await.len(), 2);
 }
+
+#[tokio::test]
+async fn past_the_plans_deliveries_for_the_day_alerts_are_dropped_with_the_reason() {
+    let receiver = Receiver::start().await;
+    let origin = receiver.server.uri();
+    let app = spawn_app_with(|spec| {
+        spec.with_env("SPIN_VARIABLE_ALERTS_DEV_ORIGIN", &origin)
+            .with_env("SPIN_VARIABLE_CAPTURE_RATE_LIMIT", "100000")
+    })
+    .await;
+    let a = app.create_tenant("Limit A").await;
+    let every = json!({"name": "Every lead", "when": {"event": "lead.captured"},
+                       "destination": {"url": receiver.url("/hook"), "format": "json"}});
+    create_rule(&app, &a, every).await;
+    let limits = json_body(
+        send(&app, reqwest::Method::GET, "/v1/dashboard/alerts", &a, None).await,
+    )
+    .await["limits"]
+        .clone();
+    assert_eq!(
+        limits,
+        json!({"rules": 3, "deliveries_per_day": 200}),
+        "the starter plan"
+    );
+    let posts: Vec<(String, Value)> = (0..201)
+        .map(|n| {
+            (
+                a.capture_token.clone(),
+                json!({"email": format!("l{n}@example.com")}),
+            )
+        })
+        .collect();
+    app.post_leads(&posts).await;
+    for _ in 0..20 {
+        let report = run_batch(&app, "?limit=1000").await;
+        if report["remaining_due"] == 0 {
+            break;
+        }
+    }
+    let db = app.db();
+    let count = |status: &str| -> i64 {
+        db.query_row(
+            "SELECT count(*) FROM alert_deliveries WHERE tenant_id = ? AND status = ?",
+            [&a.id, status],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    // Deliveries still in a run's hands are neither; wait for them.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while count("delivered") + count("dropped") < 201 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(count("delivered"), 200);
+    assert_eq!(count("dropped"), 1);
+    let dropped: String = db
+        .query_row(
+            "SELECT last_error FROM alert_deliveries WHERE tenant_id = ? AND status = 'dropped'",
+            [&a.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(dropped, "daily_limit");
+    assert_eq!(receiver.got().len(), 200);
+    let list =
+        json_body(send(&app, reqwest::Method::GET, "/v1/dashboard/alerts", &a, None).await).await;
+    assert_eq!(list["deliveries_today"], 200);
+}
+
+#[tokio::test]
+async fn an_opened_emails_rule_fires_once_when_the_count_is_reached() {
+    let receiver = Receiver::start().await;
+    let app = spawn_with(&receiver).await;
+    let a = app.create_tenant("Opens A").await;
+    create_rule(
+        &app,
+        &a,
+        json!({"name": "Warm", "when": {"event": "lead.opened", "opens": 2},
+               "destination": {"url": receiver.url("/opens"), "format": "json"}}),
+    )
+    .await;
+    // Systeme.io adds a tag once: each open is the tag added again after its removal.
+    let tag = format!("{}email-opened", a.tag_prefix);
+    let with = json!([{"id": 1, "name": tag}]);
+    let steps = [
+        ("CONTACT_TAG_ADDED", with.clone()),
+        ("CONTACT_TAG_REMOVED", json!([])),
+        ("CONTACT_TAG_ADDED", with.clone()),
+        ("CONTACT_TAG_REMOVED", json!([])),
+        ("CONTACT_TAG_ADDED", with),
+    ];
+    for (n, (name, tags)) in steps.into_iter().enumerate() {
+        let body = json!({
+            "contact": {"id": 4242, "email": "reader@example.com", "tags": tags},
+            "tag": {"id": 1, "name": tag},
+            "seq": n
+        });
+        let resp = app
+            .post_systeme_event(name, &format!("open-{n}"), &body.to_string())
+            .await;
+        assert_eq!(resp.status(), 200);
+        if n == 0 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(receiver.got().is_empty(), "one open is not two");
+        }
+    }
+    let got = receiver.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        receiver.got().len(),
+        1,
+        "fired once, when the count reached 2"
+    );
+    let body = got[0].json();
+    assert_eq!(body["type"], "lead.opened");
+    assert_eq!(body["data"]["lead"]["email"], "reader@example.com");
+}
