@@ -828,3 +828,58 @@ async fn an_opened_emails_rule_fires_once_when_the_count_is_reached() {
     assert_eq!(body["type"], "lead.opened");
     assert_eq!(body["data"]["lead"]["email"], "reader@example.com");
 }
+
+#[tokio::test]
+async fn erasing_a_lead_drops_its_unsent_alerts_and_their_stored_bodies() {
+    let receiver = Receiver::start().await;
+    receiver.script(&[500]);
+    let app = spawn_with(&receiver).await;
+    let a = app.create_tenant("Erase A").await;
+    create_rule(&app, &a, vip_rule(&receiver)).await;
+    let resp = app
+        .post_lead(
+            &a.capture_token,
+            &json!({"email": "gone@example.com", "monthly_leads": "500+", "phone": "+15550100"}),
+        )
+        .await;
+    let lead_id = json_body(resp).await["id"].as_str().unwrap().to_string();
+    receiver.wait_for(1).await;
+    assert_eq!(logged_after(&app, &a, 1).await["status"], "pending");
+    let stored: Option<String> = app
+        .db()
+        .query_row(
+            "SELECT body FROM alert_deliveries WHERE tenant_id = ?",
+            [&a.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(stored.unwrap().contains("+15550100"));
+
+    let resp = send(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/v1/dashboard/leads/{lead_id}"),
+        &a,
+        None,
+    )
+    .await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let entry = &log(&app, &a).await[0];
+    assert_eq!(entry["status"], "dropped");
+    assert_eq!(entry["last_error"], "lead_erased");
+    let (body, status): (Option<String>, String) = app
+        .db()
+        .query_row(
+            "SELECT body, status FROM alert_deliveries WHERE tenant_id = ?",
+            [&a.id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((body, status.as_str()), (None, "dropped"));
+    run_batch(&app, "?ignore_backoff=true").await;
+    assert_eq!(
+        receiver.got().len(),
+        1,
+        "an erased lead's alert is not sent again"
+    );
+}

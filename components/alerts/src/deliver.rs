@@ -20,7 +20,7 @@ use domain::signature::sign_standard;
 use domain::tenant::{Plan, TenantId};
 use platform::clock::{now_unix, timestamp};
 use platform::db::{Db, FromRow, Row};
-use platform::outbound::{Timeouts, send};
+use platform::outbound::{Post, Timeouts, TransportError, post_all};
 use platform::scope::TenantDb;
 use platform::tenant::load_tenant;
 use platform::tenant_sql;
@@ -28,10 +28,14 @@ use serde::Serialize;
 use serde_json::{Value as Json, json};
 use spin_sdk::sqlite::Value;
 
-use crate::store::{AlertStore, Rule, SecretKey, new_secret_key};
+use crate::store::{AlertStore, Rule, SecretKey};
 
-/// How long a claimed delivery is held before another run may take it.
-const LEASE_SECS: i64 = 60;
+/// How long a claimed delivery is held before another run may take it: longer than a batch
+/// can take (its sends go out at once, each given at most twice [`ATTEMPT_TIMEOUT`] to
+/// connect and to answer).
+const LEASE_SECS: i64 = 120;
+/// Deliveries of one tenant per claim, so one tenant's backlog cannot hold up the others'.
+const PER_TENANT: i64 = 10;
 /// Deliveries claimed per statement.
 const CLAIM_BATCH: i64 = 20;
 /// How long one attempt may take: connect, first byte, and between bytes.
@@ -100,16 +104,21 @@ fn claim(db: &Db, now: i64, due_by: i64, tried: &str, limit: i64) -> Result<Vec<
     db.query(
         "UPDATE alert_deliveries SET next_attempt_at = ?1
          WHERE status = 'pending' AND next_attempt_at <= ?2 AND (tenant_id, id) IN (
-            SELECT tenant_id, id FROM alert_deliveries
-            WHERE status = 'pending' AND next_attempt_at <= ?2
-                AND id NOT IN (SELECT value FROM json_each(?3))
-            ORDER BY next_attempt_at LIMIT ?4)
+            SELECT tenant_id, id FROM (
+                SELECT tenant_id, id, next_attempt_at, created_at, ROW_NUMBER() OVER (
+                    PARTITION BY tenant_id ORDER BY next_attempt_at, created_at) AS nth
+                FROM alert_deliveries
+                WHERE status = 'pending' AND next_attempt_at <= ?2
+                    AND id NOT IN (SELECT value FROM json_each(?3)))
+            WHERE nth <= ?5
+            ORDER BY next_attempt_at, created_at LIMIT ?4)
          RETURNING tenant_id, id, rule_id, event, lead_id, detail, body, attempts, created_at",
         &[
             Value::Integer(now + LEASE_SECS),
             Value::Integer(due_by),
             Value::Text(tried.to_string()),
             Value::Integer(limit.min(CLAIM_BATCH)),
+            Value::Integer(PER_TENANT),
         ],
     )
 }
@@ -148,12 +157,23 @@ pub fn send_due(db: &Db, batch: Batch, report: &mut RunReport) -> Result<()> {
         for (tenant_id, group) in by_tenant {
             let tenant = TenantId::parse(&tenant_id).context("a delivery's tenant")?;
             let store = AlertStore::new(TenantDb::on(db, tenant.clone()));
-            let outcomes = match load_tenant(db, &tenant)? {
-                Some(t) => deliver_group(&store, t.plan, &group)?,
-                None => {
+            let sent = match load_tenant(db, &tenant) {
+                Ok(Some(t)) => deliver_group(&store, t.plan, &group),
+                Ok(None) => {
                     let gone = vec![Attempted::Dropped("tenant_gone"); group.len()];
-                    record_all(&store, &group, &gone)?;
-                    gone
+                    record_all(&store, &group, &gone).map(|()| gone)
+                }
+                Err(e) => Err(e),
+            };
+            // One tenant's failure (a busy database, a row that does not read) leaves its
+            // deliveries to their lease and the next run; the others' still go out.
+            let outcomes = match sent {
+                Ok(outcomes) => outcomes,
+                Err(e) => {
+                    eprintln!(
+                        "alerts: tenant {tenant_id}'s deliveries wait for the next run: {e:#}"
+                    );
+                    continue;
                 }
             };
             for outcome in outcomes {
@@ -204,6 +224,16 @@ pub fn run_while_due(db: &Db, budget_secs: i64) -> Result<RunReport> {
     if !held(now_unix() + RUNNER_HOLD_SECS)? {
         return Ok(report);
     }
+    let ran = send_while_due(db, budget_secs, &mut report);
+    if ran.is_err() {
+        // Let go at once, so the next write starts a run instead of waiting out the hold.
+        let _ = db.execute("UPDATE alert_runner SET until = 0 WHERE id = 1", &[]);
+    }
+    ran.map(|()| report)
+}
+
+/// [`run_while_due`]'s loop, while it holds the runner.
+fn send_while_due(db: &Db, budget_secs: i64, report: &mut RunReport) -> Result<()> {
     let started = now_unix();
     loop {
         let batch = Batch {
@@ -211,7 +241,7 @@ pub fn run_while_due(db: &Db, budget_secs: i64) -> Result<RunReport> {
             budget_secs,
             ignore_backoff: false,
         };
-        send_due(db, batch, &mut report)?;
+        send_due(db, batch, report)?;
         let released = db.execute(
             "UPDATE alert_runner SET until = 0 WHERE id = 1 AND NOT EXISTS (
                 SELECT 1 FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= ?1)
@@ -219,12 +249,12 @@ pub fn run_while_due(db: &Db, budget_secs: i64) -> Result<RunReport> {
             &[Value::Integer(now_unix())],
         )?;
         if !released.rows.is_empty() {
-            return Ok(report);
+            return Ok(());
         }
         if now_unix() - started >= budget_secs {
             // Out of time with work due: let go, so the next write (or the batch) starts a run.
             db.execute("UPDATE alert_runner SET until = 0 WHERE id = 1", &[])?;
-            return Ok(report);
+            return Ok(());
         }
         db.execute(
             "UPDATE alert_runner SET until = ?1 WHERE id = 1",
@@ -287,19 +317,11 @@ fn deliver_group(store: &AlertStore, plan: Plan, group: &[Claimed]) -> Result<Ve
     }
     store_bodies(store, &new_bodies)?;
     let secret = if steps.iter().any(|s| matches!(s, Step::Send { .. })) {
-        Some(signing_secret(store)?)
+        signing_secret(store)?
     } else {
         None
     };
-    let outcomes: Vec<Attempted> = steps
-        .into_iter()
-        .zip(group)
-        .map(|(step, d)| match (step, &secret) {
-            (Step::Send { url, body }, Some(secret)) => send_one(secret, d, &url, &body),
-            (Step::Send { .. }, None) => Attempted::Dropped("no_secret"),
-            (Step::Done(outcome), _) => outcome,
-        })
-        .collect();
+    let outcomes = send_all(secret.as_ref(), group, steps);
     record_all(store, group, &outcomes)?;
     rule_health(store, group, &outcomes, &rules)?;
     Ok(outcomes)
@@ -364,53 +386,78 @@ fn store_bodies(store: &AlertStore, bodies: &[Json]) -> Result<()> {
     Ok(())
 }
 
-/// One signed attempt.
-fn send_one(secret: &WebhookSecret, d: &Claimed, url: &url::Url, body: &str) -> Attempted {
+/// Signs and sends every delivery a step says to send, all at once (a batch takes as long as
+/// its slowest destination, at most [`ATTEMPT_TIMEOUT`], however many it holds), and answers
+/// each delivery's outcome.
+fn send_all(secret: Option<&WebhookSecret>, group: &[Claimed], steps: Vec<Step>) -> Vec<Attempted> {
     let now = now_unix();
-    let signature = sign_standard(secret, &d.id, now, body.as_bytes());
     let stamp = now.to_string();
-    let headers = [
-        ("content-type", "application/json"),
-        ("user-agent", "ClientFlow-Edge-Alerts/1"),
-        ("webhook-id", d.id.as_str()),
-        ("webhook-timestamp", stamp.as_str()),
-        ("webhook-signature", signature.as_str()),
-    ];
+    let signatures: Vec<Option<String>> = steps
+        .iter()
+        .zip(group)
+        .map(|(step, d)| match (step, secret) {
+            (Step::Send { body, .. }, Some(secret)) => {
+                Some(sign_standard(secret, &d.id, now, body.as_bytes()))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut posts = Vec::new();
+    let mut sent = Vec::new();
+    for (i, ((step, d), signature)) in steps.iter().zip(group).zip(&signatures).enumerate() {
+        if let (Step::Send { url, body }, Some(signature)) = (step, signature) {
+            posts.push(Post {
+                url,
+                headers: vec![
+                    ("content-type", "application/json"),
+                    ("user-agent", "ClientFlow-Edge-Alerts/1"),
+                    ("webhook-id", d.id.as_str()),
+                    ("webhook-timestamp", stamp.as_str()),
+                    ("webhook-signature", signature.as_str()),
+                ],
+                body: body.as_bytes(),
+            });
+            sent.push(i);
+        }
+    }
     let timeouts = Timeouts {
         connect: ATTEMPT_TIMEOUT,
         first_byte: ATTEMPT_TIMEOUT,
         between_bytes: ATTEMPT_TIMEOUT,
     };
-    match send(
-        &http::Method::POST,
-        url,
-        &headers,
-        Some(body.as_bytes()),
-        timeouts,
-    ) {
-        Ok(resp) if (200..300).contains(&resp.status) => Attempted::Delivered(resp.status),
-        Ok(resp) => Attempted::Failed {
-            code: Some(resp.status),
-            error: format!("answered {}", resp.status),
-        },
-        Err(e) => Attempted::Failed {
-            code: None,
-            error: e.to_string(),
-        },
-    }
+    let mut answers: HashMap<usize, Result<u16, TransportError>> =
+        sent.into_iter().zip(post_all(&posts, timeouts)).collect();
+    steps
+        .into_iter()
+        .enumerate()
+        .map(|(i, step)| match step {
+            Step::Done(outcome) => outcome,
+            Step::Send { .. } => match answers.remove(&i) {
+                Some(Ok(code)) if (200..300).contains(&code) => Attempted::Delivered(code),
+                Some(Ok(code)) => Attempted::Failed {
+                    code: Some(code),
+                    error: format!("answered {code}"),
+                },
+                Some(Err(e)) => Attempted::Failed {
+                    code: None,
+                    error: e.to_string(),
+                },
+                None => Attempted::Dropped("no_secret"),
+            },
+        })
+        .collect()
 }
 
-/// The tenant's signing secret, made now if it has none (a delivery queued before any rule
-/// answered one cannot happen through the API, but a restored database might).
-fn signing_secret(store: &AlertStore) -> Result<WebhookSecret> {
-    let key = match store.secret()? {
-        Some(SecretKey(key)) => key,
-        None => {
-            store.store_secret(&new_secret_key()?, false)?;
-            store.secret()?.context("the secret just stored")?.0
-        }
-    };
-    WebhookSecret::parse(&format!("whsec_{key}")).map_err(|e| anyhow::anyhow!("{e}"))
+/// The tenant's signing secret; `None` when it has none (the first rule makes one, so only a
+/// restored database lacks it): its deliveries are dropped, never signed with a secret the
+/// tenant was never shown.
+fn signing_secret(store: &AlertStore) -> Result<Option<WebhookSecret>> {
+    store
+        .secret()?
+        .map(|SecretKey(key)| {
+            WebhookSecret::parse(&format!("whsec_{key}")).map_err(|e| anyhow::anyhow!("{e}"))
+        })
+        .transpose()
 }
 
 /// A lead as a delivery shows it.
@@ -480,8 +527,11 @@ fn record_all(store: &AlertStore, group: &[Claimed], outcomes: &[Attempted]) -> 
             Attempted::Delivered(code) => {
                 json!({"i": d.id, "s": "delivered", "a": 1, "at": now, "c": code, "e": null, "n": 0})
             }
-            Attempted::Failed { code, error } => json!({"i": d.id, "s": "pending", "a": 1,
-                "at": now, "c": code, "e": error.chars().take(300).collect::<String>(),
+            Attempted::Failed { code, error } => json!({"i": d.id, "s": if gives_up(d, now) {
+                    "failed"
+                } else {
+                    "pending"
+                }, "a": 1, "at": now, "c": code, "e": error.chars().take(300).collect::<String>(),
                 "n": now + retry_after(d.attempts + 1)}),
             Attempted::Dropped(why) => {
                 json!({"i": d.id, "s": "dropped", "a": 0, "at": null, "c": null, "e": why, "n": 0})
@@ -503,6 +553,17 @@ fn record_all(store: &AlertStore, group: &[Claimed], outcomes: &[Attempted]) -> 
         &[Value::Text(serde_json::to_string(&rows)?)],
     )?;
     Ok(())
+}
+
+/// Whether a failed attempt is a delivery's last: a test gets one attempt; any other delivery
+/// is retried for [`GIVE_UP_AFTER_SECS`] after it was queued.
+fn gives_up(d: &Claimed, now: i64) -> bool {
+    let queued = time::OffsetDateTime::parse(
+        &d.created_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_or(now, time::OffsetDateTime::unix_timestamp);
+    d.event == AlertEvent::Test.as_str() || now - queued >= GIVE_UP_AFTER_SECS
 }
 
 /// What a batch means for its rules: a success clears a rule's failing streak; a failure

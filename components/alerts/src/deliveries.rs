@@ -43,7 +43,10 @@ pub fn redeliver(req: &Request, id: &str) -> Result<Response, ApiError> {
     if store.redeliver(id)?.is_none() {
         return Err(ApiError::NotFound {
             code: "alert_delivery_not_found",
-            detail: format!("no delivery {id}"),
+            detail: format!(
+                "no delivery {id} from the last {} days",
+                crate::store::KEPT_DAYS
+            ),
         });
     }
     deliver_now(&store, ctx.tenant().plan, id)?;

@@ -157,6 +157,9 @@ impl FromRow for SecretKey {
 /// How many deliveries the log shows.
 pub const LOG_LENGTH: i64 = 100;
 
+/// Days a delivery can be redelivered; older ones are never attempted again.
+pub const KEPT_DAYS: i64 = 30;
+
 /// The bindings of a rule's columns.
 fn rule_params(rule: &RuleInput) -> Params {
     let mut p = Params::new()
@@ -354,33 +357,36 @@ impl AlertStore {
         )
     }
 
-    /// Deliveries attempted among those queued today (UTC): what the plan's daily limit counts.
+    /// Deliveries attempted today (UTC), retries and redeliveries included: what the plan's
+    /// daily limit counts.
     pub fn attempted_today(&self) -> Result<i64> {
         let midnight = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
-        let since = platform::clock::timestamp(midnight);
         Ok(self
             .db
             .query_one::<Count>(
                 tenant_sql!(
                     "SELECT count(*) AS n FROM alert_deliveries
-                     WHERE tenant_id = ?1 AND created_at >= ?2 AND attempts > 0"
+                     WHERE tenant_id = ?1 AND created_at >= ?2 AND last_attempt_at >= ?3"
                 ),
-                &[Value::Text(since)],
+                &[
+                    Value::Text(kept_since()),
+                    Value::Integer(midnight.unix_timestamp()),
+                ],
             )?
             .map_or(0, |c| c.0))
     }
 
     /// Queues a delivery again for an attempt now, with the same id (and a fresh retry
-    /// schedule); `None` when there is no such delivery.
+    /// schedule); `None` when there is no such delivery from the last [`KEPT_DAYS`].
     pub fn redeliver(&self, id: &str) -> Result<Option<Delivery>> {
         self.db.query_one(
             tenant_sql!(
                 "UPDATE alert_deliveries SET status = 'pending', attempts = 0, next_attempt_at = 0
-                 WHERE tenant_id = ?1 AND id = ?2
+                 WHERE tenant_id = ?1 AND id = ?2 AND created_at >= ?3
                  RETURNING ",
                 delivery_columns!()
             ),
-            &[Value::Text(id.to_string())],
+            &[Value::Text(id.to_string()), Value::Text(kept_since())],
         )
     }
 
@@ -404,6 +410,11 @@ impl AlertStore {
     pub fn db(&self) -> &TenantDb {
         &self.db
     }
+}
+
+/// The oldest `created_at` still kept for redelivery and counted by the daily limit.
+fn kept_since() -> String {
+    platform::clock::timestamp(time::OffsetDateTime::now_utc() - time::Duration::days(KEPT_DAYS))
 }
 
 /// 24 random hex digits, like the ids the triggers give (`'msg_' || lower(hex(randomblob(12)))`).

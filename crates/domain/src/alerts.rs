@@ -297,6 +297,8 @@ impl When {
 pub enum DestinationRefused {
     #[error("must be an absolute URL")]
     NotAUrl,
+    #[error("must be at most 2048 bytes")]
+    TooLong,
     #[error("must use https")]
     NotHttps,
     #[error("must use port 443")]
@@ -309,8 +311,24 @@ pub enum DestinationRefused {
     PrivateName(String),
 }
 
-/// Names that only resolve inside a network (RFC 6761, RFC 6762, RFC 8375, and `.internal`).
-const PRIVATE_SUFFIXES: [&str; 5] = [".localhost", ".local", ".internal", ".home.arpa", ".lan"];
+/// Names that only resolve inside a network or never resolve publicly (RFC 6761, RFC 6762,
+/// RFC 8375, RFC 7686, `.internal`, and Kubernetes' `.svc`).
+const PRIVATE_SUFFIXES: [&str; 11] = [
+    ".localhost",
+    ".local",
+    ".internal",
+    ".home.arpa",
+    ".lan",
+    ".localdomain",
+    ".svc",
+    ".test",
+    ".invalid",
+    ".example",
+    ".onion",
+];
+
+/// The longest destination URL.
+pub const MAX_URL_BYTES: usize = 2048;
 
 /// Checks a destination URL and answers it normalised. `dev_origin` (scheme://host:port) is
 /// the one origin exempt, for development and tests.
@@ -318,6 +336,9 @@ pub fn check_destination(
     value: &str,
     dev_origin: Option<&str>,
 ) -> Result<String, DestinationRefused> {
+    if value.len() > MAX_URL_BYTES {
+        return Err(DestinationRefused::TooLong);
+    }
     let url = url::Url::parse(value.trim()).map_err(|_| DestinationRefused::NotAUrl)?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(DestinationRefused::Credentials);
@@ -463,9 +484,21 @@ pub fn body(
         Format::Json => {
             serde_json::json!({"type": event.as_str(), "timestamp": timestamp, "data": data})
         }
-        Format::Slack => serde_json::json!({"text": message_text(event, rule_name, data)}),
-        Format::Discord => serde_json::json!({"content": message_text(event, rule_name, data)}),
+        // Slack reads `<…>` as links and mentions (`<!channel>`), so the text is escaped as
+        // Slack asks; Discord is told to ping no one, whatever a visitor typed.
+        Format::Slack => {
+            serde_json::json!({"text": slack_escaped(&message_text(event, rule_name, data))})
+        }
+        Format::Discord => serde_json::json!({"content": message_text(event, rule_name, data),
+            "allowed_mentions": {"parse": []}}),
     }
+}
+
+/// Slack's escaping of `&`, `<` and `>` in message text.
+fn slack_escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The tenant-local day that ended most recently at `now` (Unix seconds), with its start and
@@ -598,6 +631,14 @@ mod tests {
             ("https://user:pw@hooks.example.com/x", Credentials),
             ("ftp://hooks.example.com/x", NotHttps),
             ("not a url", NotAUrl),
+            (
+                "https://kubernetes.default.svc/x",
+                PrivateName("kubernetes.default.svc".into()),
+            ),
+            (
+                "https://hooks.example/x",
+                PrivateName("hooks.example".into()),
+            ),
             ("http://127.0.0.1:9998/x", NotHttps),
         ];
         for (url, why) in refused {
@@ -652,6 +693,33 @@ mod tests {
         assert_eq!(
             body(Format::Discord, AlertEvent::Sale, "Big", "t", &sale)["content"],
             "Big: Sale of 500.00 USD by a@b.co"
+        );
+    }
+
+    #[test]
+    fn a_visitors_text_cannot_ping_or_link_in_chat() {
+        let sneaky = serde_json::json!({"lead": {"email": "a@b.co",
+            "monthly_leads": "<!channel> <https://evil.example|verify>"}});
+        let slack = body(Format::Slack, AlertEvent::LeadCaptured, "New", "t", &sneaky);
+        assert_eq!(
+            slack["text"],
+            "New: New lead a@b.co, &lt;!channel&gt; &lt;https://evil.example|verify&gt; leads a month"
+        );
+        let discord = body(
+            Format::Discord,
+            AlertEvent::LeadCaptured,
+            "New",
+            "t",
+            &sneaky,
+        );
+        assert_eq!(
+            discord["allowed_mentions"],
+            serde_json::json!({"parse": []})
+        );
+        let long = format!("https://hooks.example.com/{}", "a".repeat(MAX_URL_BYTES));
+        assert_eq!(
+            check_destination(&long, None),
+            Err(DestinationRefused::TooLong)
         );
     }
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
-    ErrorCode, Fields, IncomingResponse, Method, OutgoingBody, OutgoingRequest, RequestOptions,
-    Scheme,
+    ErrorCode, Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingBody,
+    OutgoingRequest, RequestOptions, Scheme,
 };
 use wasi::io::streams::StreamError;
 
@@ -93,6 +93,82 @@ pub fn send(
     body: Option<&[u8]>,
     timeouts: Timeouts,
 ) -> Result<HttpResponse, TransportError> {
+    let future = start(method, url, headers, body, timeouts)?;
+    future.subscribe().block();
+    let response = match future.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(code))) => return Err(from_code(&code)),
+        Some(Err(())) | None => return Err(TransportError::Other("no response".into())),
+    };
+    let status = response.status();
+    let headers = response
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    let body = read_body(&response)?;
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// One `POST` of [`post_all`].
+#[derive(Debug)]
+pub struct Post<'a> {
+    pub url: &'a url::Url,
+    pub headers: Vec<(&'a str, &'a str)>,
+    pub body: &'a [u8],
+}
+
+/// Sends several `POST`s at once and answers each one's status, in order (their bodies are not
+/// read): they take as long as the slowest, not as long as all of them in turn.
+pub fn post_all(posts: &[Post<'_>], timeouts: Timeouts) -> Vec<Result<u16, TransportError>> {
+    let started: Vec<Result<FutureIncomingResponse, TransportError>> = posts
+        .iter()
+        .map(|p| {
+            start(
+                &http::Method::POST,
+                p.url,
+                &p.headers,
+                Some(p.body),
+                timeouts,
+            )
+        })
+        .collect();
+    let mut waiting: Vec<&FutureIncomingResponse> =
+        started.iter().filter_map(|s| s.as_ref().ok()).collect();
+    while !waiting.is_empty() {
+        let pollables: Vec<_> = waiting.iter().map(|f| f.subscribe()).collect();
+        let ready = wasi::io::poll::poll(&pollables.iter().collect::<Vec<_>>());
+        drop(pollables);
+        let mut index: u32 = 0;
+        waiting.retain(|_| {
+            let keep = !ready.contains(&index);
+            index += 1;
+            keep
+        });
+    }
+    started
+        .into_iter()
+        .map(|s| match s?.get() {
+            Some(Ok(Ok(response))) => Ok(response.status()),
+            Some(Ok(Err(code))) => Err(from_code(&code)),
+            Some(Err(())) | None => Err(TransportError::Other("no response".into())),
+        })
+        .collect()
+}
+
+/// Starts a request: sends its head and body, and answers the response to come.
+fn start(
+    method: &http::Method,
+    url: &url::Url,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    timeouts: Timeouts,
+) -> Result<FutureIncomingResponse, TransportError> {
     let request = outgoing_request(method, url, headers, body.map(<[u8]>::len))?;
     let outgoing_body = request.body().map_err(|()| invalid("body"))?;
 
@@ -113,26 +189,7 @@ pub fn send(
         }
     }
     OutgoingBody::finish(outgoing_body, None).map_err(|e| from_code(&e))?;
-
-    future.subscribe().block();
-    let response = match future.get() {
-        Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(code))) => return Err(from_code(&code)),
-        Some(Err(())) | None => return Err(TransportError::Other("no response".into())),
-    };
-    let status = response.status();
-    let headers = response
-        .headers()
-        .entries()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-        .collect();
-    let body = read_body(&response)?;
-    Ok(HttpResponse {
-        status,
-        headers,
-        body,
-    })
+    Ok(future)
 }
 
 /// The request's method, URL and headers, with `content-length` set from `body_len` (the host
