@@ -9,7 +9,7 @@ use platform::request::{Flag, Limit};
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::{Request, Response};
 
-use crate::deliver::{Batch, RunReport, queue_digests, run_while_due, send_due};
+use crate::deliver::{Batch, RunReport, queue_digests, remaining_due, run_while_due, send_due};
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
@@ -41,6 +41,7 @@ pub fn run_batch(req: &Request) -> Result<Response, ApiError> {
         ignore_backoff: query.ignore_backoff.is_some_and(|f| f.0),
     };
     send_due(&db, batch, &mut report)?;
+    report.remaining_due = remaining_due(&db)?;
     platform::response::json(
         200,
         &RunAnswer {
