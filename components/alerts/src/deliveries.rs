@@ -26,10 +26,7 @@ pub fn send_test(req: &Request, rule_id: &str) -> Result<Response, ApiError> {
     let ctx = authenticate(req, Scope::Dashboard)?;
     let store = AlertStore::new(ctx.db()?);
     if store.rule(rule_id)?.is_none() {
-        return Err(ApiError::NotFound {
-            code: "alert_rule_not_found",
-            detail: format!("no alert rule {rule_id}"),
-        });
+        return Err(crate::rules::not_found(rule_id));
     }
     let id = store.queue_test(rule_id)?;
     deliver_now(&store, ctx.tenant().plan, &id)?;

@@ -18,7 +18,7 @@ mod store;
 
 use platform::ApiError;
 use platform::auth::{INTERNAL_PREFIX, chained_call};
-use platform::response::{handle, send};
+use platform::response::{handle, not_allowed, send};
 use spin_sdk::http::{IncomingRequest, Params, Request, ResponseOutparam, Router};
 use spin_sdk::http_component;
 
@@ -44,11 +44,6 @@ async fn handle_alerts(incoming: IncomingRequest, out: ResponseOutparam) {
         return;
     }
     send(out, router().handle_async(req).await).await;
-}
-
-/// A handler that answers `405` naming the methods the path allows.
-fn not_allowed(allowed: &'static [&'static str]) -> impl Fn(Request, Params) -> ApiError {
-    move |_, _| ApiError::MethodNotAllowed { allowed }
 }
 
 fn router() -> Router {

@@ -33,7 +33,7 @@ struct NewSecret {
     signing_secret: String,
 }
 
-fn not_found(id: &str) -> ApiError {
+pub fn not_found(id: &str) -> ApiError {
     ApiError::NotFound {
         code: "alert_rule_not_found",
         detail: format!("no alert rule {id}"),

@@ -24,7 +24,7 @@ mod settings_store;
 mod store;
 
 use platform::ApiError;
-use platform::response::{handle, send};
+use platform::response::{handle, not_allowed, send};
 use spin_sdk::http::{IncomingRequest, Method, Params, Request, ResponseOutparam, Router};
 use spin_sdk::http_component;
 
@@ -43,11 +43,6 @@ async fn handle_dashboard(incoming: IncomingRequest, out: ResponseOutparam) {
         return;
     }
     send(out, router().handle_async(req).await).await;
-}
-
-/// A handler that answers `405` naming the methods the path allows.
-fn not_allowed(allowed: &'static [&'static str]) -> impl Fn(Request, Params) -> ApiError {
-    move |_, _| ApiError::MethodNotAllowed { allowed }
 }
 
 /// Every buffered route. A path that matches with another method is `405`, anything else

@@ -32,7 +32,7 @@ use crate::kv_redis::RedisStore;
 use crate::manifest::{Manifest, RouteSpec};
 use crate::outbound::{AllowedHost, BlockedNetworks, OutboundPolicy};
 use crate::routes::{Route, RouteMatch, Router};
-use crate::state::{ComponentAccess, HostState};
+use crate::state::{AppLinks, Chained, ComponentAccess, HostState};
 use crate::storage::{self, KeyValueBackend, SqliteBackend};
 use crate::variables::AppVariables;
 
@@ -372,18 +372,28 @@ impl App {
 const CHAINED_CLIENT_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
-impl Components {
-    /// Runtime config's `[outbound_networking] block_networks`.
-    pub fn blocked_networks(&self) -> Arc<BlockedNetworks> {
-        self.blocked_networks.clone()
+impl AppLinks for Components {
+    fn chain(
+        self: Arc<Self>,
+        caller: String,
+        target: String,
+        request: Request<WasiBody>,
+    ) -> Chained {
+        Box::pin(async move { self.chain_to(&caller, &target, request).await })
     }
 
+    fn blocked_networks(&self) -> Arc<BlockedNetworks> {
+        self.blocked_networks.clone()
+    }
+}
+
+impl Components {
     /// Service chaining: hands an allowed outbound request to `http://<target>.spin.internal` to
     /// component `target`, in-process, as Spin does: whatever the target's routes (a private one
     /// included), with the path as given and the headers of a synthetic `/...` match. The
     /// target's failures are its own `500`, as for a public request; an id the app does not
     /// route to is an error for the caller.
-    pub async fn chain(
+    async fn chain_to(
         self: Arc<Self>,
         caller: &str,
         target: &str,

@@ -10,8 +10,35 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings::fermyon::spin::{key_value, sqlite, variables};
 use crate::outbound::{BlockedNetworks, OutboundPolicy, service_chaining_target};
 use crate::resources::{KvStore, SqliteConnection};
-use crate::server::Components;
 use crate::storage::{self, KeyValueBackend, SqliteBackend};
+
+/// A chained request's answer, to come.
+pub type Chained = std::pin::Pin<
+    Box<
+        dyn Future<
+                Output = Result<
+                    http::Response<wasmtime_wasi_http::WasiBody>,
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    >,
+>;
+
+/// What a request's outbound HTTP needs of the app it runs in: the other components, for
+/// service chaining, and the networks the runtime config blocks. The server implements it, so
+/// this module does not depend on the server's.
+pub trait AppLinks: Send + Sync {
+    /// Hands `request`, sent by component `caller`, to component `target` in-process.
+    fn chain(
+        self: Arc<Self>,
+        caller: String,
+        target: String,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+    ) -> Chained;
+
+    /// The runtime config's `[outbound_networking] block_networks`.
+    fn blocked_networks(&self) -> Arc<BlockedNetworks>;
+}
 
 /// What one component may reach; built once at start-up.
 #[derive(Debug)]
@@ -29,7 +56,7 @@ pub struct ComponentAccess {
 /// `block_networks`.
 pub struct OutboundHooks {
     access: Arc<ComponentAccess>,
-    app: Arc<Components>,
+    app: Arc<dyn AppLinks>,
 }
 
 type SendFuture = Box<
@@ -94,7 +121,7 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutboundHooks {
             let app = self.app.clone();
             let caller = self.access.id.clone();
             return Box::new(async move {
-                let resp = app.chain(&caller, &target, request).await?;
+                let resp = app.chain(caller, target, request).await?;
                 let done: Box<dyn Future<Output = _> + Send> = Box::new(async { Ok(()) });
                 Ok((resp, done))
             });
@@ -132,7 +159,7 @@ impl HostState {
         access: Arc<ComponentAccess>,
         kv: KeyValueBackend,
         sqlite: SqliteBackend,
-        app: Arc<Components>,
+        app: Arc<dyn AppLinks>,
     ) -> Self {
         Self {
             wasi,

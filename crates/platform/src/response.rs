@@ -1,7 +1,7 @@
 //! Successful responses, and the single place a handler result becomes an HTTP response.
 
 use serde::Serialize;
-use spin_sdk::http::{Fields, OutgoingResponse, Response, ResponseOutparam};
+use spin_sdk::http::{Fields, OutgoingResponse, Params, Request, Response, ResponseOutparam};
 
 use crate::ApiError;
 
@@ -43,4 +43,9 @@ pub async fn send(out: ResponseOutparam, resp: Response) {
     if let Err(e) = out.set_with_body(response, resp.into_body()).await {
         eprintln!("sending the response: {e:?}");
     }
+}
+
+/// A route handler that answers `405` naming the methods the path allows.
+pub fn not_allowed(allowed: &'static [&'static str]) -> impl Fn(Request, Params) -> ApiError {
+    move |_, _| ApiError::MethodNotAllowed { allowed }
 }
