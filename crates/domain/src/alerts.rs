@@ -255,29 +255,7 @@ impl When {
             Self::Sale {
                 min_amount_cents,
                 currency,
-            } => {
-                if min_amount_cents < 0 {
-                    return Err(FieldError::new(
-                        "when.min_amount_cents",
-                        "must be 0 or more",
-                    ));
-                }
-                let currency =
-                    match_value("when.currency", currency)?.map(|c| c.to_ascii_uppercase());
-                if currency
-                    .as_deref()
-                    .is_some_and(|c| c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()))
-                {
-                    return Err(FieldError::new(
-                        "when.currency",
-                        "must be a three-letter ISO 4217 code",
-                    ));
-                }
-                Self::Sale {
-                    min_amount_cents,
-                    currency,
-                }
-            }
+            } => checked_sale(min_amount_cents, currency)?,
             Self::Digest { timezone } => {
                 let timezone = timezone.trim().to_string();
                 if jiff::tz::TimeZone::get(&timezone).is_err() {
@@ -290,6 +268,30 @@ impl When {
             }
         })
     }
+}
+
+/// A sale rule's amount (0 or more) and currency (ISO 4217, upper-cased), checked.
+fn checked_sale(min_amount_cents: i64, currency: Option<String>) -> Result<When, FieldError> {
+    if min_amount_cents < 0 {
+        return Err(FieldError::new(
+            "when.min_amount_cents",
+            "must be 0 or more",
+        ));
+    }
+    let currency = match_value("when.currency", currency)?.map(|c| c.to_ascii_uppercase());
+    if currency
+        .as_deref()
+        .is_some_and(|c| c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()))
+    {
+        return Err(FieldError::new(
+            "when.currency",
+            "must be a three-letter ISO 4217 code",
+        ));
+    }
+    Ok(When::Sale {
+        min_amount_cents,
+        currency,
+    })
 }
 
 /// Why a destination URL is refused.
