@@ -18,7 +18,7 @@ use domain::alerts::{
 use domain::secret::WebhookSecret;
 use domain::signature::sign_standard;
 use domain::tenant::{Plan, TenantId};
-use platform::clock::{now_unix, timestamp};
+use platform::clock::now_unix;
 use platform::db::{Db, FromRow, Row};
 use platform::outbound::{Post, Timeouts, TransportError, post_all};
 use platform::scope::TenantDb;
@@ -28,7 +28,7 @@ use serde::Serialize;
 use serde_json::{Value as Json, json};
 use spin_sdk::sqlite::Value;
 
-use crate::store::{AlertStore, Rule, SecretKey};
+use crate::store::{AlertStore, Count, Rule, SecretKey, rfc3339, unix};
 
 /// How long a claimed delivery is held before another run may take it: longer than a batch
 /// can take (its sends go out at once, each given at most twice [`ATTEMPT_TIMEOUT`] to
@@ -195,14 +195,6 @@ pub fn send_due(db: &Db, batch: Batch, report: &mut RunReport) -> Result<()> {
         }
     }
     Ok(())
-}
-
-struct Count(i64);
-
-impl FromRow for Count {
-    fn from_row(row: &Row<'_>) -> Result<Self> {
-        Ok(Self(row.int("n")?))
-    }
 }
 
 pub fn remaining_due(db: &Db) -> Result<i64> {
@@ -572,11 +564,7 @@ fn record_all(store: &AlertStore, group: &[Claimed], outcomes: &[Attempted]) -> 
 /// Whether a failed attempt is a delivery's last: a test gets one attempt; any other delivery
 /// is retried for [`GIVE_UP_AFTER_SECS`] after it was queued.
 fn gives_up(d: &Claimed, now: i64) -> bool {
-    let queued = time::OffsetDateTime::parse(
-        &d.created_at,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .map_or(now, time::OffsetDateTime::unix_timestamp);
+    let queued = unix(&d.created_at).unwrap_or(now);
     d.event == AlertEvent::Test.as_str() || now - queued >= GIVE_UP_AFTER_SECS
 }
 
@@ -685,12 +673,7 @@ pub fn queue_digests(db: &Db, report: &mut RunReport) -> Result<()> {
         let Some((day, start, end)) = last_full_day(&rule.timezone, now) else {
             continue;
         };
-        let created = time::OffsetDateTime::parse(
-            &rule.created_at,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .map(|t| t.unix_timestamp())
-        .unwrap_or(now);
+        let created = unix(&rule.created_at).unwrap_or(now);
         if local_date(&rule.timezone, created).is_none_or(|first| day < first) {
             continue;
         }
@@ -722,10 +705,6 @@ impl FromRow for DayFigures {
     }
 }
 
-fn at(unix: i64) -> Result<String> {
-    Ok(timestamp(time::OffsetDateTime::from_unix_timestamp(unix)?))
-}
-
 /// Queues one digest unless the rule has it for `day`; whether it was queued.
 fn queue_digest(tenant: &TenantDb, rule_id: &str, day: &str, start: i64, end: i64) -> Result<bool> {
     let exists = tenant.execute(
@@ -740,7 +719,8 @@ fn queue_digest(tenant: &TenantDb, rule_id: &str, day: &str, start: i64, end: i6
     if !exists.rows.is_empty() {
         return Ok(false);
     }
-    let range = [Value::Text(at(start)?), Value::Text(at(end)?)];
+    let stamp = |t: i64| rfc3339(t).context("a day out of range").map(Value::Text);
+    let range = [stamp(start)?, stamp(end)?];
     let figures = tenant
         .query_one::<DayFigures>(
             tenant_sql!(

@@ -35,10 +35,18 @@ macro_rules! rule_columns {
     };
 }
 
-fn rfc3339(unix: i64) -> Option<String> {
+/// Unix seconds as the API's timestamps (`None` out of range).
+pub fn rfc3339(unix: i64) -> Option<String> {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .map(platform::clock::timestamp)
+}
+
+/// A stored timestamp as Unix seconds (`None` when it does not parse).
+pub fn unix(stamp: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(time::OffsetDateTime::unix_timestamp)
 }
 
 impl FromRow for Rule {
@@ -136,8 +144,8 @@ impl FromRow for Delivery {
     }
 }
 
-/// One counted value.
-struct Count(i64);
+/// One counted value (a query's `n`).
+pub struct Count(pub i64);
 
 impl FromRow for Count {
     fn from_row(row: &Row<'_>) -> Result<Self> {
