@@ -65,15 +65,7 @@ CREATE TABLE daily_rollups (
     PRIMARY KEY (tenant_id, day)
 ) WITHOUT ROWID;
 
--- A new lead counts once, in the same statement that stores it: the plan's lead count and the
--- day's rollup cannot drift from the leads table.
-CREATE TRIGGER leads_counted AFTER INSERT ON leads
-BEGIN
-    UPDATE tenants SET lead_count = lead_count + 1 WHERE id = NEW.tenant_id;
-    INSERT INTO daily_rollups (tenant_id, day, leads)
-    VALUES (NEW.tenant_id, substr(NEW.created_at, 1, 10), 1)
-    ON CONFLICT (tenant_id, day) DO UPDATE SET leads = leads + 1;
-END;
+-- Triggers live in schema/default/triggers/; the runner re-creates them after migrating.
 
 -- `Idempotency-Key` replays: the first answer, kept with a hash of the request it answered.
 CREATE TABLE idempotency_keys (

@@ -38,13 +38,7 @@ CREATE TABLE lead_events (
 
 CREATE INDEX lead_events_lead ON lead_events (tenant_id, lead_id, id);
 
--- The first timeline entry is written with the lead, in the same statement.
-CREATE TRIGGER leads_timeline AFTER INSERT ON leads
-BEGIN
-    INSERT INTO lead_events (tenant_id, lead_id, kind, detail, created_at)
-    VALUES (NEW.tenant_id, NEW.id, CASE NEW.source WHEN 'systeme' THEN 'systeme_contact' ELSE 'captured' END,
-            json_object('form', NEW.form, 'tags', json(NEW.tags)), NEW.created_at);
-END;
+-- Triggers live in schema/default/triggers/; the runner re-creates them after migrating.
 
 -- `x-webhook-message-id`s applied: a redelivery changes nothing.
 CREATE TABLE systeme_messages (

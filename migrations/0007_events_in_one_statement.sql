@@ -62,46 +62,4 @@ CREATE TABLE event_applications (
     at TEXT NOT NULL
 );
 
-CREATE TRIGGER event_applications_check BEFORE INSERT ON event_applications
-WHEN NEW.expected_seq IS NOT NULL
-BEGIN
-    SELECT RAISE(ABORT, 'cfe: stale lead state')
-    WHERE (SELECT event_seq FROM leads WHERE tenant_id = NEW.tenant_id AND id = NEW.lead_id)
-        IS NOT NEW.expected_seq;
-END;
-
-CREATE TRIGGER event_applications_apply AFTER INSERT ON event_applications
-BEGIN
-    INSERT INTO applied_events (tenant_id, message_id, event, applied_at)
-    VALUES (NEW.tenant_id, NEW.message_id, NEW.event, NEW.at);
-    INSERT INTO leads (tenant_id, id, email, name, phone, form, utm_source, utm_medium,
-        utm_campaign, page_url, tags, source, sync_status, systeme_contact_id, created_at,
-        updated_at)
-    SELECT NEW.tenant_id, NEW.lead_id, NEW.email, NEW.name, NEW.phone, 'systeme',
-        NEW.utm_source, NEW.utm_medium, NEW.utm_campaign, NEW.page_url, NEW.tags, 'systeme',
-        'synced', NEW.systeme_contact_id, NEW.at, NEW.at
-    WHERE NEW.expected_seq IS NULL;
-    UPDATE leads SET stage = NEW.stage, emails_sent = NEW.emails_sent,
-        emails_opened = NEW.emails_opened, emails_clicked = NEW.emails_clicked,
-        converted = NEW.converted, sales = NEW.sales, revenue_cents = NEW.revenue_cents,
-        inactive = NEW.inactive, churned = NEW.churned, tags = NEW.tags,
-        opted_in = NEW.opted_in,
-        systeme_contact_id = COALESCE(systeme_contact_id, NEW.systeme_contact_id),
-        event_seq = event_seq + 1, updated_at = NEW.at
-    WHERE tenant_id = NEW.tenant_id AND id = NEW.lead_id;
-    INSERT INTO lead_events (tenant_id, lead_id, kind, detail, message_id, created_at)
-    VALUES (NEW.tenant_id, NEW.lead_id, NEW.kind, NEW.detail, NEW.message_id, NEW.at);
-    INSERT INTO daily_rollups (tenant_id, day, emails_sent, emails_opened, emails_clicked,
-        conversions, revenue_cents)
-    SELECT NEW.tenant_id, NEW.day, NEW.add_emails_sent, NEW.add_emails_opened,
-        NEW.add_emails_clicked, NEW.add_conversions, NEW.add_revenue_cents
-    WHERE NEW.add_emails_sent != 0 OR NEW.add_emails_opened != 0 OR NEW.add_emails_clicked != 0
-        OR NEW.add_conversions != 0 OR NEW.add_revenue_cents != 0
-    ON CONFLICT (tenant_id, day) DO UPDATE SET
-        emails_sent = emails_sent + excluded.emails_sent,
-        emails_opened = emails_opened + excluded.emails_opened,
-        emails_clicked = emails_clicked + excluded.emails_clicked,
-        conversions = conversions + excluded.conversions,
-        revenue_cents = revenue_cents + excluded.revenue_cents;
-    DELETE FROM event_applications WHERE rowid = NEW.rowid;
-END;
+-- Triggers live in schema/default/triggers/; the runner re-creates them after migrating.

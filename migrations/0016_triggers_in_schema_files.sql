@@ -1,6 +1,6 @@
--- Triggers and views live in schema/default/triggers/, one file each, as they are now. After
--- applying migrations the runner drops every trigger and view and creates those files' ones,
--- in the migration's transaction, so migrations hold only tables, indexes and backfills.
+-- Triggers and views live in schema/default/triggers/, one file each, as they are now. The
+-- runner drops every trigger and view, applies pending migrations, then creates those files'
+-- ones, in one transaction, so migrations hold only tables, indexes and backfills.
 --
 -- This version brings every database's triggers to those files. `event_applications_apply`
 -- raises a code, `cfe:stale_lead_state`, which the callback reads back through

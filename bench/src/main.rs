@@ -430,7 +430,33 @@ fn alert_counts(app: &TestApp) -> Result<String> {
     Ok(rows.collect::<Result<Vec<_>, _>>()?.join(", "))
 }
 
-/// `--alerts`: capture with one matching alert rule against capture without.
+/// Creates a `lead.captured` alert rule for `tenant` (`when` as the API takes it) posting JSON
+/// to `url`.
+async fn add_alert_rule(
+    app: &TestApp,
+    tenant: &TestTenant,
+    when: serde_json::Value,
+    url: &str,
+) -> Result<()> {
+    let rule = json!({"name": "Bench rule", "when": when,
+        "destination": {"url": url, "format": "json"}});
+    let resp = app
+        .client
+        .post(app.url("/v1/dashboard/alerts"))
+        .bearer_auth(tenant.dashboard_token())
+        .json(&rule)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        resp.status() == 201,
+        "creating the alert rule: {}",
+        resp.status()
+    );
+    Ok(())
+}
+
+/// `--alerts`: capture with one matching alert rule against capture without, and with a rule
+/// that never matches (the trigger's check alone).
 async fn run_alerts(args: &Args, host: &HostKind, load: Load) -> Result<()> {
     let started = Instant::now();
     let receiver = fake_systeme::start().await?;
@@ -441,23 +467,20 @@ async fn run_alerts(args: &Args, host: &HostKind, load: Load) -> Result<()> {
     .await;
     let plain = bench_tenant(&app, "Bench Plain").await?;
     let alerted = bench_tenant(&app, "Bench Alerted").await?;
-    let rule = json!({"name": "Every lead", "when": {"event": "lead.captured"},
-        "destination": {"url": format!("{origin}/alert-hook"), "format": "json"}});
-    let resp = app
-        .client
-        .post(app.url("/v1/dashboard/alerts"))
-        .bearer_auth(alerted.dashboard_token())
-        .json(&rule)
-        .send()
-        .await?;
-    anyhow::ensure!(
-        resp.status() == 201,
-        "creating the alert rule: {}",
-        resp.status()
-    );
-    let (without, with) = (
+    let unmatched = bench_tenant(&app, "Bench Unmatched").await?;
+    let hook = format!("{origin}/alert-hook");
+    add_alert_rule(&app, &alerted, json!({"event": "lead.captured"}), &hook).await?;
+    add_alert_rule(
+        &app,
+        &unmatched,
+        json!({"event": "lead.captured", "utm_source": "no-such-source"}),
+        &hook,
+    )
+    .await?;
+    let (without, with, idle) = (
         "POST /v1/leads (sync off), no alert rule",
         "POST /v1/leads (sync off), one matching alert rule",
+        "POST /v1/leads (sync off), one alert rule that never matches",
     );
     let scenarios = vec![
         scenario(
@@ -474,14 +497,27 @@ async fn run_alerts(args: &Args, host: &HostKind, load: Load) -> Result<()> {
             201,
             capture_requests(&alerted.capture_token, "alerted"),
         ),
+        scenario(
+            idle,
+            &app,
+            load,
+            201,
+            capture_requests(&unmatched.capture_token, "unmatched"),
+        ),
     ];
     let measured = rounds::run(scenarios, args.repeat).await?;
     // Let the last delivery run finish before counting.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let ratios = [(
-        "capture with one matching rule / capture without".to_string(),
-        find(&measured, with)?.rps_over(find(&measured, without)?),
-    )];
+    let ratios = [
+        (
+            "capture with one matching rule / capture without".to_string(),
+            find(&measured, with)?.rps_over(find(&measured, without)?),
+        ),
+        (
+            "capture with a rule that never matches / capture without".to_string(),
+            find(&measured, idle)?.rps_over(find(&measured, without)?),
+        ),
+    ];
     let extra = format!(
         "\nAlert deliveries at the end (by status): {}; the receiver got {} posts.\n",
         alert_counts(&app)?,

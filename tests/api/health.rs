@@ -539,8 +539,9 @@ fn rows<T>(
 
 /// Migration 0013 moves each lead's first timeline entry from `lead_events` into the lead's
 /// row: on a database at version 12 holding a captured lead, a lead Systeme.io created and an
-/// event, nothing of the timeline is lost and nothing is left twice; a lead inserted the old
-/// way afterwards still gets its entry.
+/// event (the timeline rows as version 12's triggers wrote them), nothing of the timeline is lost
+/// and nothing is left twice; with the current triggers, a lead inserted the old way afterwards
+/// still gets its entry.
 #[test]
 fn migration_0013_moves_first_timeline_entries_into_the_lead_rows() {
     let conn = rusqlite::Connection::open_in_memory().unwrap();
@@ -561,12 +562,19 @@ fn migration_0013_moves_first_timeline_entries_into_the_lead_rows() {
              VALUES ('t1', 'l1', 'a@example.com', 'landing', '[\"p1-a\"]', 'pending', 'T1', 'T1');
          INSERT INTO leads (tenant_id, id, email, form, tags, source, sync_status, created_at, updated_at)
              VALUES ('t1', 'l2', 'b@example.com', 'systeme', '[]', 'systeme', 'synced', 'T2', 'T2');
-         INSERT INTO lead_events (tenant_id, lead_id, kind, detail, created_at)
-             VALUES ('t1', 'l1', 'tag_added', '{\"tag\":\"p1-b\"}', 'T3');
+         INSERT INTO lead_events (tenant_id, lead_id, kind, detail, created_at) VALUES
+             ('t1', 'l1', 'captured', '{\"form\":\"landing\",\"tags\":[\"p1-a\"]}', 'T1'),
+             ('t1', 'l2', 'systeme_contact', '{\"form\":\"systeme\",\"tags\":[]}', 'T2'),
+             ('t1', 'l1', 'tag_added', '{\"tag\":\"p1-b\"}', 'T3');
          UPDATE leads SET form = 'webinar' WHERE id = 'l1';",
     )
     .unwrap();
     after.iter().for_each(|m| apply(&conn, m));
+    // As the runner does after migrating: the current triggers.
+    for create in schema_files().values() {
+        conn.execute_batch(create)
+            .unwrap_or_else(|e| panic!("{e}: {create}"));
+    }
     let firsts: Vec<(String, Option<String>)> = rows(
         &conn,
         "SELECT id, first_event FROM leads ORDER BY id",

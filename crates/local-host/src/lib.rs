@@ -7,6 +7,7 @@
 //! Production runs on real Spin or SpinKube.
 
 pub mod faults;
+pub mod http_client;
 pub mod kv_redis;
 pub mod manifest;
 pub mod outbound;

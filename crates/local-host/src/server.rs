@@ -28,6 +28,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::http_client::OutboundClient;
 use crate::kv_redis::RedisStore;
 use crate::manifest::{Manifest, RouteSpec};
 use crate::outbound::{AllowedHost, BlockedNetworks, OutboundPolicy};
@@ -64,7 +65,7 @@ pub struct Components {
     loaded: Vec<LoadedComponent>,
     kv: KeyValueBackend,
     sqlite: SqliteBackend,
-    blocked_networks: Arc<BlockedNetworks>,
+    outbound: Arc<OutboundClient>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -74,6 +75,23 @@ struct RuntimeConfig {
     #[serde(default)]
     sqlite_database: HashMap<String, StoreConfig>,
     outbound_networking: Option<OutboundNetworkingConfig>,
+    outbound_http: Option<OutboundHttpConfig>,
+}
+
+/// `[outbound_http]`, with the keys Spin accepts (and refuses any other, as Spin does).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutboundHttpConfig {
+    /// Reuse connections to a destination across requests and instances; on by default.
+    #[serde(default = "pooling_default")]
+    connection_pooling: bool,
+    /// Spin's cap on concurrent outbound requests; accepted, not enforced locally.
+    #[serde(default, rename = "max_concurrent_requests")]
+    _max_concurrent_requests: Option<usize>,
+}
+
+fn pooling_default() -> bool {
+    true
 }
 
 /// `[outbound_networking]`, with the keys Spin accepts (and refuses any other, as Spin does).
@@ -319,7 +337,13 @@ impl App {
                 loaded,
                 kv,
                 sqlite,
-                blocked_networks: Arc::new(blocked_networks),
+                outbound: Arc::new(OutboundClient::new(
+                    Arc::new(blocked_networks),
+                    runtime
+                        .outbound_http
+                        .as_ref()
+                        .is_none_or(|o| o.connection_pooling),
+                )),
             }),
         })
     }
@@ -382,8 +406,8 @@ impl AppLinks for Components {
         Box::pin(async move { self.chain_to(&caller, &target, request).await })
     }
 
-    fn blocked_networks(&self) -> Arc<BlockedNetworks> {
-        self.blocked_networks.clone()
+    fn outbound_client(&self) -> Arc<OutboundClient> {
+        self.outbound.clone()
     }
 }
 

@@ -8,7 +8,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::fermyon::spin::{key_value, sqlite, variables};
-use crate::outbound::{BlockedNetworks, OutboundPolicy, service_chaining_target};
+use crate::http_client::OutboundClient;
+use crate::outbound::{OutboundPolicy, service_chaining_target};
 use crate::resources::{KvStore, SqliteConnection};
 use crate::storage::{self, KeyValueBackend, SqliteBackend};
 
@@ -36,8 +37,9 @@ pub trait AppLinks: Send + Sync {
         request: http::Request<wasmtime_wasi_http::WasiBody>,
     ) -> Chained;
 
-    /// The runtime config's `[outbound_networking] block_networks`.
-    fn blocked_networks(&self) -> Arc<BlockedNetworks>;
+    /// The app's outbound HTTP client: pooled connections, and the runtime config's
+    /// `[outbound_networking] block_networks`.
+    fn outbound_client(&self) -> Arc<OutboundClient>;
 }
 
 /// What one component may reach; built once at start-up.
@@ -52,8 +54,8 @@ pub struct ComponentAccess {
 
 /// Outbound HTTP hooks, in Spin's order: `allowed_outbound_hosts` first; then a request to
 /// `<id>.spin.internal` goes to component `<id>` in-process (service chaining); anything else
-/// leaves over the network, unless every address its host resolves to is in the runtime config's
-/// `block_networks`.
+/// leaves over the network through the app's pooled client (`http_client`), which refuses a host
+/// whose every address is in the runtime config's `block_networks`.
 pub struct OutboundHooks {
     access: Arc<ComponentAccess>,
     app: Arc<dyn AppLinks>,
@@ -70,35 +72,6 @@ type SendFuture = Box<
             >,
         > + Send,
 >;
-
-/// Refuses a connection as Spin does when its host resolves only to blocked addresses
-/// (`DestinationIpProhibited`). A host that does not resolve is left to the connection attempt,
-/// which reports the DNS error.
-async fn check_blocked(
-    blocked: &BlockedNetworks,
-    caller: &str,
-    uri: &http::Uri,
-) -> Result<(), wasmtime_wasi_http::Error> {
-    let Some(host) = uri.host() else {
-        return Ok(());
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let Ok(addrs) = tokio::net::lookup_host((host, port)).await else {
-        return Ok(());
-    };
-    let (blocked_addrs, allowed): (Vec<_>, Vec<_>) =
-        addrs.partition(|addr| blocked.is_blocked(addr.ip()));
-    if allowed.is_empty() && !blocked_addrs.is_empty() {
-        eprintln!(
-            "[{caller}] outbound request to {uri} refused: every destination IP is prohibited by \
-             the runtime config's block_networks ({blocked_addrs:?})"
-        );
-        return Err(wasmtime_wasi_http::Error::DestinationIpProhibited);
-    }
-    Ok(())
-}
 
 impl wasmtime_wasi_http::WasiHttpHooks for OutboundHooks {
     fn send_request(
@@ -126,18 +99,12 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutboundHooks {
                 Ok((resp, done))
             });
         }
-        let blocked = self.app.blocked_networks();
+        let client = self.app.outbound_client();
         let caller = self.access.id.clone();
         Box::new(async move {
-            use http_body_util::BodyExt;
-            if !blocked.is_empty() {
-                check_blocked(&blocked, &caller, request.uri()).await?;
-            }
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                res.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
+            let response = client.send(caller, request, options).await?;
+            let done: Box<dyn Future<Output = _> + Send> = Box::new(async { Ok(()) });
+            Ok((response, done))
         })
     }
 }

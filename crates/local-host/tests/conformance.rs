@@ -965,3 +965,68 @@ async fn a_cidr_blocks_only_its_own_addresses() {
         "{refused}"
     );
 }
+
+// ---- outbound connection pooling ----
+
+/// An HTTP/1.1 upstream on 127.0.0.1 that answers every `GET` with `pong`, keeps connections
+/// open, and counts the connections it accepted.
+async fn counting_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut pending = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    pending.extend_from_slice(&buf[..n]);
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        pending.drain(..end + 4);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\npong";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
+/// Spin pools outbound connections across instances (`[outbound_http] connection_pooling`, on
+/// by default): three requests, each from a new instance, share one connection; with pooling
+/// off each opens its own.
+#[tokio::test]
+async fn outbound_connections_are_pooled_across_instances_unless_turned_off() {
+    for (name, config, connections) in [
+        ("pooled", None, 1),
+        (
+            "unpooled",
+            Some("[outbound_http]\nconnection_pooling = false\n"),
+            3,
+        ),
+    ] {
+        let (port, accepted) = counting_upstream().await;
+        let chaining = ChainingApp::new(name, &["http://127.0.0.1:*"], config);
+        let app = spawn_spec(chaining.spec.clone()).await;
+        for _ in 0..3 {
+            let answer =
+                outbound_from(&app, "/outbound", &format!("http://127.0.0.1:{port}/ping")).await;
+            assert_eq!(answer, json!({ "status": 200, "body": "pong" }), "{name}");
+        }
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            connections,
+            "{name}: connections the upstream accepted"
+        );
+    }
+}

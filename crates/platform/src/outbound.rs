@@ -123,8 +123,9 @@ pub struct Post<'a> {
     pub body: &'a [u8],
 }
 
-/// Sends several `POST`s at once and answers each one's status, in order (their bodies are not
-/// read): they take as long as the slowest, not as long as all of them in turn.
+/// Sends several `POST`s at once and answers each one's status, in order: they take as long as
+/// the slowest, not as long as all of them in turn. Of each body only what has already arrived
+/// is read, never waited for (see [`drain_arrived`]).
 pub fn post_all(posts: &[Post<'_>], timeouts: Timeouts) -> Vec<Result<u16, TransportError>> {
     let started: Vec<Result<FutureIncomingResponse, TransportError>> = posts
         .iter()
@@ -154,11 +155,35 @@ pub fn post_all(posts: &[Post<'_>], timeouts: Timeouts) -> Vec<Result<u16, Trans
     started
         .into_iter()
         .map(|s| match s?.get() {
-            Some(Ok(Ok(response))) => Ok(response.status()),
+            Some(Ok(Ok(response))) => {
+                drain_arrived(&response);
+                Ok(response.status())
+            }
             Some(Ok(Err(code))) => Err(from_code(&code)),
             Some(Err(())) | None => Err(TransportError::Other("no response".into())),
         })
         .collect()
+}
+
+/// Reads, without waiting, what has arrived of a response body (at most 16 KiB) and drops the
+/// rest. A short answer that came with its head is then read to its end, which lets the host
+/// keep the connection for the next request to that destination (Spin pools connections); a
+/// slow or long body costs no wait and only its connection.
+fn drain_arrived(response: &IncomingResponse) {
+    const MOST: usize = 16 * 1024;
+    let Ok(incoming) = response.consume() else {
+        return;
+    };
+    let Ok(stream) = incoming.stream() else {
+        return;
+    };
+    let mut read = 0;
+    while read <= MOST {
+        match stream.read(MOST as u64) {
+            Ok(bytes) if !bytes.is_empty() => read += bytes.len(),
+            _ => return,
+        }
+    }
 }
 
 /// Starts a request: sends its head and body, and answers the response to come.
