@@ -44,6 +44,10 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const GATHER: Duration = Duration::from_millis(200);
 /// How long a run holds `alert_runner` without renewing it.
 const RUNNER_HOLD_SECS: i64 = 30;
+/// How many [`GATHER`] pauses a run waits, holding the runner, once nothing is due before it
+/// lets go. Writes that see the runner held call no run, so a tenant whose captures match no rule
+/// (but has one of the kind) starts about one run a second, not one per capture.
+const LINGER_POLLS: u32 = 5;
 
 /// The `alerts_dev_origin` variable: the one origin exempt from the destination guard.
 pub fn dev_origin() -> Option<String> {
@@ -235,9 +239,11 @@ pub fn run_while_due(db: &Db, budget_secs: i64) -> Result<RunReport> {
 /// [`run_while_due`]'s loop, while it holds the runner. After a small batch it waits
 /// [`GATHER`] before claiming again, so that alerts arriving one by one go out in batches: each
 /// batch costs a few writes, whatever its size, and every write waits for the one lock the
-/// captures share.
+/// captures share. Once nothing is due it lingers [`LINGER_POLLS`] pauses, reading only, before
+/// the statement that lets go.
 fn send_while_due(db: &Db, budget_secs: i64, report: &mut RunReport) -> Result<()> {
     let started = now_unix();
+    let mut idle_polls = 0;
     loop {
         let before = report.handled();
         let batch = Batch {
@@ -245,7 +251,15 @@ fn send_while_due(db: &Db, budget_secs: i64, report: &mut RunReport) -> Result<(
             budget_secs,
             ignore_backoff: false,
         };
-        send_due(db, batch, report)?;
+        if remaining_due(db)? > 0 {
+            send_due(db, batch, report)?;
+            idle_polls = 0;
+        } else if idle_polls < LINGER_POLLS && now_unix() - started < budget_secs {
+            // Nothing due: wait a little, still holding the runner, with reads only.
+            idle_polls += 1;
+            platform::outbound::pause(GATHER);
+            continue;
+        }
         // Holds on while anything is due, lets go otherwise, in one statement.
         let now = now_unix();
         let still = db.execute(
