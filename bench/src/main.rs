@@ -70,11 +70,15 @@ struct Args {
     /// median of each figure with its spread (min–max).
     #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     repeat: usize,
-    /// Only capture for a tenant with one alert rule that every lead matches, against capture
-    /// for a tenant without, interleaved, with their ratio: what an alert costs a capture. The
-    /// alerts go to a local receiver.
+    /// Only capture for a tenant with one alert rule that every lead matches, and for one with a
+    /// rule that never matches, against capture for a tenant without, interleaved, with their
+    /// ratios: what an alert costs a capture. The alerts go to a local receiver.
     #[arg(long)]
     alerts: bool,
+    /// With `--alerts`: no delivery run starts (the bench holds `alert_runner` for the whole
+    /// run), so the alerts stay pending and only the capture's own share is measured.
+    #[arg(long, requires = "alerts")]
+    alerts_deferred: bool,
     /// Only the capture burst: `--burst-clients` clients × `--burst-captures` lead posts
     /// against a fresh app per run, once per `--burst-fault` setting, `--burst-runs` times.
     #[arg(long)]
@@ -477,6 +481,12 @@ async fn run_alerts(args: &Args, host: &HostKind, load: Load) -> Result<()> {
         &hook,
     )
     .await?;
+    if args.alerts_deferred {
+        rusqlite::Connection::open(app.database_path())?.execute(
+            "UPDATE alert_runner SET until = 9999999999 WHERE id = 1",
+            [],
+        )?;
+    }
     let (without, with, idle) = (
         "POST /v1/leads (sync off), no alert rule",
         "POST /v1/leads (sync off), one matching alert rule",

@@ -239,28 +239,42 @@ pub fn run_while_due(db: &Db, budget_secs: i64) -> Result<RunReport> {
 /// [`run_while_due`]'s loop, while it holds the runner. After a small batch it waits
 /// [`GATHER`] before claiming again, so that alerts arriving one by one go out in batches: each
 /// batch costs a few writes, whatever its size, and every write waits for the one lock the
-/// captures share. Once nothing is due it lingers [`LINGER_POLLS`] pauses, reading only, before
-/// the statement that lets go.
+/// captures share. Once nothing is due it lingers [`LINGER_POLLS`] pauses, reading only, then
+/// lets go in the statement that finds nothing due.
 fn send_while_due(db: &Db, budget_secs: i64, report: &mut RunReport) -> Result<()> {
     let started = now_unix();
     let mut idle_polls = 0;
     loop {
-        let before = report.handled();
-        let batch = Batch {
-            limit: CLAIM_BATCH,
-            budget_secs,
-            ignore_backoff: false,
-        };
+        if now_unix() - started >= budget_secs {
+            // Out of time: let go, so the next write (or the batch) starts a run.
+            db.execute("UPDATE alert_runner SET until = 0 WHERE id = 1", &[])?;
+            return Ok(());
+        }
         if remaining_due(db)? > 0 {
+            let before = report.handled();
+            let batch = Batch {
+                limit: CLAIM_BATCH,
+                budget_secs,
+                ignore_backoff: false,
+            };
             send_due(db, batch, report)?;
             idle_polls = 0;
-        } else if idle_polls < LINGER_POLLS && now_unix() - started < budget_secs {
+            db.execute(
+                "UPDATE alert_runner SET until = ?1 WHERE id = 1",
+                &[Value::Integer(now_unix() + RUNNER_HOLD_SECS)],
+            )?;
+            if report.handled() - before < CLAIM_BATCH / 2 {
+                platform::outbound::pause(GATHER);
+            }
+            continue;
+        }
+        if idle_polls < LINGER_POLLS {
             // Nothing due: wait a little, still holding the runner, with reads only.
             idle_polls += 1;
             platform::outbound::pause(GATHER);
             continue;
         }
-        // Holds on while anything is due, lets go otherwise, in one statement.
+        // Lets go only if nothing is due, in one statement; holds on otherwise.
         let now = now_unix();
         let still = db.execute(
             "UPDATE alert_runner SET until = CASE WHEN EXISTS (
@@ -272,14 +286,7 @@ fn send_while_due(db: &Db, budget_secs: i64, report: &mut RunReport) -> Result<(
         if still.rows.first().and_then(|r| r.get::<i64>(0)) == Some(0) {
             return Ok(());
         }
-        if now - started >= budget_secs {
-            // Out of time with work due: let go, so the next write (or the batch) starts a run.
-            db.execute("UPDATE alert_runner SET until = 0 WHERE id = 1", &[])?;
-            return Ok(());
-        }
-        if report.handled() - before < CLAIM_BATCH / 2 {
-            platform::outbound::pause(GATHER);
-        }
+        idle_polls = 0;
     }
 }
 

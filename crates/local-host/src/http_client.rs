@@ -4,9 +4,10 @@
 //!
 //! As in Spin, connecting resolves the host, drops the addresses the runtime config's
 //! `[outbound_networking] block_networks` lists (and refuses the request when none is left),
-//! then connects within the request's `connect_timeout`; a request waits at most its
-//! `first_byte_timeout` for the response head, which covers connecting when no pooled
-//! connection is free, and its body at most `between_bytes_timeout` between frames. A pooled
+//! then connects within the request's `connect_timeout` (TCP only; the TLS handshake is not
+//! timed on its own); a request waits at most its `first_byte_timeout` for the response head,
+//! which covers connecting when no pooled connection is free, and its body at most
+//! `between_bytes_timeout` between frames. A pooled
 //! connection is reused without resolving or checking again. Local difference: TLS offers
 //! only HTTP/1.1 (Spin also offers h2).
 
@@ -183,9 +184,11 @@ impl tower_service::Service<Uri> for Connector {
             let host = host.trim_start_matches('[').trim_end_matches(']');
             let name = rustls::pki_types::ServerName::try_from(host.to_string())
                 .map_err(|_| ConnectFailure::Dns)?;
-            let stream = tokio::time::timeout(options.connect_timeout, tls.connect(name, tcp))
+            // As in Spin, `connect_timeout` covers the TCP connect only; the handshake is
+            // bounded by the request's `first_byte_timeout`.
+            let stream = tls
+                .connect(name, tcp)
                 .await
-                .map_err(|_| ConnectFailure::Timeout)?
                 .map_err(|_| ConnectFailure::Tls)?;
             Ok(TokioIo::new(Stream::Tls(Box::new(stream))))
         })
@@ -215,7 +218,10 @@ impl ConnectOptions {
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&*allowed))
             .await
             .map_err(|_| ConnectFailure::Timeout)?
-            .map_err(|_| ConnectFailure::Refused)?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AddrNotAvailable => ConnectFailure::Dns,
+                _ => ConnectFailure::Refused,
+            })?;
         // As for inbound connections: a small request goes out at once (no Nagle delay).
         _ = stream.set_nodelay(true);
         Ok(stream)

@@ -78,20 +78,20 @@ struct RuntimeConfig {
     outbound_http: Option<OutboundHttpConfig>,
 }
 
-/// `[outbound_http]`, with the keys Spin accepts (and refuses any other, as Spin does).
+/// `[outbound_http]`, with the keys Spin accepts (and refuses any other, as Spin does). As in
+/// Spin, pooling is on when the table is absent, and off in a table that does not turn it on.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OutboundHttpConfig {
-    /// Reuse connections to a destination across requests and instances; on by default.
-    #[serde(default = "pooling_default")]
+    /// Reuse connections to a destination across requests and instances.
+    #[serde(default)]
     connection_pooling: bool,
-    /// Spin's cap on concurrent outbound requests; accepted, not enforced locally.
+    /// Spin's cap on concurrent outbound connections (and its older name); accepted, not
+    /// enforced locally.
+    #[serde(default, rename = "max_connections")]
+    _max_connections: Option<usize>,
     #[serde(default, rename = "max_concurrent_requests")]
     _max_concurrent_requests: Option<usize>,
-}
-
-fn pooling_default() -> bool {
-    true
 }
 
 /// `[outbound_networking]`, with the keys Spin accepts (and refuses any other, as Spin does).
