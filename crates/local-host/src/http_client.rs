@@ -1,15 +1,14 @@
 //! Outbound HTTP as Spin sends it: one pooled client per app, shared by every instance, so a
 //! keep-alive connection to a destination serves the requests that follow (Spin's
-//! `[outbound_http] connection_pooling`, on unless the runtime config turns it off).
+//! `[outbound_http] connection_pooling`: on without the table, off in a table that omits it).
 //!
 //! As in Spin, connecting resolves the host, drops the addresses the runtime config's
 //! `[outbound_networking] block_networks` lists (and refuses the request when none is left),
 //! then connects within the request's `connect_timeout` (TCP only; the TLS handshake is not
 //! timed on its own); a request waits at most its `first_byte_timeout` for the response head,
 //! which covers connecting when no pooled connection is free, and its body at most
-//! `between_bytes_timeout` between frames. A pooled
-//! connection is reused without resolving or checking again. Local difference: TLS offers
-//! only HTTP/1.1 (Spin also offers h2).
+//! `between_bytes_timeout` between frames. A pooled connection is reused without resolving or
+//! checking again. Local difference: TLS offers only HTTP/1.1 (Spin also offers h2).
 
 use std::future::Future;
 use std::net::SocketAddr;
