@@ -178,8 +178,8 @@ fn drain_arrived(response: &IncomingResponse) {
         return;
     };
     let mut read = 0;
-    while read <= MOST {
-        match stream.read(MOST as u64) {
+    while read < MOST {
+        match stream.read((MOST - read) as u64) {
             Ok(bytes) if !bytes.is_empty() => read += bytes.len(),
             _ => return,
         }
