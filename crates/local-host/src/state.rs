@@ -13,7 +13,7 @@ use crate::outbound::{OutboundPolicy, service_chaining_target};
 use crate::resources::{KvStore, SqliteConnection};
 use crate::storage::{self, KeyValueBackend, SqliteBackend};
 
-/// A chained request's answer, to come.
+/// An outbound request's answer, to come (from another component, or over the network).
 pub type Chained = std::pin::Pin<
     Box<
         dyn Future<
@@ -26,8 +26,8 @@ pub type Chained = std::pin::Pin<
 >;
 
 /// What a request's outbound HTTP needs of the app it runs in: the other components, for
-/// service chaining, and the networks the runtime config blocks. The server implements it, so
-/// this module does not depend on the server's.
+/// service chaining, and the app's pooled client for everything else. The server implements
+/// it, so this module does not depend on the server's.
 pub trait AppLinks: Send + Sync {
     /// Hands `request`, sent by component `caller`, to component `target` in-process.
     fn chain(
@@ -89,22 +89,21 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutboundHooks {
             );
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
-        if let Some(target) = service_chaining_target(request.uri()) {
-            let target = target.to_string();
-            let app = self.app.clone();
-            let caller = self.access.id.clone();
-            return Box::new(async move {
-                let resp = app.chain(caller, target, request).await?;
-                let done: Box<dyn Future<Output = _> + Send> = Box::new(async { Ok(()) });
-                Ok((resp, done))
-            });
-        }
-        let client = self.app.outbound_client();
         let caller = self.access.id.clone();
+        let response: Chained = match service_chaining_target(request.uri()) {
+            Some(target) => {
+                let target = target.to_string();
+                self.app.clone().chain(caller, target, request)
+            }
+            None => {
+                let client = self.app.outbound_client();
+                Box::pin(async move { client.send(caller, request, options).await })
+            }
+        };
         Box::new(async move {
-            let response = client.send(caller, request, options).await?;
+            // Connection errors surface through the response and its body, as in Spin.
             let done: Box<dyn Future<Output = _> + Send> = Box::new(async { Ok(()) });
-            Ok((response, done))
+            Ok((response.await?, done))
         })
     }
 }
