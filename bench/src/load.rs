@@ -20,7 +20,13 @@ pub type MakeRequest = Arc<dyn Fn(u64) -> http::Request<Full<Bytes>> + Send + Sy
 /// One scenario's result.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// Requests answered in the measured window.
     pub requests: u64,
+    /// Every request sent, warm-up included.
+    pub sent: u64,
+    /// The host's CPU time (user and system, its whole process group) from the start of the
+    /// warm-up until the scenario's work had settled, when the scenario measures it.
+    pub host_cpu_secs: Option<f64>,
     /// Answers whose status was not the expected one.
     pub unexpected: u64,
     pub first_unexpected: Option<String>,
@@ -40,6 +46,11 @@ impl Outcome {
 
     pub fn mean_ms(&self) -> f64 {
         self.latency_us.mean() / 1000.0
+    }
+
+    /// The host's CPU milliseconds per request sent.
+    pub fn cpu_ms_per_request(&self) -> Option<f64> {
+        Some(self.host_cpu_secs? * 1000.0 / self.sent.max(1) as f64)
     }
 }
 
@@ -67,6 +78,8 @@ pub async fn run(addr: SocketAddr, load: Load, expect: u16, make: MakeRequest) -
     }
     let mut total = Outcome {
         requests: 0,
+        sent: 0,
+        host_cpu_secs: None,
         unexpected: 0,
         first_unexpected: None,
         elapsed: load.duration,
@@ -79,6 +92,7 @@ pub async fn run(addr: SocketAddr, load: Load, expect: u16, make: MakeRequest) -
         total.first_unexpected = total.first_unexpected.or(part.first_unexpected);
         total.latency_us.add(&part.latency_us)?;
     }
+    total.sent = counter.load(Ordering::Relaxed);
     Ok(total)
 }
 
@@ -103,6 +117,8 @@ async fn connection(
     let mut sender = connect(addr).await?;
     let mut out = Outcome {
         requests: 0,
+        sent: 0,
+        host_cpu_secs: None,
         unexpected: 0,
         first_unexpected: None,
         elapsed: Duration::ZERO,

@@ -127,6 +127,7 @@ fn scenario(name: &str, app: &TestApp, load: Load, expect: u16, make: MakeReques
         load,
         expect,
         make,
+        cpu: None,
     }
 }
 
@@ -492,40 +493,76 @@ async fn run_alerts(args: &Args, host: &HostKind, load: Load) -> Result<()> {
         "POST /v1/leads (sync off), one matching alert rule",
         "POST /v1/leads (sync off), one alert rule that never matches",
     );
+    // Host CPU per request counts until no delivery is left pending (or, with deliveries
+    // deferred, at once), so each delivery counts against the capture that queued it.
+    let db_path = app.database_path();
+    let deferred = args.alerts_deferred;
+    let cpu = rounds::HostCpu {
+        pgid: app.pid(),
+        settled: Arc::new(move || {
+            if deferred {
+                return Ok(true);
+            }
+            let pending: i64 = rusqlite::Connection::open(&db_path)?.query_row(
+                "SELECT count(*) FROM alert_deliveries WHERE status = 'pending'",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(pending == 0)
+        }),
+    };
+    let measured_cpu = |s: Scenario| Scenario {
+        cpu: Some(cpu.clone()),
+        ..s
+    };
     let scenarios = vec![
-        scenario(
+        measured_cpu(scenario(
             without,
             &app,
             load,
             201,
             capture_requests(&plain.capture_token, "plain"),
-        ),
-        scenario(
+        )),
+        measured_cpu(scenario(
             with,
             &app,
             load,
             201,
             capture_requests(&alerted.capture_token, "alerted"),
-        ),
-        scenario(
+        )),
+        measured_cpu(scenario(
             idle,
             &app,
             load,
             201,
             capture_requests(&unmatched.capture_token, "unmatched"),
-        ),
+        )),
     ];
     let measured = rounds::run(scenarios, args.repeat).await?;
     // Let the last delivery run finish before counting.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu_over = |a: &str, b: &str| -> Result<Spread> {
+        find(&measured, a)?
+            .cpu_over(find(&measured, b)?)
+            .context("host CPU measured")
+    };
     let ratios = [
         (
-            "capture with one matching rule / capture without".to_string(),
+            "req/s: capture with one matching rule / capture without".to_string(),
             find(&measured, with)?.rps_over(find(&measured, without)?),
         ),
         (
-            "capture with a rule that never matches / capture without".to_string(),
+            "req/s: capture with a rule that never matches / capture without".to_string(),
             find(&measured, idle)?.rps_over(find(&measured, without)?),
+        ),
+        (
+            "host CPU per request: capture with one matching rule / capture without".to_string(),
+            cpu_over(with, without)?,
+        ),
+        (
+            "host CPU per request: capture with a rule that never matches / capture without"
+                .to_string(),
+            cpu_over(idle, without)?,
         ),
     ];
     let extra = format!(
@@ -795,6 +832,19 @@ fn print_report(
             m.ms(0.99).median,
             m.ms(0.999).median
         );
+    }
+    let cpu: Vec<(&str, Spread)> = measured
+        .iter()
+        .filter_map(|m| Some((m.name.as_str(), m.cpu_ms()?)))
+        .collect();
+    if !cpu.is_empty() {
+        let _ = writeln!(
+            report,
+            "\n| host CPU per request, until its work is done | ms |\n| --- | ---: |"
+        );
+        for (name, ms) in cpu {
+            let _ = writeln!(report, "| {name} | {} |", ms.decimals());
+        }
     }
     if !ratios.is_empty() {
         let _ = writeln!(

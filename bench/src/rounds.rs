@@ -3,8 +3,10 @@
 //! the median over the rounds with its spread (min–max). One noisy run no longer decides a cell.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::load::{self, Load, MakeRequest, Outcome};
 
@@ -15,6 +17,68 @@ pub struct Scenario {
     pub load: Load,
     pub expect: u16,
     pub make: MakeRequest,
+    /// Measure the host's CPU time per request too.
+    pub cpu: Option<HostCpu>,
+}
+
+/// Whether a scenario's work is done (for example, no alert left to deliver).
+pub type Settled = Arc<dyn Fn() -> Result<bool> + Send + Sync>;
+
+/// How to measure a scenario's host CPU time: the host's process group, and when the work the
+/// scenario started is done. The time counts from the start of the warm-up until then, so work
+/// a request leaves behind (a delivery after the answer) counts against it, not against the
+/// next scenario.
+#[derive(Clone)]
+pub struct HostCpu {
+    pub pgid: u32,
+    pub settled: Settled,
+}
+
+/// How long a scenario's work may take to settle after its load stops.
+const SETTLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// Linux's clock ticks per second in `/proc/<pid>/stat` (`USER_HZ`, 100 on every architecture
+/// this runs on).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// User and system CPU seconds of every live process in process group `pgid`, from `/proc`.
+fn group_cpu_secs(pgid: u32) -> Result<f64> {
+    let mut ticks = 0u64;
+    for entry in std::fs::read_dir("/proc").context("reading /proc")? {
+        let path = entry?.path();
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp … utime stime …`; comm may hold spaces, so split after it.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(2).and_then(|g| g.parse::<u32>().ok()) != Some(pgid) {
+            continue;
+        }
+        for i in [11, 12] {
+            ticks += fields
+                .get(i)
+                .and_then(|t| t.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Ok(ticks as f64 / TICKS_PER_SEC)
+}
+
+/// Waits until `settled` holds.
+async fn settle(settled: &Settled) -> Result<()> {
+    let since = Instant::now();
+    while !settled()? {
+        anyhow::ensure!(
+            since.elapsed() < SETTLE_LIMIT,
+            "the scenario's work did not settle within {} s",
+            SETTLE_LIMIT.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }
 
 /// A scenario's outcomes, one per round.
@@ -41,6 +105,27 @@ impl Measured {
                 .zip(&other.outcomes)
                 .map(|(a, b)| a.rps() / b.rps()),
         )
+    }
+
+    /// The host's CPU milliseconds per request, when measured.
+    pub fn cpu_ms(&self) -> Option<Spread> {
+        let values: Option<Vec<f64>> = self
+            .outcomes
+            .iter()
+            .map(|o| o.cpu_ms_per_request())
+            .collect();
+        values.map(Spread::of)
+    }
+
+    /// This scenario's host CPU per request over `other`'s, round by round.
+    pub fn cpu_over(&self, other: &Measured) -> Option<Spread> {
+        let values: Option<Vec<f64>> = self
+            .outcomes
+            .iter()
+            .zip(&other.outcomes)
+            .map(|(a, b)| Some(a.cpu_ms_per_request()? / b.cpu_ms_per_request()?))
+            .collect();
+        values.map(Spread::of)
     }
 
     /// This scenario's mean latency minus `other`'s, round by round.
@@ -127,13 +212,21 @@ pub async fn run(scenarios: Vec<Scenario>, rounds: usize) -> Result<Vec<Measured
             eprintln!("== round {round} of {rounds}");
         }
         for (scenario, into) in scenarios.iter().zip(&mut measured) {
-            let outcome = load::run(
+            let cpu_before = match &scenario.cpu {
+                Some(cpu) => Some(group_cpu_secs(cpu.pgid)?),
+                None => None,
+            };
+            let mut outcome = load::run(
                 scenario.addr,
                 scenario.load,
                 scenario.expect,
                 scenario.make.clone(),
             )
             .await?;
+            if let (Some(cpu), Some(before)) = (&scenario.cpu, cpu_before) {
+                settle(&cpu.settled).await?;
+                outcome.host_cpu_secs = Some(group_cpu_secs(cpu.pgid)? - before);
+            }
             eprintln!(
                 "{}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms ({} unexpected)",
                 scenario.name,

@@ -1,11 +1,13 @@
-//! Sending queued alerts: claim what is due, build each body once, sign it (Standard Webhooks),
+//! Sending queued alerts: read what is due, build each body once, sign it (Standard Webhooks),
 //! send it, and record the answer; retry with backoff; switch off a rule whose deliveries fail
 //! for three days; queue each digest once per tenant-local day.
 //!
-//! A delivery is claimed by moving its `next_attempt_at` past a lease (compare-and-set), so two
-//! runs never send it at once; a run that dies leaves it due again when the lease ends (at least
-//! once, the same `webhook-id`). Claims span tenants (the outbox is one table); everything read
-//! or written for one delivery goes through that delivery's tenant's [`TenantDb`].
+//! A run reads what is due across tenants (the outbox is one table), then takes one tenant's
+//! deliveries at a time: it claims them by moving their `next_attempt_at` past a lease
+//! (compare-and-set) in the write that also stores the bodies of first attempts, sends them,
+//! and records the answers in a second write. Two runs never send a delivery at once; a run
+//! that dies leaves it due again when the lease ends (at least once, the same `webhook-id`).
+//! Everything read or written for one delivery goes through its tenant's [`TenantDb`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -35,9 +37,9 @@ use crate::store::{AlertStore, Count, Rule, SecretKey, rfc3339, unix};
 /// connect and to answer).
 const LEASE_SECS: i64 = 120;
 /// Deliveries of one tenant per claim, so one tenant's backlog cannot hold up the others'.
-const PER_TENANT: i64 = 25;
+const PER_TENANT: i64 = 50;
 /// Deliveries claimed per statement.
-const CLAIM_BATCH: i64 = 50;
+const CLAIM_BATCH: i64 = 100;
 /// How long one attempt may take: connect, first byte, and between bytes.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a run waits after a small batch for more alerts to gather.
@@ -56,8 +58,8 @@ pub fn dev_origin() -> Option<String> {
         .filter(|o| !o.trim().is_empty())
 }
 
-/// A claimed delivery.
-struct Claimed {
+/// A delivery that is due (a run's read), or one claimed to send now (a test, a redelivery).
+struct Due {
     tenant_id: String,
     id: String,
     rule_id: String,
@@ -69,7 +71,7 @@ struct Claimed {
     created_at: String,
 }
 
-impl FromRow for Claimed {
+impl FromRow for Due {
     fn from_row(row: &Row<'_>) -> Result<Self> {
         Ok(Self {
             tenant_id: row.text("tenant_id")?.to_string(),
@@ -97,9 +99,14 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// Deliveries this run has dealt with.
-    fn handled(&self) -> i64 {
-        i64::try_from(self.delivered + self.failed_attempts + self.dropped).unwrap_or(i64::MAX)
+    fn count(&mut self, outcomes: &[Attempted]) {
+        for outcome in outcomes {
+            match outcome {
+                Attempted::Delivered(_) => self.delivered += 1,
+                Attempted::Failed { .. } => self.failed_attempts += 1,
+                Attempted::Dropped(_) => self.dropped += 1,
+            }
+        }
     }
 }
 
@@ -111,23 +118,20 @@ enum Attempted {
     Dropped(&'static str),
 }
 
-/// Claims up to `limit` deliveries due by `due_by` (at most [`CLAIM_BATCH`]), except those in
-/// `tried` (a JSON array of ids): a run tries each delivery once.
-fn claim(db: &Db, now: i64, due_by: i64, tried: &str, limit: i64) -> Result<Vec<Claimed>> {
+/// Up to `limit` deliveries due by `due_by` (at most [`CLAIM_BATCH`], at most [`PER_TENANT`] of
+/// one tenant, oldest first), except those in `tried` (a JSON array of ids): a run tries each
+/// delivery once. A read: each tenant's group is claimed as it is sent ([`deliver_group`]).
+fn due(db: &Db, due_by: i64, tried: &str, limit: i64) -> Result<Vec<Due>> {
     db.query(
-        "UPDATE alert_deliveries SET next_attempt_at = ?1
-         WHERE status = 'pending' AND next_attempt_at <= ?2 AND (tenant_id, id) IN (
-            SELECT tenant_id, id FROM (
-                SELECT tenant_id, id, next_attempt_at, created_at, ROW_NUMBER() OVER (
-                    PARTITION BY tenant_id ORDER BY next_attempt_at, created_at) AS nth
-                FROM alert_deliveries
-                WHERE status = 'pending' AND next_attempt_at <= ?2
-                    AND id NOT IN (SELECT value FROM json_each(?3)))
-            WHERE nth <= ?5
-            ORDER BY next_attempt_at, created_at LIMIT ?4)
-         RETURNING tenant_id, id, rule_id, event, lead_id, detail, body, attempts, created_at",
+        "SELECT tenant_id, id, rule_id, event, lead_id, detail, body, attempts, created_at FROM (
+            SELECT *, ROW_NUMBER() OVER (
+                PARTITION BY tenant_id ORDER BY next_attempt_at, created_at) AS nth
+            FROM alert_deliveries
+            WHERE status = 'pending' AND next_attempt_at <= ?1
+                AND id NOT IN (SELECT value FROM json_each(?2)))
+         WHERE nth <= ?4
+         ORDER BY next_attempt_at, created_at LIMIT ?3",
         &[
-            Value::Integer(now + LEASE_SECS),
             Value::Integer(due_by),
             Value::Text(tried.to_string()),
             Value::Integer(limit.min(CLAIM_BATCH)),
@@ -146,59 +150,103 @@ pub struct Batch {
     pub ignore_backoff: bool,
 }
 
-/// Sends what is due, up to the batch's limit and time.
+/// Each tenant's deliveries attempted today (UTC), as one run sees them: read when the run
+/// first meets the tenant, then counted by the run, so a run reads it once per tenant rather
+/// than once per batch. Sends made meanwhile by another run (the operator's batch, a test) are
+/// not seen, so two runs at once can go over the limit by what the other sent.
+#[derive(Default)]
+struct DailyCounts {
+    day: i64,
+    used: HashMap<String, i64>,
+}
+
+impl DailyCounts {
+    fn of(&mut self, store: &AlertStore) -> Result<&mut i64> {
+        let day = now_unix().div_euclid(86_400);
+        if day != self.day {
+            self.day = day;
+            self.used.clear();
+        }
+        let tenant = store.db().tenant().to_string();
+        if !self.used.contains_key(&tenant) {
+            let used = store.attempted_today()?;
+            self.used.insert(tenant.clone(), used);
+        }
+        self.used
+            .get_mut(&tenant)
+            .context("a tenant's count, just inserted")
+    }
+}
+
+/// Sends what is due, batch after batch, up to the batch's limit and time.
 pub fn send_due(db: &Db, batch: Batch, report: &mut RunReport) -> Result<()> {
     let started = now_unix();
     let mut left = batch.limit;
-    let mut tried: Vec<String> = Vec::new();
+    let mut tried = Vec::new();
+    let mut counts = DailyCounts::default();
     while left > 0 && now_unix() - started < batch.budget_secs {
-        let now = now_unix();
-        let due_by = if batch.ignore_backoff { i64::MAX } else { now };
-        let claimed = claim(db, now, due_by, &serde_json::to_string(&tried)?, left)?;
-        if claimed.is_empty() {
+        let found = send_batch(
+            db,
+            batch.ignore_backoff,
+            left,
+            &mut tried,
+            &mut counts,
+            report,
+        )?;
+        if found == 0 {
             break;
         }
-        left -= i64::try_from(claimed.len()).unwrap_or(left);
-        let mut by_tenant: BTreeMap<String, Vec<Claimed>> = BTreeMap::new();
-        for delivery in claimed {
-            tried.push(delivery.id.clone());
-            by_tenant
-                .entry(delivery.tenant_id.clone())
-                .or_default()
-                .push(delivery);
-        }
-        for (tenant_id, group) in by_tenant {
-            let tenant = TenantId::parse(&tenant_id).context("a delivery's tenant")?;
-            let store = AlertStore::new(TenantDb::on(db, tenant.clone()));
-            let sent = match load_tenant(db, &tenant) {
-                Ok(Some(t)) => deliver_group(&store, t.plan, &group),
-                Ok(None) => {
-                    let gone = vec![Attempted::Dropped("tenant_gone"); group.len()];
-                    record_all(&store, &group, &gone).map(|()| gone)
-                }
-                Err(e) => Err(e),
-            };
-            // One tenant's failure (a busy database, a row that does not read) leaves its
-            // deliveries to their lease and the next run; the others' still go out.
-            let outcomes = match sent {
-                Ok(outcomes) => outcomes,
-                Err(e) => {
-                    eprintln!(
-                        "alerts: tenant {tenant_id}'s deliveries wait for the next run: {e:#}"
-                    );
-                    continue;
-                }
-            };
-            for outcome in outcomes {
-                match outcome {
-                    Attempted::Delivered(_) => report.delivered += 1,
-                    Attempted::Failed { .. } => report.failed_attempts += 1,
-                    Attempted::Dropped(_) => report.dropped += 1,
+        left -= i64::try_from(found).unwrap_or(left);
+    }
+    Ok(())
+}
+
+/// Reads one batch of what is due and sends it, tenant by tenant; how many deliveries it found
+/// (each is then in `tried`).
+fn send_batch(
+    db: &Db,
+    ignore_backoff: bool,
+    limit: i64,
+    tried: &mut Vec<String>,
+    counts: &mut DailyCounts,
+    report: &mut RunReport,
+) -> Result<usize> {
+    let due_by = if ignore_backoff { i64::MAX } else { now_unix() };
+    let found = due(db, due_by, &serde_json::to_string(tried)?, limit)?;
+    let n = found.len();
+    let mut by_tenant: BTreeMap<String, Vec<Due>> = BTreeMap::new();
+    for delivery in found {
+        tried.push(delivery.id.clone());
+        by_tenant
+            .entry(delivery.tenant_id.clone())
+            .or_default()
+            .push(delivery);
+    }
+    for (tenant_id, group) in by_tenant {
+        let tenant = TenantId::parse(&tenant_id).context("a delivery's tenant")?;
+        let store = AlertStore::new(TenantDb::on(db, tenant.clone()));
+        let ids: Vec<String> = group.iter().map(|d| d.id.clone()).collect();
+        let sent = match load_tenant(db, &tenant) {
+            Ok(Some(t)) => counts
+                .of(&store)
+                .and_then(|used| deliver_group(&store, t.plan, group, due_by, used)),
+            Ok(None) => drop_all(&store, group, due_by, "tenant_gone"),
+            Err(e) => Err(e),
+        };
+        // One tenant's failure (a busy database, a row that does not read) leaves its
+        // deliveries to a later run: they are claimed, if they were not yet, so that they are
+        // not read again before their lease ends. The others' still go out.
+        match sent {
+            Ok(outcomes) => report.count(&outcomes),
+            Err(e) => {
+                eprintln!("alerts: tenant {tenant_id}'s deliveries wait for the next run: {e:#}");
+                if let Err(e) = claim(&store, &ids, due_by, &HashMap::new()) {
+                    eprintln!("alerts: tenant {tenant_id}'s deliveries stay due: {e:#}");
                 }
             }
         }
     }
-    Ok(())
+    Ok(n)
 }
 
 pub fn remaining_due(db: &Db) -> Result<i64> {
@@ -237,33 +285,33 @@ pub fn run_while_due(db: &Db, budget_secs: i64) -> Result<RunReport> {
 }
 
 /// [`run_while_due`]'s loop, while it holds the runner. After a small batch it waits
-/// [`GATHER`] before claiming again, so that alerts arriving one by one go out in batches: each
-/// batch costs a few writes, whatever its size, and every write waits for the one lock the
+/// [`GATHER`] before reading again, so that alerts arriving one by one go out in batches: each
+/// batch costs two writes, whatever its size, and every write waits for the one lock the
 /// captures share. Once nothing is due it lingers [`LINGER_POLLS`] pauses, reading only, then
-/// lets go in the statement that finds nothing due.
+/// lets go in the statement that finds nothing due. It renews its hold every third of it.
 fn send_while_due(db: &Db, budget_secs: i64, report: &mut RunReport) -> Result<()> {
     let started = now_unix();
+    let mut renewed = started;
     let mut idle_polls = 0;
+    let mut counts = DailyCounts::default();
     loop {
-        if now_unix() - started >= budget_secs {
+        let now = now_unix();
+        if now - started >= budget_secs {
             // Out of time: let go, so the next write (or the batch) starts a run.
             db.execute("UPDATE alert_runner SET until = 0 WHERE id = 1", &[])?;
             return Ok(());
         }
-        if remaining_due(db)? > 0 {
-            let before = report.handled();
-            let batch = Batch {
-                limit: CLAIM_BATCH,
-                budget_secs,
-                ignore_backoff: false,
-            };
-            send_due(db, batch, report)?;
-            idle_polls = 0;
+        if now - renewed >= RUNNER_HOLD_SECS / 3 {
             db.execute(
                 "UPDATE alert_runner SET until = ?1 WHERE id = 1",
-                &[Value::Integer(now_unix() + RUNNER_HOLD_SECS)],
+                &[Value::Integer(now + RUNNER_HOLD_SECS)],
             )?;
-            if report.handled() - before < CLAIM_BATCH / 2 {
+            renewed = now;
+        }
+        let found = send_batch(db, false, CLAIM_BATCH, &mut Vec::new(), &mut counts, report)?;
+        if found > 0 {
+            idle_polls = 0;
+            if i64::try_from(found).unwrap_or(0) < CLAIM_BATCH / 2 {
                 platform::outbound::pause(GATHER);
             }
             continue;
@@ -286,82 +334,148 @@ fn send_while_due(db: &Db, budget_secs: i64, report: &mut RunReport) -> Result<(
         if still.rows.first().and_then(|r| r.get::<i64>(0)) == Some(0) {
             return Ok(());
         }
+        renewed = now;
         idle_polls = 0;
     }
 }
 
-/// Claims one delivery of the tenant's, due or not (a test, a redelivery), sends it now and
-/// records the attempt; `false` when it is not pending or another run holds it.
+/// Sends one delivery of the tenant's now, due or not (a test, a redelivery), and records the
+/// attempt; `false` when it is not pending or another run holds it.
 pub fn deliver_now(store: &AlertStore, plan: Plan, id: &str) -> Result<bool> {
-    let now = now_unix();
-    let claimed = store.db().query_one::<Claimed>(
+    let found = store.db().query_one::<Due>(
         tenant_sql!(
-            "UPDATE alert_deliveries SET next_attempt_at = ?3
-             WHERE tenant_id = ?1 AND id = ?2 AND status = 'pending' AND next_attempt_at <= ?4
-             RETURNING tenant_id, id, rule_id, event, lead_id, detail, body, attempts, created_at"
+            "SELECT tenant_id, id, rule_id, event, lead_id, detail, body, attempts, created_at
+             FROM alert_deliveries WHERE tenant_id = ?1 AND id = ?2 AND status = 'pending'"
         ),
-        &[
-            Value::Text(id.to_string()),
-            Value::Integer(now + LEASE_SECS),
-            Value::Integer(now),
-        ],
+        &[Value::Text(id.to_string())],
     )?;
-    let Some(delivery) = claimed else {
+    let Some(delivery) = found else {
         return Ok(false);
     };
-    deliver_group(store, plan, &[delivery])?;
-    Ok(true)
+    let mut used = store.attempted_today()?;
+    let outcomes = deliver_group(store, plan, vec![delivery], now_unix(), &mut used)?;
+    Ok(!outcomes.is_empty())
 }
 
-/// What to do with one claimed delivery.
+/// What to do with one delivery.
 enum Step {
     Send { url: url::Url, body: String },
     Done(Attempted),
 }
 
-/// Sends one tenant's claimed deliveries and records them: the tenant's rules, signing secret
-/// and delivery count are read once; new bodies are stored in one write before anything goes
-/// out (so every retry sends the same bytes) and the outcomes in one write after, so a batch
-/// holds the write lock three times, however many deliveries it has.
-fn deliver_group(store: &AlertStore, plan: Plan, group: &[Claimed]) -> Result<Vec<Attempted>> {
-    let mut used_today = store.attempted_today()?;
+/// Claims, sends and records one tenant's deliveries, the outcome of each one this run
+/// claimed. The tenant's rules, signing secret and leads are read once per group. The claim
+/// (a compare-and-set on `next_attempt_at` that only a delivery still pending and due by
+/// `due_by` passes, moving it past a lease) stores the bodies built for first attempts in the
+/// same write, before anything goes out, so every retry sends the same bytes; the outcomes
+/// are recorded in one write after. A group costs two writes, however many it holds. A
+/// delivery another run claimed first is left to it.
+fn deliver_group(
+    store: &AlertStore,
+    plan: Plan,
+    group: Vec<Due>,
+    due_by: i64,
+    used_today: &mut i64,
+) -> Result<Vec<Attempted>> {
     let daily = i64::try_from(limits(plan).deliveries_per_day).unwrap_or(i64::MAX);
     let mut rules: HashMap<String, Option<Rule>> = HashMap::new();
-    let mut new_bodies = Vec::new();
-    let mut steps = Vec::with_capacity(group.len());
-    for d in group {
+    for d in &group {
         if !rules.contains_key(&d.rule_id) {
             rules.insert(d.rule_id.clone(), store.rule(&d.rule_id)?);
         }
-        let rule = rules.get(&d.rule_id).and_then(Option::as_ref);
-        steps.push(prepare(
-            store,
-            rule,
-            d,
-            (&mut used_today, daily),
-            &mut new_bodies,
-        )?);
     }
-    store_bodies(store, &new_bodies)?;
+    let leads = leads_of(store, &group)?;
+    let mut new_bodies = HashMap::new();
+    let mut steps = HashMap::with_capacity(group.len());
+    for d in &group {
+        let rule = rules.get(&d.rule_id).and_then(Option::as_ref);
+        let step = prepare(rule, d, &leads, (&mut *used_today, daily), &mut new_bodies)?;
+        steps.insert(d.id.clone(), step);
+    }
+    let ids: Vec<String> = group.iter().map(|d| d.id.clone()).collect();
+    let claimed = claim(store, &ids, due_by, &new_bodies)?;
+    let (group, steps): (Vec<Due>, Vec<Step>) = group
+        .into_iter()
+        .filter_map(|d| {
+            let step = steps.remove(&d.id)?;
+            claimed.contains(&d.id).then_some((d, step))
+        })
+        .unzip();
+    if group.is_empty() {
+        return Ok(Vec::new());
+    }
     let secret = if steps.iter().any(|s| matches!(s, Step::Send { .. })) {
         signing_secret(store)?
     } else {
         None
     };
-    let outcomes = send_all(secret.as_ref(), group, steps);
-    record_all(store, group, &outcomes)?;
-    rule_health(store, group, &outcomes, &rules)?;
+    let outcomes = send_all(secret.as_ref(), &group, steps);
+    record_all(store, &group, &outcomes)?;
+    rule_health(store, &group, &outcomes, &rules)?;
     Ok(outcomes)
+}
+
+/// Claims and records a group that goes nowhere (its tenant is gone).
+fn drop_all(
+    store: &AlertStore,
+    group: Vec<Due>,
+    due_by: i64,
+    why: &'static str,
+) -> Result<Vec<Attempted>> {
+    let ids: Vec<String> = group.iter().map(|d| d.id.clone()).collect();
+    let claimed = claim(store, &ids, due_by, &HashMap::new())?;
+    let group: Vec<Due> = group
+        .into_iter()
+        .filter(|d| claimed.contains(&d.id))
+        .collect();
+    let outcomes = vec![Attempted::Dropped(why); group.len()];
+    record_all(store, &group, &outcomes)?;
+    Ok(outcomes)
+}
+
+/// The claim: moves each delivery of `ids` that is still pending and due by `due_by` past a
+/// lease, and gives each its body from `new_bodies` unless it has one; the ids it claimed.
+/// Values go in as one JSON object keyed by delivery id, looked up by each row, so the
+/// statement finds its rows by primary key and reads the JSON once.
+fn claim(
+    store: &AlertStore,
+    ids: &[String],
+    due_by: i64,
+    new_bodies: &HashMap<String, String>,
+) -> Result<HashSet<String>> {
+    let items: serde_json::Map<String, Json> = ids
+        .iter()
+        .map(|id| (id.clone(), json!(new_bodies.get(id))))
+        .collect();
+    let claimed = store.db().execute(
+        tenant_sql!(
+            "UPDATE alert_deliveries SET next_attempt_at = ?2,
+                body = COALESCE(body, ?4 ->> ('$.\"' || id || '\"'))
+             WHERE tenant_id = ?1 AND id IN (SELECT key FROM json_each(?4))
+                AND status = 'pending' AND next_attempt_at <= ?3
+             RETURNING id"
+        ),
+        &[
+            Value::Integer(now_unix() + LEASE_SECS),
+            Value::Integer(due_by),
+            Value::Text(serde_json::to_string(&items)?),
+        ],
+    )?;
+    Ok(claimed
+        .rows
+        .iter()
+        .filter_map(|r| r.get::<&str>(0).map(str::to_string))
+        .collect())
 }
 
 /// Checks one delivery against its rule, the daily limit and the destination guard, and gives
 /// it its body (built now, and added to `new_bodies`, on its first attempt).
 fn prepare(
-    store: &AlertStore,
     rule: Option<&Rule>,
-    d: &Claimed,
+    d: &Due,
+    leads: &HashMap<String, Json>,
     (used_today, daily): (&mut i64, i64),
-    new_bodies: &mut Vec<Json>,
+    new_bodies: &mut HashMap<String, String>,
 ) -> Result<Step> {
     let Some(rule) = rule else {
         return Ok(Step::Done(Attempted::Dropped("rule_deleted")));
@@ -388,35 +502,18 @@ fn prepare(
     let body = match &d.body {
         Some(body) => body.clone(),
         None => {
-            let body = build_body(store, rule, d)?;
-            new_bodies.push(json!({"i": d.id, "b": body}));
+            let body = build_body(rule, d, leads)?;
+            new_bodies.insert(d.id.clone(), body.clone());
             body
         }
     };
     Ok(Step::Send { url, body })
 }
 
-/// Stores the bodies built for first attempts, in one write.
-fn store_bodies(store: &AlertStore, bodies: &[Json]) -> Result<()> {
-    if bodies.is_empty() {
-        return Ok(());
-    }
-    store.db().execute(
-        tenant_sql!(
-            "UPDATE alert_deliveries SET body = (SELECT json_extract(value, '$.b')
-                FROM json_each(?2) WHERE json_extract(value, '$.i') = alert_deliveries.id)
-             WHERE tenant_id = ?1 AND body IS NULL
-                AND id IN (SELECT json_extract(value, '$.i') FROM json_each(?2))"
-        ),
-        &[Value::Text(serde_json::to_string(bodies)?)],
-    )?;
-    Ok(())
-}
-
 /// Signs and sends every delivery a step says to send, all at once (a batch takes as long as
 /// its slowest destination, at most [`ATTEMPT_TIMEOUT`], however many it holds), and answers
 /// each delivery's outcome.
-fn send_all(secret: Option<&WebhookSecret>, group: &[Claimed], steps: Vec<Step>) -> Vec<Attempted> {
+fn send_all(secret: Option<&WebhookSecret>, group: &[Due], steps: Vec<Step>) -> Vec<Attempted> {
     let now = now_unix();
     let stamp = now.to_string();
     let signatures: Vec<Option<String>> = steps
@@ -488,34 +585,57 @@ fn signing_secret(store: &AlertStore) -> Result<Option<WebhookSecret>> {
 }
 
 /// A lead as a delivery shows it.
-struct LeadJson(Json);
+struct LeadJson {
+    id: String,
+    lead: Json,
+}
 
 impl FromRow for LeadJson {
     fn from_row(row: &Row<'_>) -> Result<Self> {
-        Ok(Self(row.json("lead")?))
+        Ok(Self {
+            id: row.text("id")?.to_string(),
+            lead: row.json("lead")?,
+        })
     }
 }
 
+/// The leads that the group's first attempts show, by id, in one read (an erased lead is
+/// missing).
+fn leads_of(store: &AlertStore, group: &[Due]) -> Result<HashMap<String, Json>> {
+    let ids: Vec<&str> = group
+        .iter()
+        .filter(|d| d.body.is_none())
+        .filter_map(|d| d.lead_id.as_deref())
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let leads = store.db().query::<LeadJson>(
+        tenant_sql!(
+            "SELECT id, json_object('id', id, 'email', email, 'name', name, 'phone', phone,
+                'ib_type', ib_type, 'monthly_leads', monthly_leads, 'volume', volume,
+                'broker_network', broker_network, 'form', form, 'utm_source', utm_source,
+                'utm_medium', utm_medium, 'utm_campaign', utm_campaign, 'tags', json(tags),
+                'stage', stage, 'emails_opened', emails_opened, 'sales', sales,
+                'revenue_cents', revenue_cents, 'created_at', created_at) AS lead
+             FROM leads WHERE tenant_id = ?1 AND id IN (SELECT value FROM json_each(?2))"
+        ),
+        &[Value::Text(serde_json::to_string(&ids)?)],
+    )?;
+    Ok(leads.into_iter().map(|l| (l.id, l.lead)).collect())
+}
+
 /// The body of a delivery, from the rule, the event and the lead as it is now.
-fn build_body(store: &AlertStore, rule: &Rule, d: &Claimed) -> Result<String> {
+fn build_body(rule: &Rule, d: &Due, leads: &HashMap<String, Json>) -> Result<String> {
     let event = AlertEvent::parse(&d.event).context("a delivery's event")?;
     let mut data = serde_json::Map::new();
     data.insert("rule".into(), json!({"id": rule.id, "name": rule.name}));
     if let Some(lead_id) = &d.lead_id {
-        let lead = store.db().query_one::<LeadJson>(
-            tenant_sql!(
-                "SELECT json_object('id', id, 'email', email, 'name', name, 'phone', phone,
-                    'ib_type', ib_type, 'monthly_leads', monthly_leads, 'volume', volume,
-                    'broker_network', broker_network, 'form', form, 'utm_source', utm_source,
-                    'utm_medium', utm_medium, 'utm_campaign', utm_campaign, 'tags', json(tags),
-                    'stage', stage, 'emails_opened', emails_opened, 'sales', sales,
-                    'revenue_cents', revenue_cents, 'created_at', created_at) AS lead
-                 FROM leads WHERE tenant_id = ?1 AND id = ?2"
-            ),
-            &[Value::Text(lead_id.clone())],
-        )?;
         // An erased lead is reported without its data.
-        let lead = lead.map_or_else(|| json!({"id": lead_id, "erased": true}), |l| l.0);
+        let lead = leads
+            .get(lead_id)
+            .cloned()
+            .unwrap_or_else(|| json!({"id": lead_id, "erased": true}));
         data.insert("lead".into(), lead);
     }
     let detail: Option<Json> = d
@@ -545,37 +665,38 @@ fn build_body(store: &AlertStore, rule: &Rule, d: &Claimed) -> Result<String> {
 /// Records the outcomes of one tenant's batch in one write: a delivered or failed attempt
 /// counts, with its time, code and error; a failure is due again after its backoff; a dropped
 /// delivery keeps its last attempt.
-fn record_all(store: &AlertStore, group: &[Claimed], outcomes: &[Attempted]) -> Result<()> {
+fn record_all(store: &AlertStore, group: &[Due], outcomes: &[Attempted]) -> Result<()> {
     let now = now_unix();
-    let rows: Vec<Json> = group
+    let rows: serde_json::Map<String, Json> = group
         .iter()
         .zip(outcomes)
-        .map(|(d, outcome)| match outcome {
-            Attempted::Delivered(code) => {
-                json!({"i": d.id, "s": "delivered", "a": 1, "at": now, "c": code, "e": null, "n": 0})
-            }
-            Attempted::Failed { code, error } => json!({"i": d.id, "s": if gives_up(d, now) {
-                    "failed"
-                } else {
-                    "pending"
-                }, "a": 1, "at": now, "c": code, "e": error.chars().take(300).collect::<String>(),
-                "n": now + retry_after(d.attempts + 1)}),
-            Attempted::Dropped(why) => {
-                json!({"i": d.id, "s": "dropped", "a": 0, "at": null, "c": null, "e": why, "n": 0})
-            }
+        .map(|(d, outcome)| {
+            let row = match outcome {
+                Attempted::Delivered(code) => {
+                    json!({"s": "delivered", "a": 1, "at": now, "c": code, "e": null, "n": 0})
+                }
+                Attempted::Failed { code, error } => json!({"s": if gives_up(d, now) {
+                        "failed"
+                    } else {
+                        "pending"
+                    }, "a": 1, "at": now, "c": code, "e": error.chars().take(300).collect::<String>(),
+                    "n": now + retry_after(d.attempts + 1)}),
+                Attempted::Dropped(why) => {
+                    json!({"s": "dropped", "a": 0, "at": null, "c": null, "e": why, "n": 0})
+                }
+            };
+            (d.id.clone(), row)
         })
         .collect();
     store.db().execute(
         tenant_sql!(
             "UPDATE alert_deliveries SET (status, attempts, last_attempt_at, last_status_code,
                     last_error, next_attempt_at) = (
-                SELECT json_extract(value, '$.s'), attempts + json_extract(value, '$.a'),
-                    COALESCE(json_extract(value, '$.at'), last_attempt_at),
-                    CASE json_extract(value, '$.a') WHEN 1 THEN json_extract(value, '$.c')
-                        ELSE last_status_code END,
-                    json_extract(value, '$.e'), json_extract(value, '$.n')
-                FROM json_each(?2) WHERE json_extract(value, '$.i') = alert_deliveries.id)
-             WHERE tenant_id = ?1 AND id IN (SELECT json_extract(value, '$.i') FROM json_each(?2))"
+                SELECT o ->> 's', attempts + (o ->> 'a'), COALESCE(o ->> 'at', last_attempt_at),
+                    CASE o ->> 'a' WHEN 1 THEN o ->> 'c' ELSE last_status_code END,
+                    o ->> 'e', o ->> 'n'
+                FROM (SELECT ?2 -> ('$.\"' || id || '\"') AS o))
+             WHERE tenant_id = ?1 AND id IN (SELECT key FROM json_each(?2))"
         ),
         &[Value::Text(serde_json::to_string(&rows)?)],
     )?;
@@ -584,7 +705,7 @@ fn record_all(store: &AlertStore, group: &[Claimed], outcomes: &[Attempted]) -> 
 
 /// Whether a failed attempt is a delivery's last: a test gets one attempt; any other delivery
 /// is retried for [`GIVE_UP_AFTER_SECS`] after it was queued.
-fn gives_up(d: &Claimed, now: i64) -> bool {
+fn gives_up(d: &Due, now: i64) -> bool {
     let queued = unix(&d.created_at).unwrap_or(now);
     d.event == AlertEvent::Test.as_str() || now - queued >= GIVE_UP_AFTER_SECS
 }
@@ -593,7 +714,7 @@ fn gives_up(d: &Claimed, now: i64) -> bool {
 /// (not of a test) starts one, and one three days old switches the rule off.
 fn rule_health(
     store: &AlertStore,
-    group: &[Claimed],
+    group: &[Due],
     outcomes: &[Attempted],
     rules: &HashMap<String, Option<Rule>>,
 ) -> Result<()> {
