@@ -4,8 +4,9 @@
 //!
 //! A run reads what is due across tenants (the outbox is one table), then takes one tenant's
 //! deliveries at a time: it claims them by moving their `next_attempt_at` past a lease
-//! (compare-and-set) in the write that also stores the bodies of first attempts, sends them,
-//! and records the answers in a second write. Two runs never send a delivery at once; a run
+//! (compare-and-set) in the write that also stores the bodies of first attempts, adds them to
+//! the tenant's attempts of the day, sends them, and records the answers. Two runs never send
+//! a delivery at once; a run
 //! that dies leaves it due again when the lease ends (at least once, the same `webhook-id`).
 //! Everything read or written for one delivery goes through its tenant's [`TenantDb`].
 
@@ -150,49 +151,13 @@ pub struct Batch {
     pub ignore_backoff: bool,
 }
 
-/// Each tenant's deliveries attempted today (UTC), as one run sees them: read when the run
-/// first meets the tenant, then counted by the run, so a run reads it once per tenant rather
-/// than once per batch. Sends made meanwhile by another run (the operator's batch, a test) are
-/// not seen, so two runs at once can go over the limit by what the other sent.
-#[derive(Default)]
-struct DailyCounts {
-    day: i64,
-    used: HashMap<String, i64>,
-}
-
-impl DailyCounts {
-    fn of(&mut self, store: &AlertStore) -> Result<&mut i64> {
-        let day = now_unix().div_euclid(86_400);
-        if day != self.day {
-            self.day = day;
-            self.used.clear();
-        }
-        let tenant = store.db().tenant().to_string();
-        if !self.used.contains_key(&tenant) {
-            let used = store.attempted_today()?;
-            self.used.insert(tenant.clone(), used);
-        }
-        self.used
-            .get_mut(&tenant)
-            .context("a tenant's count, just inserted")
-    }
-}
-
 /// Sends what is due, batch after batch, up to the batch's limit and time.
 pub fn send_due(db: &Db, batch: Batch, report: &mut RunReport) -> Result<()> {
     let started = now_unix();
     let mut left = batch.limit;
     let mut tried = Vec::new();
-    let mut counts = DailyCounts::default();
     while left > 0 && now_unix() - started < batch.budget_secs {
-        let found = send_batch(
-            db,
-            batch.ignore_backoff,
-            left,
-            &mut tried,
-            &mut counts,
-            report,
-        )?;
+        let found = send_batch(db, batch.ignore_backoff, left, &mut tried, report)?;
         if found == 0 {
             break;
         }
@@ -208,7 +173,6 @@ fn send_batch(
     ignore_backoff: bool,
     limit: i64,
     tried: &mut Vec<String>,
-    counts: &mut DailyCounts,
     report: &mut RunReport,
 ) -> Result<usize> {
     let due_by = if ignore_backoff { i64::MAX } else { now_unix() };
@@ -227,9 +191,7 @@ fn send_batch(
         let store = AlertStore::new(TenantDb::on(db, tenant.clone()));
         let ids: Vec<String> = group.iter().map(|d| d.id.clone()).collect();
         let sent = match load_tenant(db, &tenant) {
-            Ok(Some(t)) => counts
-                .of(&store)
-                .and_then(|used| deliver_group(&store, t.plan, group, due_by, used)),
+            Ok(Some(t)) => deliver_group(&store, t.plan, group, due_by),
             Ok(None) => drop_all(&store, group, due_by, "tenant_gone"),
             Err(e) => Err(e),
         };
@@ -286,14 +248,13 @@ pub fn run_while_due(db: &Db, budget_secs: i64) -> Result<RunReport> {
 
 /// [`run_while_due`]'s loop, while it holds the runner. After a small batch it waits
 /// [`GATHER`] before reading again, so that alerts arriving one by one go out in batches: each
-/// batch costs two writes, whatever its size, and every write waits for the one lock the
+/// batch costs three writes a tenant, whatever its size, and every write waits for the one lock the
 /// captures share. Once nothing is due it lingers [`LINGER_POLLS`] pauses, reading only, then
 /// lets go in the statement that finds nothing due. It renews its hold every third of it.
 fn send_while_due(db: &Db, budget_secs: i64, report: &mut RunReport) -> Result<()> {
     let started = now_unix();
     let mut renewed = started;
     let mut idle_polls = 0;
-    let mut counts = DailyCounts::default();
     loop {
         let now = now_unix();
         if now - started >= budget_secs {
@@ -308,7 +269,7 @@ fn send_while_due(db: &Db, budget_secs: i64, report: &mut RunReport) -> Result<(
             )?;
             renewed = now;
         }
-        let found = send_batch(db, false, CLAIM_BATCH, &mut Vec::new(), &mut counts, report)?;
+        let found = send_batch(db, false, CLAIM_BATCH, &mut Vec::new(), report)?;
         if found > 0 {
             idle_polls = 0;
             if i64::try_from(found).unwrap_or(0) < CLAIM_BATCH / 2 {
@@ -352,8 +313,7 @@ pub fn deliver_now(store: &AlertStore, plan: Plan, id: &str) -> Result<bool> {
     let Some(delivery) = found else {
         return Ok(false);
     };
-    let mut used = store.attempted_today()?;
-    let outcomes = deliver_group(store, plan, vec![delivery], now_unix(), &mut used)?;
+    let outcomes = deliver_group(store, plan, vec![delivery], now_unix())?;
     Ok(!outcomes.is_empty())
 }
 
@@ -364,20 +324,21 @@ enum Step {
 }
 
 /// Claims, sends and records one tenant's deliveries, the outcome of each one this run
-/// claimed. The tenant's rules, signing secret and leads are read once per group. The claim
-/// (a compare-and-set on `next_attempt_at` that only a delivery still pending and due by
-/// `due_by` passes, moving it past a lease) stores the bodies built for first attempts in the
-/// same write, before anything goes out, so every retry sends the same bytes; the outcomes
-/// are recorded in one write after. A group costs two writes, however many it holds. A
-/// delivery another run claimed first is left to it.
+/// claimed. The tenant's rules, signing secret, leads and attempts of the day are read once
+/// per group. The claim (a compare-and-set on `next_attempt_at` that only a delivery still
+/// pending and due by `due_by` passes, moving it past a lease) stores the bodies built for
+/// first attempts in the same write, before anything goes out, so every retry sends the same
+/// bytes. The attempts are added to the day's count before they go out, so a run that checks
+/// the limit meanwhile sees them; the outcomes are recorded in one write after. A group costs
+/// three writes, however many it holds. A delivery another run claimed first is left to it.
 fn deliver_group(
     store: &AlertStore,
     plan: Plan,
     group: Vec<Due>,
     due_by: i64,
-    used_today: &mut i64,
 ) -> Result<Vec<Attempted>> {
     let daily = i64::try_from(limits(plan).deliveries_per_day).unwrap_or(i64::MAX);
+    let mut used_today = store.attempted_today()?;
     let mut rules: HashMap<String, Option<Rule>> = HashMap::new();
     for d in &group {
         if !rules.contains_key(&d.rule_id) {
@@ -389,7 +350,7 @@ fn deliver_group(
     let mut steps = HashMap::with_capacity(group.len());
     for d in &group {
         let rule = rules.get(&d.rule_id).and_then(Option::as_ref);
-        let step = prepare(rule, d, &leads, (&mut *used_today, daily), &mut new_bodies)?;
+        let step = prepare(rule, d, &leads, (&mut used_today, daily), &mut new_bodies)?;
         steps.insert(d.id.clone(), step);
     }
     let ids: Vec<String> = group.iter().map(|d| d.id.clone()).collect();
@@ -404,6 +365,11 @@ fn deliver_group(
     if group.is_empty() {
         return Ok(Vec::new());
     }
+    let attempts = steps
+        .iter()
+        .filter(|s| matches!(s, Step::Send { .. } | Step::Done(Attempted::Failed { .. })))
+        .count();
+    store.count_attempts(i64::try_from(attempts).unwrap_or(i64::MAX))?;
     let secret = if steps.iter().any(|s| matches!(s, Step::Send { .. })) {
         signing_secret(store)?
     } else {
@@ -484,12 +450,11 @@ fn prepare(
     if !test && (!rule.enabled || rule.status != "active") {
         return Ok(Step::Done(Attempted::Dropped("rule_off")));
     }
-    if d.attempts == 0 {
-        if *used_today >= daily {
-            return Ok(Step::Done(Attempted::Dropped("daily_limit")));
-        }
-        *used_today += 1;
+    // Past the day's limit a new delivery is dropped; a retry still goes out. Both count.
+    if d.attempts == 0 && *used_today >= daily {
+        return Ok(Step::Done(Attempted::Dropped("daily_limit")));
     }
+    *used_today += 1;
     let url = match check_destination(&rule.destination.url, dev_origin().as_deref()) {
         Ok(url) => url::Url::parse(&url).context("a checked destination")?,
         Err(e) => {

@@ -365,23 +365,33 @@ impl AlertStore {
         )
     }
 
-    /// Deliveries attempted today (UTC), retries and redeliveries included: what the plan's
-    /// daily limit counts.
+    /// Delivery attempts made today (UTC), tests, retries and redeliveries included: what the
+    /// plan's daily limit counts.
     pub fn attempted_today(&self) -> Result<i64> {
-        let midnight = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
         Ok(self
             .db
             .query_one::<Count>(
                 tenant_sql!(
-                    "SELECT count(*) AS n FROM alert_deliveries
-                     WHERE tenant_id = ?1 AND created_at >= ?2 AND last_attempt_at >= ?3"
+                    "SELECT COALESCE((SELECT n FROM alert_attempts WHERE tenant_id = ?1 AND day = ?2), 0)
+                        AS n"
                 ),
-                &[
-                    Value::Text(kept_since()),
-                    Value::Integer(midnight.unix_timestamp()),
-                ],
+                &[Value::Text(utc_today())],
             )?
             .map_or(0, |c| c.0))
+    }
+
+    /// Adds `n` attempts to today's count.
+    pub fn count_attempts(&self, n: i64) -> Result<()> {
+        if n > 0 {
+            self.db.execute(
+                tenant_sql!(
+                    "INSERT INTO alert_attempts (tenant_id, day, n) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (tenant_id, day) DO UPDATE SET n = n + excluded.n"
+                ),
+                &[Value::Text(utc_today()), Value::Integer(n)],
+            )?;
+        }
+        Ok(())
     }
 
     /// Queues a delivery again for an attempt now, with the same id (and a fresh retry
@@ -421,6 +431,14 @@ impl AlertStore {
 }
 
 /// The oldest `created_at` still kept for redelivery and counted by the daily limit.
+/// Today's date, UTC (`YYYY-MM-DD`).
+fn utc_today() -> String {
+    platform::clock::timestamp(time::OffsetDateTime::now_utc())
+        .chars()
+        .take(10)
+        .collect()
+}
+
 fn kept_since() -> String {
     platform::clock::timestamp(time::OffsetDateTime::now_utc() - time::Duration::days(KEPT_DAYS))
 }

@@ -255,6 +255,35 @@ fn a_database_at_the_latest_version_is_left_alone() {
     );
 }
 
+#[test]
+fn the_deliveries_attempted_today_become_the_days_count_of_attempts() {
+    let db = Sqlite::at_version(18);
+    db.run(
+        r#"
+        INSERT INTO tenants (id, name, email, tag_prefix, plan, created_at, updated_at)
+            VALUES ('t1', 'One', 'one@example.com', 'p1-', 'pro', '2026-01-01T00:00:00Z',
+                '2026-01-01T00:00:00Z'),
+            ('t2', 'Two', 'two@example.com', 'p2-', 'pro', '2026-01-01T00:00:00Z',
+                '2026-01-01T00:00:00Z');
+        INSERT INTO alert_deliveries (tenant_id, id, rule_id, event, status, attempts,
+                last_attempt_at, created_at)
+            VALUES ('t1', 'm1', 'r1', 'lead.captured', 'delivered', 1, CAST(strftime('%s') AS INTEGER),
+                '2026-01-02T00:00:00Z'),
+            ('t1', 'm2', 'r1', 'lead.captured', 'pending', 2, CAST(strftime('%s') AS INTEGER),
+                '2026-01-02T00:00:00Z'),
+            ('t1', 'm3', 'r1', 'lead.captured', 'delivered', 1,
+                CAST(strftime('%s', 'now', '-2 days') AS INTEGER), '2026-01-02T00:00:00Z'),
+            ('t2', 'm4', 'r2', 'lead.captured', 'pending', 0, NULL, '2026-01-02T00:00:00Z');
+        "#,
+    );
+    migrate(&db).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        db.number("SELECT n FROM alert_attempts WHERE tenant_id = 't1' AND day = date('now')"),
+        2
+    );
+    assert_eq!(db.number("SELECT count(*) FROM alert_attempts"), 1);
+}
+
 /// Rows as the triggers of versions 12 to 17 wrote them: two tenants; a captured lead and a lead
 /// Systeme.io created, with their counts, rollups, facets and rate window; a callback applied;
 /// a funnel; an erased lead's tombstone. Before version 13 a lead's first timeline entry is a
