@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::load::{self, Load, MakeRequest, Outcome};
 
@@ -42,29 +42,19 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 const TICKS_PER_SEC: f64 = 100.0;
 
 /// User and system CPU seconds of every live process in process group `pgid`, from `/proc`.
-fn group_cpu_secs(pgid: u32) -> Result<f64> {
-    let mut ticks = 0u64;
-    for entry in std::fs::read_dir("/proc").context("reading /proc")? {
-        let path = entry?.path();
-        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid pgrp … utime stime …`; comm may hold spaces, so split after it.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(2).and_then(|g| g.parse::<u32>().ok()) != Some(pgid) {
-            continue;
-        }
-        for i in [11, 12] {
-            ticks += fields
-                .get(i)
-                .and_then(|t| t.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    Ok(ticks as f64 / TICKS_PER_SEC)
+fn group_cpu_secs(pgid: u32) -> f64 {
+    let ticks: u64 = api_tests::processes_in_group(pgid)
+        .into_iter()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `pid (comm) state …`: fields 14 and 15 are utime and stime; comm may hold spaces.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let time = |i: usize| fields.get(i).and_then(|t| t.parse::<u64>().ok());
+            Some(time(11)? + time(12)?)
+        })
+        .sum();
+    ticks as f64 / TICKS_PER_SEC
 }
 
 /// Waits until `settled` holds.
@@ -213,7 +203,7 @@ pub async fn run(scenarios: Vec<Scenario>, rounds: usize) -> Result<Vec<Measured
         }
         for (scenario, into) in scenarios.iter().zip(&mut measured) {
             let cpu_before = match &scenario.cpu {
-                Some(cpu) => Some(group_cpu_secs(cpu.pgid)?),
+                Some(cpu) => Some(group_cpu_secs(cpu.pgid)),
                 None => None,
             };
             let mut outcome = load::run(
@@ -225,7 +215,7 @@ pub async fn run(scenarios: Vec<Scenario>, rounds: usize) -> Result<Vec<Measured
             .await?;
             if let (Some(cpu), Some(before)) = (&scenario.cpu, cpu_before) {
                 settle(&cpu.settled).await?;
-                outcome.host_cpu_secs = Some(group_cpu_secs(cpu.pgid)? - before);
+                outcome.host_cpu_secs = Some(group_cpu_secs(cpu.pgid) - before);
             }
             eprintln!(
                 "{}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms ({} unexpected)",

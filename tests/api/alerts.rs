@@ -898,3 +898,57 @@ async fn erasing_a_lead_drops_its_unsent_alerts_and_their_stored_bodies() {
         "an erased lead's alert is not sent again"
     );
 }
+
+#[tokio::test]
+async fn a_delivery_that_cannot_be_built_fails_its_attempt_and_the_rest_of_its_batch_goes_out() {
+    let receiver = Receiver::start().await;
+    let app = spawn_with(&receiver).await;
+    let a = app.create_tenant("Broken A").await;
+    let rule = create_rule(&app, &a, vip_rule(&receiver)).await;
+    // No chained run: the batch below sends both.
+    let db = rusqlite::Connection::open(app.database_path()).unwrap();
+    db.execute(
+        "UPDATE alert_runner SET until = 9999999999 WHERE id = 1",
+        [],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO alert_deliveries (tenant_id, id, rule_id, event, created_at)
+             VALUES (?1, 'msg_0123456789abcdef01234567', ?2, 'no.such.event',
+                strftime('%Y-%m-%dT%H:%M:%fZ'))",
+        [&a.id, rule["id"].as_str().unwrap()],
+    )
+    .unwrap();
+    app.post_lead(
+        &a.capture_token,
+        &json!({"email": "v@example.com", "monthly_leads": "500+"}),
+    )
+    .await;
+    let report = run_batch(&app, "").await;
+    assert_eq!(
+        (&report["delivered"], &report["failed_attempts"]),
+        (&json!(1), &json!(1)),
+        "{report}"
+    );
+    assert_eq!(receiver.got().len(), 1);
+    let (status, attempts, error, later): (String, i64, String, bool) = app
+        .db()
+        .query_row(
+            "SELECT status, attempts, last_error, next_attempt_at > unixepoch()
+             FROM alert_deliveries WHERE id = 'msg_0123456789abcdef01234567'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!((status.as_str(), attempts, later), ("pending", 1, true));
+    assert!(error.starts_with("could not be prepared"), "{error}");
+    let counted: i64 = app
+        .db()
+        .query_row(
+            "SELECT n FROM alert_attempts WHERE tenant_id = ?1",
+            [&a.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(counted, 2, "both attempts count against the day's limit");
+}

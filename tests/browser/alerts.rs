@@ -242,7 +242,7 @@ async fn a_rule_made_on_the_page_sends_a_signed_test_that_the_log_shows_delivere
     // The limits as the API reads them after the test.
     let alerts = api_json(&app, "/v1/dashboard/alerts", &t).await;
     let limits = format!(
-        "1 of {} alerts · {} of {} deliveries today",
+        "1 of {} alerts · {} of {} delivery attempts today",
         grouped(&alerts["limits"]["rules"]),
         grouped(&alerts["deliveries_today"]),
         grouped(&alerts["limits"]["deliveries_per_day"])

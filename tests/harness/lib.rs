@@ -321,11 +321,6 @@ impl TestApp {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
-    /// The host's process id, which is also its process group's (`spin up` and its trigger).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Stops the host and starts it again on the same state dir.
     pub fn restart(self) -> TestApp {
         self.restart_with(|spec| spec)

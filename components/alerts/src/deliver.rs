@@ -6,9 +6,9 @@
 //! deliveries at a time: it claims them by moving their `next_attempt_at` past a lease
 //! (compare-and-set) in the write that also stores the bodies of first attempts, adds them to
 //! the tenant's attempts of the day, sends them, and records the answers. Two runs never send
-//! a delivery at once; a run
-//! that dies leaves it due again when the lease ends (at least once, the same `webhook-id`).
-//! Everything read or written for one delivery goes through its tenant's [`TenantDb`].
+//! a delivery at once; a run that dies leaves it due again when the lease ends (at least once,
+//! the same `webhook-id`). Everything read or written for one delivery goes through its
+//! tenant's [`TenantDb`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -33,13 +33,13 @@ use spin_sdk::sqlite::Value;
 
 use crate::store::{AlertStore, Count, Rule, SecretKey, rfc3339, unix};
 
-/// How long a claimed delivery is held before another run may take it: longer than a batch
-/// can take (its sends go out at once, each given at most twice [`ATTEMPT_TIMEOUT`] to
-/// connect and to answer).
+/// How long a claimed delivery is held before another run may take it: longer than one
+/// tenant's group can take (its sends go out at once, each given at most twice
+/// [`ATTEMPT_TIMEOUT`] to connect and to answer).
 const LEASE_SECS: i64 = 120;
-/// Deliveries of one tenant per claim, so one tenant's backlog cannot hold up the others'.
+/// Deliveries of one tenant per batch, so one tenant's backlog cannot hold up the others'.
 const PER_TENANT: i64 = 50;
-/// Deliveries claimed per statement.
+/// Deliveries read per batch.
 const CLAIM_BATCH: i64 = 100;
 /// How long one attempt may take: connect, first byte, and between bytes.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -151,13 +151,51 @@ pub struct Batch {
     pub ignore_backoff: bool,
 }
 
+/// When a run stops taking groups and, for a chained run, the hold on `alert_runner` it keeps.
+struct Pace {
+    deadline: i64,
+    /// When the run last renewed its hold; `None` when it holds none (the operator's batch).
+    renewed: Option<i64>,
+}
+
+impl Pace {
+    /// Whether the run may claim another group: only before its deadline, and with its hold
+    /// renewed once a third of it has passed, so a long batch does not outlive the hold.
+    fn go_on(&mut self, db: &Db) -> Result<bool> {
+        let now = now_unix();
+        if now >= self.deadline {
+            return Ok(false);
+        }
+        if let Some(renewed) = self.renewed
+            && now - renewed >= RUNNER_HOLD_SECS / 3
+        {
+            db.execute(
+                "UPDATE alert_runner SET until = ?1 WHERE id = 1",
+                &[Value::Integer(now + RUNNER_HOLD_SECS)],
+            )?;
+            self.renewed = Some(now);
+        }
+        Ok(true)
+    }
+}
+
 /// Sends what is due, batch after batch, up to the batch's limit and time.
 pub fn send_due(db: &Db, batch: Batch, report: &mut RunReport) -> Result<()> {
-    let started = now_unix();
+    let mut pace = Pace {
+        deadline: now_unix() + batch.budget_secs,
+        renewed: None,
+    };
     let mut left = batch.limit;
     let mut tried = Vec::new();
-    while left > 0 && now_unix() - started < batch.budget_secs {
-        let found = send_batch(db, batch.ignore_backoff, left, &mut tried, report)?;
+    while left > 0 && pace.go_on(db)? {
+        let found = send_batch(
+            db,
+            batch.ignore_backoff,
+            left,
+            &mut tried,
+            &mut pace,
+            report,
+        )?;
         if found == 0 {
             break;
         }
@@ -166,13 +204,14 @@ pub fn send_due(db: &Db, batch: Batch, report: &mut RunReport) -> Result<()> {
     Ok(())
 }
 
-/// Reads one batch of what is due and sends it, tenant by tenant; how many deliveries it found
-/// (each is then in `tried`).
+/// Reads one batch of what is due and sends it, tenant by tenant, while `pace` allows; how many
+/// deliveries it found (each is then in `tried`; those of groups it did not reach stay due).
 fn send_batch(
     db: &Db,
     ignore_backoff: bool,
     limit: i64,
     tried: &mut Vec<String>,
+    pace: &mut Pace,
     report: &mut RunReport,
 ) -> Result<usize> {
     let due_by = if ignore_backoff { i64::MAX } else { now_unix() };
@@ -187,12 +226,28 @@ fn send_batch(
             .push(delivery);
     }
     for (tenant_id, group) in by_tenant {
+        if !pace.go_on(db)? {
+            break;
+        }
         let tenant = TenantId::parse(&tenant_id).context("a delivery's tenant")?;
         let store = AlertStore::new(TenantDb::on(db, tenant.clone()));
         let ids: Vec<String> = group.iter().map(|d| d.id.clone()).collect();
         let sent = match load_tenant(db, &tenant) {
             Ok(Some(t)) => deliver_group(&store, t.plan, group, due_by),
-            Ok(None) => drop_all(&store, group, due_by, "tenant_gone"),
+            Ok(None) => {
+                let steps = group
+                    .iter()
+                    .map(|_| Step::Done(Attempted::Dropped("tenant_gone")))
+                    .collect();
+                settle_group(
+                    &store,
+                    group,
+                    steps,
+                    due_by,
+                    &HashMap::new(),
+                    &HashMap::new(),
+                )
+            }
             Err(e) => Err(e),
         };
         // One tenant's failure (a busy database, a row that does not read) leaves its
@@ -253,23 +308,18 @@ pub fn run_while_due(db: &Db, budget_secs: i64) -> Result<RunReport> {
 /// lets go in the statement that finds nothing due. It renews its hold every third of it.
 fn send_while_due(db: &Db, budget_secs: i64, report: &mut RunReport) -> Result<()> {
     let started = now_unix();
-    let mut renewed = started;
+    let mut pace = Pace {
+        deadline: started + budget_secs,
+        renewed: Some(started),
+    };
     let mut idle_polls = 0;
     loop {
-        let now = now_unix();
-        if now - started >= budget_secs {
+        if !pace.go_on(db)? {
             // Out of time: let go, so the next write (or the batch) starts a run.
             db.execute("UPDATE alert_runner SET until = 0 WHERE id = 1", &[])?;
             return Ok(());
         }
-        if now - renewed >= RUNNER_HOLD_SECS / 3 {
-            db.execute(
-                "UPDATE alert_runner SET until = ?1 WHERE id = 1",
-                &[Value::Integer(now + RUNNER_HOLD_SECS)],
-            )?;
-            renewed = now;
-        }
-        let found = send_batch(db, false, CLAIM_BATCH, &mut Vec::new(), report)?;
+        let found = send_batch(db, false, CLAIM_BATCH, &mut Vec::new(), &mut pace, report)?;
         if found > 0 {
             idle_polls = 0;
             if i64::try_from(found).unwrap_or(0) < CLAIM_BATCH / 2 {
@@ -295,14 +345,20 @@ fn send_while_due(db: &Db, budget_secs: i64, report: &mut RunReport) -> Result<(
         if still.rows.first().and_then(|r| r.get::<i64>(0)) == Some(0) {
             return Ok(());
         }
-        renewed = now;
+        pace.renewed = Some(now);
         idle_polls = 0;
     }
 }
 
-/// Sends one delivery of the tenant's now, due or not (a test, a redelivery), and records the
-/// attempt; `false` when it is not pending or another run holds it.
-pub fn deliver_now(store: &AlertStore, plan: Plan, id: &str) -> Result<bool> {
+/// The end of a lease taken now: a delivery queued to be sent in the request that queued it
+/// (a test, a redelivery) is held until then, so no run takes it meanwhile.
+pub fn lease_from_now() -> i64 {
+    now_unix() + LEASE_SECS
+}
+
+/// Sends one of the tenant's deliveries now, one queued held until a [`lease_from_now`] taken
+/// before this call (a test, a redelivery), and records the attempt.
+pub fn deliver_now(store: &AlertStore, plan: Plan, id: &str) -> Result<()> {
     let found = store.db().query_one::<Due>(
         tenant_sql!(
             "SELECT tenant_id, id, rule_id, event, lead_id, detail, body, attempts, created_at
@@ -310,11 +366,10 @@ pub fn deliver_now(store: &AlertStore, plan: Plan, id: &str) -> Result<bool> {
         ),
         &[Value::Text(id.to_string())],
     )?;
-    let Some(delivery) = found else {
-        return Ok(false);
-    };
-    let outcomes = deliver_group(store, plan, vec![delivery], now_unix())?;
-    Ok(!outcomes.is_empty())
+    if let Some(delivery) = found {
+        deliver_group(store, plan, vec![delivery], lease_from_now())?;
+    }
+    Ok(())
 }
 
 /// What to do with one delivery.
@@ -323,14 +378,10 @@ enum Step {
     Done(Attempted),
 }
 
-/// Claims, sends and records one tenant's deliveries, the outcome of each one this run
-/// claimed. The tenant's rules, signing secret, leads and attempts of the day are read once
-/// per group. The claim (a compare-and-set on `next_attempt_at` that only a delivery still
-/// pending and due by `due_by` passes, moving it past a lease) stores the bodies built for
-/// first attempts in the same write, before anything goes out, so every retry sends the same
-/// bytes. The attempts are added to the day's count before they go out, so a run that checks
-/// the limit meanwhile sees them; the outcomes are recorded in one write after. A group costs
-/// three writes, however many it holds. A delivery another run claimed first is left to it.
+/// Prepares one tenant's deliveries and settles them ([`settle_group`]). The tenant's rules,
+/// leads and attempts of the day are read once per group. A delivery that cannot be prepared
+/// (a row that does not read) fails its attempt, with the reason, and is retried like any
+/// other, so it cannot hold up the rest of its group.
 fn deliver_group(
     store: &AlertStore,
     plan: Plan,
@@ -347,79 +398,97 @@ fn deliver_group(
     }
     let leads = leads_of(store, &group)?;
     let mut new_bodies = HashMap::new();
-    let mut steps = HashMap::with_capacity(group.len());
-    for d in &group {
-        let rule = rules.get(&d.rule_id).and_then(Option::as_ref);
-        let step = prepare(rule, d, &leads, (&mut used_today, daily), &mut new_bodies)?;
-        steps.insert(d.id.clone(), step);
-    }
+    let steps = group
+        .iter()
+        .map(|d| {
+            let rule = rules.get(&d.rule_id).and_then(Option::as_ref);
+            prepare(rule, d, &leads, (&mut used_today, daily), &mut new_bodies).unwrap_or_else(
+                |e| {
+                    Step::Done(Attempted::Failed {
+                        code: None,
+                        error: format!("could not be prepared: {e:#}"),
+                    })
+                },
+            )
+        })
+        .collect();
+    settle_group(store, group, steps, due_by, &new_bodies, &rules)
+}
+
+/// Claims, sends and records one tenant's deliveries, each with its step; the outcome of each
+/// one this run claimed. The claim (a compare-and-set on `next_attempt_at` that only a delivery
+/// still pending and due by `due_by` passes, moving it past a lease) stores the bodies built
+/// for first attempts in the same write, before anything goes out, and answers the body each
+/// delivery has then, which is the one sent: every attempt sends the same bytes. The attempts
+/// are added to the day's count before they go out, so a run that checks the limit meanwhile
+/// sees them; the outcomes are recorded in one write after. A group costs three writes,
+/// however many it holds. A delivery another run claimed first is left to it.
+fn settle_group(
+    store: &AlertStore,
+    group: Vec<Due>,
+    steps: Vec<Step>,
+    due_by: i64,
+    new_bodies: &HashMap<String, String>,
+    rules: &HashMap<String, Option<Rule>>,
+) -> Result<Vec<Attempted>> {
     let ids: Vec<String> = group.iter().map(|d| d.id.clone()).collect();
-    let claimed = claim(store, &ids, due_by, &new_bodies)?;
+    let mut claimed = claim(store, &ids, due_by, new_bodies)?;
     let (group, steps): (Vec<Due>, Vec<Step>) = group
         .into_iter()
-        .filter_map(|d| {
-            let step = steps.remove(&d.id)?;
-            claimed.contains(&d.id).then_some((d, step))
+        .zip(steps)
+        .filter_map(|(d, step)| {
+            let stored = claimed.remove(&d.id)?;
+            let step = match (step, stored) {
+                (Step::Send { url, .. }, Some(body)) => Step::Send { url, body },
+                (step, _) => step,
+            };
+            Some((d, step))
         })
         .unzip();
     if group.is_empty() {
         return Ok(Vec::new());
     }
-    let attempts = steps
-        .iter()
-        .filter(|s| matches!(s, Step::Send { .. } | Step::Done(Attempted::Failed { .. })))
-        .count();
-    store.count_attempts(i64::try_from(attempts).unwrap_or(i64::MAX))?;
     let secret = if steps.iter().any(|s| matches!(s, Step::Send { .. })) {
         signing_secret(store)?
     } else {
         None
     };
+    let attempts = steps
+        .iter()
+        .filter(|s| match s {
+            Step::Send { .. } => secret.is_some(),
+            Step::Done(outcome) => matches!(outcome, Attempted::Failed { .. }),
+        })
+        .count();
+    store.count_attempts(i64::try_from(attempts).unwrap_or(i64::MAX))?;
     let outcomes = send_all(secret.as_ref(), &group, steps);
     record_all(store, &group, &outcomes)?;
-    rule_health(store, &group, &outcomes, &rules)?;
-    Ok(outcomes)
-}
-
-/// Claims and records a group that goes nowhere (its tenant is gone).
-fn drop_all(
-    store: &AlertStore,
-    group: Vec<Due>,
-    due_by: i64,
-    why: &'static str,
-) -> Result<Vec<Attempted>> {
-    let ids: Vec<String> = group.iter().map(|d| d.id.clone()).collect();
-    let claimed = claim(store, &ids, due_by, &HashMap::new())?;
-    let group: Vec<Due> = group
-        .into_iter()
-        .filter(|d| claimed.contains(&d.id))
-        .collect();
-    let outcomes = vec![Attempted::Dropped(why); group.len()];
-    record_all(store, &group, &outcomes)?;
+    rule_health(store, &group, &outcomes, rules)?;
     Ok(outcomes)
 }
 
 /// The claim: moves each delivery of `ids` that is still pending and due by `due_by` past a
-/// lease, and gives each its body from `new_bodies` unless it has one; the ids it claimed.
-/// Values go in as one JSON object keyed by delivery id, looked up by each row, so the
-/// statement finds its rows by primary key and reads the JSON once.
+/// lease, and gives each its body from `new_bodies` unless it has one; each id it claimed,
+/// with the body the delivery has now. Values go in as one JSON object keyed by delivery id
+/// (ids are `msg_` and hex, safe in a JSON path), looked up by each row, so the statement finds
+/// its rows by primary key and reads the JSON once.
 fn claim(
     store: &AlertStore,
     ids: &[String],
     due_by: i64,
     new_bodies: &HashMap<String, String>,
-) -> Result<HashSet<String>> {
+) -> Result<HashMap<String, Option<String>>> {
     let items: serde_json::Map<String, Json> = ids
         .iter()
         .map(|id| (id.clone(), json!(new_bodies.get(id))))
         .collect();
-    let claimed = store.db().execute(
+    let claimed = store.db().query::<ClaimedBody>(
         tenant_sql!(
             "UPDATE alert_deliveries SET next_attempt_at = ?2,
                 body = COALESCE(body, ?4 ->> ('$.\"' || id || '\"'))
              WHERE tenant_id = ?1 AND id IN (SELECT key FROM json_each(?4))
                 AND status = 'pending' AND next_attempt_at <= ?3
-             RETURNING id"
+             RETURNING id, body"
         ),
         &[
             Value::Integer(now_unix() + LEASE_SECS),
@@ -427,11 +496,22 @@ fn claim(
             Value::Text(serde_json::to_string(&items)?),
         ],
     )?;
-    Ok(claimed
-        .rows
-        .iter()
-        .filter_map(|r| r.get::<&str>(0).map(str::to_string))
-        .collect())
+    Ok(claimed.into_iter().map(|c| (c.id, c.body)).collect())
+}
+
+/// A claimed delivery's id and stored body.
+struct ClaimedBody {
+    id: String,
+    body: Option<String>,
+}
+
+impl FromRow for ClaimedBody {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok(Self {
+            id: row.text("id")?.to_string(),
+            body: row.opt_text("body"),
+        })
+    }
 }
 
 /// Checks one delivery against its rule, the daily limit and the destination guard, and gives
@@ -629,7 +709,8 @@ fn build_body(rule: &Rule, d: &Due, leads: &HashMap<String, Json>) -> Result<Str
 
 /// Records the outcomes of one tenant's batch in one write: a delivered or failed attempt
 /// counts, with its time, code and error; a failure is due again after its backoff; a dropped
-/// delivery keeps its last attempt.
+/// delivery keeps its last attempt. A delivery that stopped being pending meanwhile (its lead
+/// erased, its rule deleted) keeps what that recorded.
 fn record_all(store: &AlertStore, group: &[Due], outcomes: &[Attempted]) -> Result<()> {
     let now = now_unix();
     let rows: serde_json::Map<String, Json> = group
@@ -661,7 +742,8 @@ fn record_all(store: &AlertStore, group: &[Due], outcomes: &[Attempted]) -> Resu
                     CASE o ->> 'a' WHEN 1 THEN o ->> 'c' ELSE last_status_code END,
                     o ->> 'e', o ->> 'n'
                 FROM (SELECT ?2 -> ('$.\"' || id || '\"') AS o))
-             WHERE tenant_id = ?1 AND id IN (SELECT key FROM json_each(?2))"
+             WHERE tenant_id = ?1 AND id IN (SELECT key FROM json_each(?2))
+                AND status = 'pending'"
         ),
         &[Value::Text(serde_json::to_string(&rows)?)],
     )?;
@@ -744,6 +826,15 @@ fn give_up_after_three_days(store: &AlertStore, rule_id: &str, now: i64) -> Resu
             &[rule],
         )?;
     }
+    Ok(())
+}
+
+/// Forgets the attempt counts of days before yesterday (UTC): the daily limit reads today's.
+pub fn forget_old_attempts(db: &Db) -> Result<()> {
+    db.execute(
+        "DELETE FROM alert_attempts WHERE day < date('now', '-1 day')",
+        &[],
+    )?;
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use platform::auth::authenticate;
 use serde::Serialize;
 use spin_sdk::http::{Request, Response};
 
-use crate::deliver::deliver_now;
+use crate::deliver::{deliver_now, lease_from_now};
 use crate::store::{AlertStore, Delivery};
 
 #[derive(Serialize)]
@@ -28,7 +28,7 @@ pub fn send_test(req: &Request, rule_id: &str) -> Result<Response, ApiError> {
     if store.rule(rule_id)?.is_none() {
         return Err(crate::rules::not_found(rule_id));
     }
-    let id = store.queue_test(rule_id)?;
+    let id = store.queue_test(rule_id, lease_from_now())?;
     deliver_now(&store, ctx.tenant().plan, &id)?;
     answer(&store, &id)
 }
@@ -37,7 +37,7 @@ pub fn send_test(req: &Request, rule_id: &str) -> Result<Response, ApiError> {
 pub fn redeliver(req: &Request, id: &str) -> Result<Response, ApiError> {
     let ctx = authenticate(req, Scope::Dashboard)?;
     let store = AlertStore::new(ctx.db()?);
-    if store.redeliver(id)?.is_none() {
+    if store.redeliver(id, lease_from_now())?.is_none() {
         return Err(ApiError::NotFound {
             code: "alert_delivery_not_found",
             detail: format!(

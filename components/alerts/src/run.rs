@@ -1,5 +1,6 @@
 //! Delivery runs. `POST /v1/admin/alerts/run?limit=&ignore_backoff=` (admin token), every minute from a CronJob
-//! or cron: queues the digests that are due, sends what is due, and reports. The chained
+//! or cron: queues the digests that are due, forgets old attempt counts, sends what is due,
+//! and reports. The chained
 //! `POST /v1/internal/alerts/run`: lead-capture and systeme-events call it after a write that
 //! queued an alert; it answers `202` at once and then sends (lib.rs).
 
@@ -9,7 +10,9 @@ use platform::request::{Flag, Limit};
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::{Request, Response};
 
-use crate::deliver::{Batch, RunReport, queue_digests, remaining_due, run_while_due, send_due};
+use crate::deliver::{
+    Batch, RunReport, forget_old_attempts, queue_digests, remaining_due, run_while_due, send_due,
+};
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
@@ -35,6 +38,7 @@ pub fn run_batch(req: &Request) -> Result<Response, ApiError> {
     let db = admin.db()?;
     let mut report = RunReport::default();
     queue_digests(&db, &mut report)?;
+    forget_old_attempts(&db)?;
     let batch = Batch {
         limit: i64::from(query.limit.map_or(DEFAULT_LIMIT, Limit::get)),
         budget_secs: BUDGET_SECS,

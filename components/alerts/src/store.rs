@@ -394,32 +394,40 @@ impl AlertStore {
         Ok(())
     }
 
-    /// Queues a delivery again for an attempt now, with the same id (and a fresh retry
-    /// schedule); `None` when there is no such delivery from the last [`KEPT_DAYS`].
-    pub fn redeliver(&self, id: &str) -> Result<Option<Delivery>> {
+    /// Queues a delivery again, with the same id (and a fresh retry schedule), held for the
+    /// caller, who sends it now, until `held_until` (then any run may); `None` when there is
+    /// no such delivery from the last [`KEPT_DAYS`].
+    pub fn redeliver(&self, id: &str, held_until: i64) -> Result<Option<Delivery>> {
         self.db.query_one(
             tenant_sql!(
-                "UPDATE alert_deliveries SET status = 'pending', attempts = 0, next_attempt_at = 0
+                "UPDATE alert_deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?4
                  WHERE tenant_id = ?1 AND id = ?2 AND created_at >= ?3
                  RETURNING ",
                 delivery_columns!()
             ),
-            &[Value::Text(id.to_string()), Value::Text(kept_since())],
+            &[
+                Value::Text(id.to_string()),
+                Value::Text(kept_since()),
+                Value::Integer(held_until),
+            ],
         )
     }
 
-    /// Queues a `test` delivery for `rule_id`, due now; its id.
-    pub fn queue_test(&self, rule_id: &str) -> Result<String> {
+    /// Queues a `test` delivery for `rule_id`, held for the caller, who sends it now, until
+    /// `held_until` (then any run may); its id.
+    pub fn queue_test(&self, rule_id: &str, held_until: i64) -> Result<String> {
         let id = format!("msg_{}", hex_id()?);
         self.db.execute(
             tenant_sql!(
-                "INSERT INTO alert_deliveries (tenant_id, id, rule_id, event, created_at)
-                 VALUES (?1, ?2, ?3, 'test', ?4)"
+                "INSERT INTO alert_deliveries (tenant_id, id, rule_id, event, created_at,
+                    next_attempt_at)
+                 VALUES (?1, ?2, ?3, 'test', ?4, ?5)"
             ),
             &[
                 Value::Text(id.clone()),
                 Value::Text(rule_id.to_string()),
                 Value::Text(now_rfc3339()?),
+                Value::Integer(held_until),
             ],
         )?;
         Ok(id)
@@ -430,7 +438,6 @@ impl AlertStore {
     }
 }
 
-/// The oldest `created_at` still kept for redelivery and counted by the daily limit.
 /// Today's date, UTC (`YYYY-MM-DD`).
 fn utc_today() -> String {
     platform::clock::timestamp(time::OffsetDateTime::now_utc())
@@ -439,6 +446,7 @@ fn utc_today() -> String {
         .collect()
 }
 
+/// The oldest `created_at` still kept for redelivery.
 fn kept_since() -> String {
     platform::clock::timestamp(time::OffsetDateTime::now_utc() - time::Duration::days(KEPT_DAYS))
 }

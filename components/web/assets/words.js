@@ -213,7 +213,7 @@ export const WORDS = {
   "alerts_intro": "Get a signed webhook, or a Slack or Discord message, when something happens to your leads.",
   "alert_new": "New alert",
   "alert_none": "No alerts yet.",
-  "alert_limits": "{rules} of {max_rules} alerts · {today} of {max_today} deliveries today",
+  "alert_limits": "{rules} of {max_rules} alerts · {today} of {max_today} delivery attempts today",
   "alert_form_new": "New alert",
   "alert_form_edit": "Edit alert {name}",
   "alert_name": "Name",
