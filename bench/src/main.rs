@@ -832,30 +832,30 @@ fn print_report(
         .iter()
         .filter_map(|m| Some((m.name.as_str(), m.cpu_ms()?)))
         .collect();
-    if !cpu.is_empty() {
-        let _ = writeln!(
-            report,
-            "\n| host CPU per request, until its work is done | ms |\n| --- | ---: |"
-        );
-        for (name, ms) in cpu {
-            let _ = writeln!(report, "| {name} | {} |", ms.decimals());
-        }
-    }
-    if !ratios.is_empty() {
-        let _ = writeln!(
-            report,
-            "\n| ratio (within a round) | value |\n| --- | ---: |"
-        );
-        for (name, value) in ratios {
-            let _ = writeln!(report, "| {name} | {} |", value.decimals());
-        }
-    }
+    two_columns(
+        &mut report,
+        ("host CPU per request, until its work is done", "ms"),
+        &cpu,
+    );
+    let ratios: Vec<(&str, Spread)> = ratios.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+    two_columns(&mut report, ("ratio (within a round)", "value"), &ratios);
     report.push_str(extra);
     println!("{report}");
     if let Some(out) = &args.out {
         std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
     }
     Ok(())
+}
+
+/// A table of named figures (two decimals), when there are any.
+fn two_columns(report: &mut String, (name, value): (&str, &str), rows: &[(&str, Spread)]) {
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(report, "\n| {name} | {value} |\n| --- | ---: |");
+    for (name, figure) in rows {
+        let _ = writeln!(report, "| {name} | {} |", figure.decimals());
+    }
 }
 
 /// `--burst`: every setting `--burst-runs` times, each run on a fresh app and database.
