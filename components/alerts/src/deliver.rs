@@ -243,7 +243,7 @@ fn send_batch(
                     &store,
                     group,
                     steps,
-                    due_by,
+                    (due_by, i64::MAX),
                     &HashMap::new(),
                     &HashMap::new(),
                 )
@@ -389,7 +389,8 @@ fn deliver_group(
     due_by: i64,
 ) -> Result<Vec<Attempted>> {
     let daily = i64::try_from(limits(plan).deliveries_per_day).unwrap_or(i64::MAX);
-    let mut used_today = store.attempted_today()?;
+    // Past the limit already: first attempts are dropped without building their bodies.
+    let over_limit = store.attempted_today()? >= daily;
     let mut rules: HashMap<String, Option<Rule>> = HashMap::new();
     for d in &group {
         if !rules.contains_key(&d.rule_id) {
@@ -402,17 +403,15 @@ fn deliver_group(
         .iter()
         .map(|d| {
             let rule = rules.get(&d.rule_id).and_then(Option::as_ref);
-            prepare(rule, d, &leads, (&mut used_today, daily), &mut new_bodies).unwrap_or_else(
-                |e| {
-                    Step::Done(Attempted::Failed {
-                        code: None,
-                        error: format!("could not be prepared: {e:#}"),
-                    })
-                },
-            )
+            prepare(rule, d, &leads, over_limit, &mut new_bodies).unwrap_or_else(|e| {
+                Step::Done(Attempted::Failed {
+                    code: None,
+                    error: format!("could not be prepared: {e:#}"),
+                })
+            })
         })
         .collect();
-    settle_group(store, group, steps, due_by, &new_bodies, &rules)
+    settle_group(store, group, steps, (due_by, daily), &new_bodies, &rules)
 }
 
 /// Claims, sends and records one tenant's deliveries, each with its step; the outcome of each
@@ -420,20 +419,23 @@ fn deliver_group(
 /// still pending and due by `due_by` passes, moving it past a lease) stores the bodies built
 /// for first attempts in the same write, before anything goes out, and answers the body each
 /// delivery has then, which is the one sent: every attempt sends the same bytes. The attempts
-/// are added to the day's count before they go out, so a run that checks the limit meanwhile
-/// sees them; the outcomes are recorded in one write after. A group costs three writes,
-/// however many it holds. A delivery another run claimed first is left to it.
+/// are then added to the day's count in one statement that answers the new count, so this
+/// group's attempts hold the places just below it, whatever other runs do; a first attempt
+/// whose place is past `daily` is dropped (`daily_limit`) and its place given back. The
+/// outcomes are recorded in one write after. A group costs three writes, however many it
+/// holds (four when some are dropped at the limit). A delivery another run claimed first is
+/// left to it.
 fn settle_group(
     store: &AlertStore,
     group: Vec<Due>,
     steps: Vec<Step>,
-    due_by: i64,
+    (due_by, daily): (i64, i64),
     new_bodies: &HashMap<String, String>,
     rules: &HashMap<String, Option<Rule>>,
 ) -> Result<Vec<Attempted>> {
     let ids: Vec<String> = group.iter().map(|d| d.id.clone()).collect();
     let mut claimed = claim(store, &ids, due_by, new_bodies)?;
-    let (group, steps): (Vec<Due>, Vec<Step>) = group
+    let (group, mut steps): (Vec<Due>, Vec<Step>) = group
         .into_iter()
         .zip(steps)
         .filter_map(|(d, step)| {
@@ -453,14 +455,30 @@ fn settle_group(
     } else {
         None
     };
-    let attempts = steps
-        .iter()
-        .filter(|s| match s {
-            Step::Send { .. } => secret.is_some(),
-            Step::Done(outcome) => matches!(outcome, Attempted::Failed { .. }),
-        })
-        .count();
-    store.count_attempts(i64::try_from(attempts).unwrap_or(i64::MAX))?;
+    let attempting = |step: &Step| match step {
+        Step::Send { .. } => secret.is_some(),
+        Step::Done(outcome) => matches!(outcome, Attempted::Failed { .. }),
+    };
+    let attempts = i64::try_from(steps.iter().filter(|s| attempting(s)).count())?;
+    if attempts > 0 {
+        let mut used = store.count_attempts(attempts)? - attempts;
+        let mut given_back = 0;
+        for (d, step) in group.iter().zip(steps.iter_mut()) {
+            if !attempting(step) {
+                continue;
+            }
+            // Past the day's limit a new delivery is dropped; a retry still goes out.
+            if d.attempts == 0 && used >= daily {
+                *step = Step::Done(Attempted::Dropped("daily_limit"));
+                given_back += 1;
+            } else {
+                used += 1;
+            }
+        }
+        if given_back > 0 {
+            store.count_attempts(-given_back)?;
+        }
+    }
     let outcomes = send_all(secret.as_ref(), &group, steps);
     record_all(store, &group, &outcomes)?;
     rule_health(store, &group, &outcomes, rules)?;
@@ -520,7 +538,7 @@ fn prepare(
     rule: Option<&Rule>,
     d: &Due,
     leads: &HashMap<String, Json>,
-    (used_today, daily): (&mut i64, i64),
+    over_limit: bool,
     new_bodies: &mut HashMap<String, String>,
 ) -> Result<Step> {
     let Some(rule) = rule else {
@@ -530,11 +548,9 @@ fn prepare(
     if !test && (!rule.enabled || rule.status != "active") {
         return Ok(Step::Done(Attempted::Dropped("rule_off")));
     }
-    // Past the day's limit a new delivery is dropped; a retry still goes out. Both count.
-    if d.attempts == 0 && *used_today >= daily {
+    if d.attempts == 0 && over_limit {
         return Ok(Step::Done(Attempted::Dropped("daily_limit")));
     }
-    *used_today += 1;
     let url = match check_destination(&rule.destination.url, dev_origin().as_deref()) {
         Ok(url) => url::Url::parse(&url).context("a checked destination")?,
         Err(e) => {

@@ -380,18 +380,20 @@ impl AlertStore {
             .map_or(0, |c| c.0))
     }
 
-    /// Adds `n` attempts to today's count.
-    pub fn count_attempts(&self, n: i64) -> Result<()> {
-        if n > 0 {
-            self.db.execute(
+    /// Adds `n` attempts (fewer when negative) to today's count, in one statement; the count
+    /// after.
+    pub fn count_attempts(&self, n: i64) -> Result<i64> {
+        Ok(self
+            .db
+            .query_one::<Count>(
                 tenant_sql!(
                     "INSERT INTO alert_attempts (tenant_id, day, n) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (tenant_id, day) DO UPDATE SET n = n + excluded.n"
+                     ON CONFLICT (tenant_id, day) DO UPDATE SET n = n + excluded.n
+                     RETURNING n"
                 ),
                 &[Value::Text(utc_today()), Value::Integer(n)],
-            )?;
-        }
-        Ok(())
+            )?
+            .map_or(n, |c| c.0))
     }
 
     /// Queues a delivery again, with the same id (and a fresh retry schedule), held for the
