@@ -202,10 +202,7 @@ pub async fn run(scenarios: Vec<Scenario>, rounds: usize) -> Result<Vec<Measured
             eprintln!("== round {round} of {rounds}");
         }
         for (scenario, into) in scenarios.iter().zip(&mut measured) {
-            let cpu_before = match &scenario.cpu {
-                Some(cpu) => Some(group_cpu_secs(cpu.pgid)),
-                None => None,
-            };
+            let cpu_before = scenario.cpu.as_ref().map(|cpu| group_cpu_secs(cpu.pgid));
             let mut outcome = load::run(
                 scenario.addr,
                 scenario.load,
