@@ -654,17 +654,25 @@ async fn a_rule_failing_for_three_days_is_switched_off_and_saving_it_switches_it
     .await;
     receiver.wait_for(1).await;
     logged_after(&app, &a, 1).await;
-    let shown = json_body(
-        send(
-            &app,
-            reqwest::Method::GET,
-            &format!("/v1/dashboard/alerts/{id}"),
-            &a,
-            None,
+    // The run records the attempt, then the rule's streak: wait for the second write too.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let shown = loop {
+        let shown = json_body(
+            send(
+                &app,
+                reqwest::Method::GET,
+                &format!("/v1/dashboard/alerts/{id}"),
+                &a,
+                None,
+            )
+            .await,
         )
-        .await,
-    )
-    .await;
+        .await;
+        if shown["failing_since"].is_string() || Instant::now() > deadline {
+            break shown;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(shown["status"], "active");
     assert!(shown["failing_since"].is_string(), "{shown}");
     // Three days of failures (the test moves the streak's start, not the clock).
@@ -937,4 +945,56 @@ async fn a_delivery_that_cannot_be_built_fails_its_attempt_and_the_rest_of_its_b
         )
         .unwrap();
     assert_eq!(counted, 2, "both attempts count against the day's limit");
+}
+
+#[tokio::test]
+async fn a_group_that_crosses_the_daily_limit_sends_up_to_it_and_gives_the_rest_back() {
+    let receiver = Receiver::start().await;
+    let app = spawn_with(&receiver).await;
+    let a = app.create_tenant("Edge A").await;
+    let every = json!({"name": "Every lead", "when": {"event": "lead.captured"},
+                       "destination": {"url": receiver.url("/hook"), "format": "json"}});
+    create_rule(&app, &a, every).await;
+    // 198 of the starter plan's 200 attempts are used; no chained run, so one batch takes all
+    // three alerts below in one group.
+    let db = rusqlite::Connection::open(app.database_path()).unwrap();
+    db.execute(
+        "UPDATE alert_runner SET until = 9999999999 WHERE id = 1",
+        [],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO alert_attempts (tenant_id, day, n) VALUES (?1, date('now'), 198)",
+        [&a.id],
+    )
+    .unwrap();
+    for n in 0..3 {
+        app.post_lead(
+            &a.capture_token,
+            &json!({"email": format!("e{n}@example.com")}),
+        )
+        .await;
+    }
+    let report = run_batch(&app, "").await;
+    assert_eq!(
+        (&report["delivered"], &report["dropped"]),
+        (&json!(2), &json!(1)),
+        "{report}"
+    );
+    assert_eq!(receiver.got().len(), 2);
+    let list =
+        json_body(send(&app, reqwest::Method::GET, "/v1/dashboard/alerts", &a, None).await).await;
+    assert_eq!(
+        list["deliveries_today"], 200,
+        "the dropped one's place is given back"
+    );
+    let dropped: String = app
+        .db()
+        .query_row(
+            "SELECT last_error FROM alert_deliveries WHERE tenant_id = ? AND status = 'dropped'",
+            [&a.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(dropped, "daily_limit");
 }

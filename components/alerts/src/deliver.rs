@@ -438,9 +438,11 @@ fn settle_group(
     let (group, mut steps): (Vec<Due>, Vec<Step>) = group
         .into_iter()
         .zip(steps)
-        .filter_map(|(d, step)| {
-            let stored = claimed.remove(&d.id)?;
-            let step = match (step, stored) {
+        .filter_map(|(mut d, step)| {
+            let now = claimed.remove(&d.id)?;
+            // As the claim found it: another run may have attempted it since the read.
+            d.attempts = now.attempts;
+            let step = match (step, now.body) {
                 (Step::Send { url, .. }, Some(body)) => Step::Send { url, body },
                 (step, _) => step,
             };
@@ -461,7 +463,8 @@ fn settle_group(
     };
     let attempts = i64::try_from(steps.iter().filter(|s| attempting(s)).count())?;
     if attempts > 0 {
-        let mut used = store.count_attempts(attempts)? - attempts;
+        let day = crate::store::utc_today();
+        let mut used = store.count_attempts(&day, attempts)? - attempts;
         let mut given_back = 0;
         for (d, step) in group.iter().zip(steps.iter_mut()) {
             if !attempting(step) {
@@ -475,8 +478,11 @@ fn settle_group(
                 used += 1;
             }
         }
-        if given_back > 0 {
-            store.count_attempts(-given_back)?;
+        // A give-back that fails leaves the count high: fewer sends today, never more.
+        if given_back > 0
+            && let Err(e) = store.give_back_attempts(&day, given_back)
+        {
+            eprintln!("alerts: {given_back} attempts stay counted for today: {e:#}");
         }
     }
     let outcomes = send_all(secret.as_ref(), &group, steps);
@@ -486,8 +492,8 @@ fn settle_group(
 }
 
 /// The claim: moves each delivery of `ids` that is still pending and due by `due_by` past a
-/// lease, and gives each its body from `new_bodies` unless it has one; each id it claimed,
-/// with the body the delivery has now. Values go in as one JSON object keyed by delivery id
+/// lease, and gives each its body from `new_bodies` unless it has one; each delivery it
+/// claimed, by id, with its body and attempts as they are now. Values go in as one JSON object keyed by delivery id
 /// (ids are `msg_` and hex, safe in a JSON path), looked up by each row, so the statement finds
 /// its rows by primary key and reads the JSON once.
 fn claim(
@@ -495,18 +501,18 @@ fn claim(
     ids: &[String],
     due_by: i64,
     new_bodies: &HashMap<String, String>,
-) -> Result<HashMap<String, Option<String>>> {
+) -> Result<HashMap<String, Claimed>> {
     let items: serde_json::Map<String, Json> = ids
         .iter()
         .map(|id| (id.clone(), json!(new_bodies.get(id))))
         .collect();
-    let claimed = store.db().query::<ClaimedBody>(
+    let claimed = store.db().query::<Claimed>(
         tenant_sql!(
             "UPDATE alert_deliveries SET next_attempt_at = ?2,
                 body = COALESCE(body, ?4 ->> ('$.\"' || id || '\"'))
              WHERE tenant_id = ?1 AND id IN (SELECT key FROM json_each(?4))
                 AND status = 'pending' AND next_attempt_at <= ?3
-             RETURNING id, body"
+             RETURNING id, body, attempts"
         ),
         &[
             Value::Integer(now_unix() + LEASE_SECS),
@@ -514,20 +520,22 @@ fn claim(
             Value::Text(serde_json::to_string(&items)?),
         ],
     )?;
-    Ok(claimed.into_iter().map(|c| (c.id, c.body)).collect())
+    Ok(claimed.into_iter().map(|c| (c.id.clone(), c)).collect())
 }
 
-/// A claimed delivery's id and stored body.
-struct ClaimedBody {
+/// A claimed delivery's id, stored body and attempts.
+struct Claimed {
     id: String,
     body: Option<String>,
+    attempts: i64,
 }
 
-impl FromRow for ClaimedBody {
+impl FromRow for Claimed {
     fn from_row(row: &Row<'_>) -> Result<Self> {
         Ok(Self {
             id: row.text("id")?.to_string(),
             body: row.opt_text("body"),
+            attempts: row.int("attempts")?,
         })
     }
 }

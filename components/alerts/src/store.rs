@@ -380,9 +380,9 @@ impl AlertStore {
             .map_or(0, |c| c.0))
     }
 
-    /// Adds `n` attempts (fewer when negative) to today's count, in one statement; the count
-    /// after.
-    pub fn count_attempts(&self, n: i64) -> Result<i64> {
+    /// Adds `n` attempts to the count of `day` (from [`utc_today`]), in one statement; the
+    /// count after.
+    pub fn count_attempts(&self, day: &str, n: i64) -> Result<i64> {
         Ok(self
             .db
             .query_one::<Count>(
@@ -391,9 +391,18 @@ impl AlertStore {
                      ON CONFLICT (tenant_id, day) DO UPDATE SET n = n + excluded.n
                      RETURNING n"
                 ),
-                &[Value::Text(utc_today()), Value::Integer(n)],
+                &[Value::Text(day.to_string()), Value::Integer(n)],
             )?
             .map_or(n, |c| c.0))
+    }
+
+    /// Gives back `n` of the attempts [`Self::count_attempts`] added to `day`.
+    pub fn give_back_attempts(&self, day: &str, n: i64) -> Result<()> {
+        self.db.execute(
+            tenant_sql!("UPDATE alert_attempts SET n = n - ?3 WHERE tenant_id = ?1 AND day = ?2"),
+            &[Value::Text(day.to_string()), Value::Integer(n)],
+        )?;
+        Ok(())
     }
 
     /// Queues a delivery again, with the same id (and a fresh retry schedule), held for the
@@ -441,7 +450,7 @@ impl AlertStore {
 }
 
 /// Today's date, UTC (`YYYY-MM-DD`).
-fn utc_today() -> String {
+pub fn utc_today() -> String {
     platform::clock::timestamp(time::OffsetDateTime::now_utc())
         .chars()
         .take(10)
