@@ -148,6 +148,21 @@ async fn create_rule(app: &SpawnedApp, t: &TestTenant, rule: Value) -> Value {
     json_body(resp).await
 }
 
+/// The rule as `GET /v1/dashboard/alerts/{id}` shows it.
+async fn rule_as_shown(app: &SpawnedApp, t: &TestTenant, id: &str) -> Value {
+    json_body(
+        send(
+            app,
+            reqwest::Method::GET,
+            &format!("/v1/dashboard/alerts/{id}"),
+            t,
+            None,
+        )
+        .await,
+    )
+    .await
+}
+
 fn vip_rule(receiver: &Receiver) -> Value {
     json!({"name": "VIP lead", "when": {"event": "lead.captured", "volume": "high"},
            "destination": {"url": receiver.url("/hook"), "format": "json"}})
@@ -657,17 +672,7 @@ async fn a_rule_failing_for_three_days_is_switched_off_and_saving_it_switches_it
     // The run records the attempt, then the rule's streak: wait for the second write too.
     let deadline = Instant::now() + Duration::from_secs(10);
     let shown = loop {
-        let shown = json_body(
-            send(
-                &app,
-                reqwest::Method::GET,
-                &format!("/v1/dashboard/alerts/{id}"),
-                &a,
-                None,
-            )
-            .await,
-        )
-        .await;
+        let shown = rule_as_shown(&app, &a, id).await;
         if shown["failing_since"].is_string() || Instant::now() > deadline {
             break shown;
         }
@@ -683,17 +688,7 @@ async fn a_rule_failing_for_three_days_is_switched_off_and_saving_it_switches_it
         )
         .unwrap();
     run_batch(&app, "?ignore_backoff=true").await;
-    let shown = json_body(
-        send(
-            &app,
-            reqwest::Method::GET,
-            &format!("/v1/dashboard/alerts/{id}"),
-            &a,
-            None,
-        )
-        .await,
-    )
-    .await;
+    let shown = rule_as_shown(&app, &a, id).await;
     assert_eq!(shown["status"], "disabled_failing");
     assert_eq!(log(&app, &a).await[0]["status"], "failed");
     // Switched off, it fires no more; saving it switches it on again.
