@@ -10,7 +10,7 @@ CREATE TABLE alert_attempts (
     PRIMARY KEY (tenant_id, day)
 ) WITHOUT ROWID;
 
--- The deliveries attempted today before this migration count one attempt each (a delivery's
+-- Deliveries already attempted today count one attempt each (a delivery's
 -- tenant may be gone: `alert_deliveries` keeps no reference to it).
 INSERT INTO alert_attempts (tenant_id, day, n)
 SELECT tenant_id, date('now'), count(*) FROM alert_deliveries

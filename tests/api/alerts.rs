@@ -148,6 +148,18 @@ async fn create_rule(app: &SpawnedApp, t: &TestTenant, rule: Value) -> Value {
     json_body(resp).await
 }
 
+/// Holds `alert_runner` so that no chained run starts and only the batch sends; a writable
+/// connection to the app's database.
+fn without_chained_runs(app: &SpawnedApp) -> rusqlite::Connection {
+    let db = rusqlite::Connection::open(app.database_path()).unwrap();
+    db.execute(
+        "UPDATE alert_runner SET until = 9999999999 WHERE id = 1",
+        [],
+    )
+    .unwrap();
+    db
+}
+
 /// The rule as `GET /v1/dashboard/alerts/{id}` shows it.
 async fn rule_as_shown(app: &SpawnedApp, t: &TestTenant, id: &str) -> Value {
     json_body(
@@ -895,12 +907,7 @@ async fn a_delivery_that_cannot_be_built_fails_its_attempt_and_the_rest_of_its_b
     let a = app.create_tenant("Broken A").await;
     let rule = create_rule(&app, &a, vip_rule(&receiver)).await;
     // No chained run: the batch below sends both.
-    let db = rusqlite::Connection::open(app.database_path()).unwrap();
-    db.execute(
-        "UPDATE alert_runner SET until = 9999999999 WHERE id = 1",
-        [],
-    )
-    .unwrap();
+    let db = without_chained_runs(&app);
     db.execute(
         "INSERT INTO alert_deliveries (tenant_id, id, rule_id, event, created_at)
              VALUES (?1, 'msg_0123456789abcdef01234567', ?2, 'no.such.event',
@@ -952,12 +959,7 @@ async fn a_group_that_crosses_the_daily_limit_sends_up_to_it_and_gives_the_rest_
     create_rule(&app, &a, every).await;
     // 198 of the starter plan's 200 attempts are used; no chained run, so one batch takes all
     // three alerts below in one group.
-    let db = rusqlite::Connection::open(app.database_path()).unwrap();
-    db.execute(
-        "UPDATE alert_runner SET until = 9999999999 WHERE id = 1",
-        [],
-    )
-    .unwrap();
+    let db = without_chained_runs(&app);
     db.execute(
         "INSERT INTO alert_attempts (tenant_id, day, n) VALUES (?1, date('now'), 198)",
         [&a.id],

@@ -356,8 +356,8 @@ pub fn lease_from_now() -> i64 {
     now_unix() + LEASE_SECS
 }
 
-/// Sends one of the tenant's deliveries now, one queued held until a [`lease_from_now`] taken
-/// before this call (a test, a redelivery), and records the attempt.
+/// Sends one of the tenant's deliveries now and records the attempt: a test or a redelivery,
+/// queued held until a [`lease_from_now`] so that no run takes it from the request.
 pub fn deliver_now(store: &AlertStore, plan: Plan, id: &str) -> Result<()> {
     let found = store.db().query_one::<Due>(
         tenant_sql!(
