@@ -75,8 +75,9 @@ struct Args {
     /// ratios: what an alert costs a capture. The alerts go to a local receiver.
     #[arg(long)]
     alerts: bool,
-    /// With `--alerts`: no delivery run starts (the bench holds `alert_runner` for the whole
-    /// run), so the alerts stay pending and only the capture's own share is measured.
+    /// With `--alerts`: no delivery run starts during the rounds (the bench holds
+    /// `alert_runner`), so each capture's CPU is its own; the alerts are then drained in chained
+    /// runs and their CPU per delivery is reported apart.
     #[arg(long, requires = "alerts")]
     alerts_deferred: bool,
     /// Only the capture burst: `--burst-clients` clients × `--burst-captures` lead posts
@@ -460,6 +461,74 @@ async fn add_alert_rule(
     Ok(())
 }
 
+/// Pending deliveries plus the delivery run's hold (`alert_runner.until`): 0 once every alert
+/// queued so far is out and no run is under way.
+fn delivery_work_left(db_path: &std::path::Path) -> Result<i64> {
+    Ok(rusqlite::Connection::open(db_path)?.query_row(
+        "SELECT (SELECT count(*) FROM alert_deliveries WHERE status = 'pending')
+            + (SELECT until FROM alert_runner WHERE id = 1)",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// What draining the deferred deliveries cost.
+struct Drained {
+    deliveries: i64,
+    cpu_ms_per_delivery: f64,
+}
+
+/// With deliveries deferred: lets go of `alert_runner` and drains what the rounds queued the way
+/// the app sends alerts while it is up, in chained runs (each started by one more capture for
+/// `alerted` while no run holds the runner). Answers how many deliveries went out and the host's
+/// CPU per delivery, the runs' reads and writes, signing, sending and lingers included.
+async fn drain_deferred(app: &TestApp, alerted: &TestTenant) -> Result<Drained> {
+    let db_path = app.database_path();
+    let delivered = || -> Result<i64> {
+        Ok(rusqlite::Connection::open(&db_path)?.query_row(
+            "SELECT count(*) FROM alert_deliveries WHERE status = 'delivered'",
+            [],
+            |r| r.get(0),
+        )?)
+    };
+    let before = delivered()?;
+    let cpu_before = rounds::group_cpu_secs(app.process_group());
+    rusqlite::Connection::open(&db_path)?
+        .execute("UPDATE alert_runner SET until = 0 WHERE id = 1", [])?;
+    let since = Instant::now();
+    let mut kicks = 0;
+    while delivery_work_left(&db_path)? > 0 {
+        anyhow::ensure!(
+            since.elapsed() < Duration::from_secs(600),
+            "the deferred deliveries did not drain within 10 minutes"
+        );
+        let free: i64 = rusqlite::Connection::open(&db_path)?.query_row(
+            "SELECT until = 0 FROM alert_runner WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )?;
+        if free == 1 {
+            kicks += 1;
+            let resp = app
+                .client
+                .post(app.url("/v1/leads"))
+                .bearer_auth(&alerted.capture_token)
+                .json(&json!({"email": format!("drain{kicks}@bench.example.com")}))
+                .send()
+                .await?;
+            anyhow::ensure!(resp.status() == 201, "a drain capture: {}", resp.status());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cpu_ms = (rounds::group_cpu_secs(app.process_group()) - cpu_before) * 1000.0;
+    let deliveries = delivered()? - before;
+    anyhow::ensure!(deliveries > 0, "nothing was drained");
+    Ok(Drained {
+        deliveries,
+        cpu_ms_per_delivery: cpu_ms / deliveries as f64,
+    })
+}
+
 /// `--alerts`: capture with one matching alert rule against capture without, and with a rule
 /// that never matches (the trigger's check alone).
 async fn run_alerts(args: &Args, host: &HostKind, load: Load) -> Result<()> {
@@ -496,21 +565,19 @@ async fn run_alerts(args: &Args, host: &HostKind, load: Load) -> Result<()> {
     // Host CPU per request counts until no delivery is left pending and the delivery run has
     // let go (its linger included), so each delivery counts against the capture that queued
     // it. With deliveries deferred there is no such point: CPU is not measured.
+    // With deliveries deferred, a scenario's work ends with its last answer, and the deliveries
+    // it queued are drained afterwards (`drain_deferred`).
     let db_path = app.database_path();
     let cpu = rounds::HostCpu {
         pgid: app.process_group(),
-        settled: Arc::new(move || {
-            let busy: i64 = rusqlite::Connection::open(&db_path)?.query_row(
-                "SELECT (SELECT count(*) FROM alert_deliveries WHERE status = 'pending')
-                    + (SELECT until FROM alert_runner WHERE id = 1)",
-                [],
-                |r| r.get(0),
-            )?;
-            Ok(busy == 0)
-        }),
+        settled: if args.alerts_deferred {
+            Arc::new(|| Ok(true))
+        } else {
+            Arc::new(move || Ok(delivery_work_left(&db_path)? == 0))
+        },
     };
     let measured_cpu = |s: Scenario| Scenario {
-        cpu: (!args.alerts_deferred).then(|| cpu.clone()),
+        cpu: Some(cpu.clone()),
         ..s
     };
     let scenarios = vec![
@@ -537,8 +604,6 @@ async fn run_alerts(args: &Args, host: &HostKind, load: Load) -> Result<()> {
         )),
     ];
     let measured = rounds::run(scenarios, args.repeat).await?;
-    // Let the last delivery run finish before counting.
-    tokio::time::sleep(Duration::from_secs(3)).await;
     let mut ratios = vec![
         (
             "req/s: capture with one matching rule / capture without".to_string(),
@@ -560,7 +625,32 @@ async fn run_alerts(args: &Args, host: &HostKind, load: Load) -> Result<()> {
             ));
         }
     }
-    let extra = format!(
+    let mut extra = String::new();
+    if args.alerts_deferred {
+        let drained = drain_deferred(&app, &alerted).await?;
+        let (with_cpu, without_cpu) = (
+            find(&measured, with)?.cpu_ms(),
+            find(&measured, without)?.cpu_ms(),
+        );
+        extra += &format!(
+            "\nDrained afterwards in chained runs: {} deliveries, {:.3} ms of host CPU each.\n",
+            drained.deliveries, drained.cpu_ms_per_delivery
+        );
+        if let (Some(with_cpu), Some(without_cpu)) = (with_cpu, without_cpu) {
+            extra += &format!(
+                "Capture with one matching rule, its delivery included (medians): \
+                 ({:.3} + {:.3}) / {:.3} ms = {:.2} of capture without.\n",
+                with_cpu.median,
+                drained.cpu_ms_per_delivery,
+                without_cpu.median,
+                (with_cpu.median + drained.cpu_ms_per_delivery) / without_cpu.median
+            );
+        }
+    } else {
+        // Let the last delivery run finish before counting.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    extra += &format!(
         "\nAlert deliveries at the end (by status): {}; the receiver got {} posts.\n",
         alert_counts(&app)?,
         fake_systeme::alerts_received()

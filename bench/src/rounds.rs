@@ -42,7 +42,7 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 const TICKS_PER_SEC: f64 = 100.0;
 
 /// User and system CPU seconds of every live process in process group `pgid`, from `/proc`.
-fn group_cpu_secs(pgid: u32) -> f64 {
+pub fn group_cpu_secs(pgid: u32) -> f64 {
     let ticks: u64 = api_tests::processes_in_group(pgid)
         .into_iter()
         .filter_map(|pid| {

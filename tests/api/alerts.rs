@@ -995,3 +995,65 @@ async fn a_group_that_crosses_the_daily_limit_sends_up_to_it_and_gives_the_rest_
         .unwrap();
     assert_eq!(dropped, "daily_limit");
 }
+
+#[tokio::test]
+async fn one_tenants_backlog_does_not_hold_up_another_tenants_alert() {
+    let receiver = Receiver::start().await;
+    let app = spawn_with(&receiver).await;
+    let (a, b) = (
+        app.create_tenant("Backlog A").await,
+        app.create_tenant("Backlog B").await,
+    );
+    let rule_to = |path: &str| {
+        json!({"name": "Every lead", "when": {"event": "lead.captured"},
+               "destination": {"url": receiver.url(path), "format": "json"}})
+    };
+    let a_rule = create_rule(&app, &a, rule_to("/a")).await;
+    create_rule(&app, &b, rule_to("/b")).await;
+    // A has 60 test deliveries due, all older than B's one alert.
+    let db = without_chained_runs(&app);
+    for n in 0..60 {
+        db.execute(
+            "INSERT INTO alert_deliveries (tenant_id, id, rule_id, event, created_at)
+                 VALUES (?1, printf('msg_%024x', ?3), ?2, 'test',
+                    strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 hour', printf('+%d seconds', ?3)))",
+            rusqlite::params![&a.id, a_rule["id"].as_str().unwrap(), n],
+        )
+        .unwrap();
+    }
+    app.post_lead(&b.capture_token, &json!({"email": "b@example.com"}))
+        .await;
+    // Room for 55: a strict oldest-first batch would send A's 55 and leave B waiting.
+    let report = run_batch(&app, "?limit=55").await;
+    assert_eq!(report["delivered"], 55, "{report}");
+    let to_b = receiver.got().iter().filter(|r| r.path == "/b").count();
+    assert_eq!(
+        to_b, 1,
+        "B's alert goes out in the first read, beside A's first 50"
+    );
+    let a_sent: i64 = db
+        .query_row(
+            "SELECT count(*) FROM alert_deliveries WHERE tenant_id = ?1 AND status = 'delivered'",
+            [&a.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(a_sent, 54);
+    let a_oldest_waiting: bool = db
+        .query_row(
+            "SELECT min(created_at) > (SELECT max(created_at) FROM alert_deliveries
+                WHERE tenant_id = ?1 AND status = 'delivered')
+             FROM alert_deliveries WHERE tenant_id = ?1 AND status = 'pending'",
+            [&a.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(a_oldest_waiting, "each tenant's oldest go first");
+    let log = app.stderr();
+    let twice: Vec<&str> = log.lines().filter(|l| l.contains("re-prepared")).collect();
+    assert!(
+        twice.is_empty(),
+        "statements compiled twice per call:\n{}",
+        twice.join("\n")
+    );
+}

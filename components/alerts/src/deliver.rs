@@ -121,17 +121,23 @@ enum Attempted {
 
 /// Up to `limit` deliveries due by `due_by` (at most [`CLAIM_BATCH`], at most [`PER_TENANT`] of
 /// one tenant, oldest first), except those in `tried` (a JSON array of ids): a run tries each
-/// delivery once. A read: each tenant's group is claimed as it is sent ([`deliver_group`]).
+/// delivery once. Each tenant's share is read from the `alert_deliveries_due` index, in its
+/// order, so a backlog is not sorted on every read. A read: each tenant's group is claimed as
+/// it is sent ([`deliver_group`]).
 fn due(db: &Db, due_by: i64, tried: &str, limit: i64) -> Result<Vec<Due>> {
     db.query(
-        "SELECT tenant_id, id, rule_id, event, lead_id, detail, body, attempts, created_at FROM (
-            SELECT *, ROW_NUMBER() OVER (
-                PARTITION BY tenant_id ORDER BY next_attempt_at, created_at) AS nth
-            FROM alert_deliveries
-            WHERE status = 'pending' AND next_attempt_at <= ?1
-                AND id NOT IN (SELECT value FROM json_each(?2)))
-         WHERE nth <= ?4
-         ORDER BY next_attempt_at, created_at LIMIT ?3",
+        "WITH due_tenants AS (
+            SELECT DISTINCT tenant_id FROM alert_deliveries
+            WHERE status = 'pending' AND next_attempt_at <= ?1)
+         SELECT d.tenant_id, d.id, d.rule_id, d.event, d.lead_id, d.detail, d.body, d.attempts,
+             d.created_at
+         FROM due_tenants t JOIN alert_deliveries d ON d.tenant_id = t.tenant_id
+         WHERE d.id IN (
+             SELECT x.id FROM alert_deliveries x
+             WHERE x.tenant_id = t.tenant_id AND x.status = 'pending' AND x.next_attempt_at <= ?1
+                 AND x.id NOT IN (SELECT value FROM json_each(?2))
+             ORDER BY x.next_attempt_at, x.created_at LIMIT CAST(?4 AS INTEGER))
+         ORDER BY d.next_attempt_at, d.created_at LIMIT CAST(?3 AS INTEGER)",
         &[
             Value::Integer(due_by),
             Value::Text(tried.to_string()),
