@@ -475,13 +475,23 @@ fn delivery_work_left(db_path: &std::path::Path) -> Result<i64> {
 /// What draining the deferred deliveries cost.
 struct Drained {
     deliveries: i64,
-    cpu_ms_per_delivery: f64,
+    /// The captures that started the runs (each also queued one of the deliveries).
+    kicks: i64,
+    cpu_ms: f64,
+}
+
+impl Drained {
+    /// Host CPU per delivery, without the `kicks` captures' own share (`capture_cpu_ms` each).
+    fn cpu_ms_per_delivery(&self, capture_cpu_ms: f64) -> f64 {
+        (self.cpu_ms - self.kicks as f64 * capture_cpu_ms) / self.deliveries as f64
+    }
 }
 
 /// With deliveries deferred: lets go of `alert_runner` and drains what the rounds queued the way
 /// the app sends alerts while it is up, in chained runs (each started by one more capture for
 /// `alerted` while no run holds the runner). Answers how many deliveries went out and the host's
-/// CPU per delivery, the runs' reads and writes, signing, sending and lingers included.
+/// CPU meanwhile: the runs' reads and writes, signing, sending and lingers, and the captures
+/// that started them.
 async fn drain_deferred(app: &TestApp, alerted: &TestTenant) -> Result<Drained> {
     let db_path = app.database_path();
     let delivered = || -> Result<i64> {
@@ -525,7 +535,8 @@ async fn drain_deferred(app: &TestApp, alerted: &TestTenant) -> Result<Drained> 
     anyhow::ensure!(deliveries > 0, "nothing was drained");
     Ok(Drained {
         deliveries,
-        cpu_ms_per_delivery: cpu_ms / deliveries as f64,
+        kicks,
+        cpu_ms,
     })
 }
 
@@ -628,22 +639,21 @@ async fn run_alerts(args: &Args, host: &HostKind, load: Load) -> Result<()> {
     let mut extra = String::new();
     if args.alerts_deferred {
         let drained = drain_deferred(&app, &alerted).await?;
-        let (with_cpu, without_cpu) = (
+        if let (Some(with_cpu), Some(without_cpu)) = (
             find(&measured, with)?.cpu_ms(),
             find(&measured, without)?.cpu_ms(),
-        );
-        extra += &format!(
-            "\nDrained afterwards in chained runs: {} deliveries, {:.3} ms of host CPU each.\n",
-            drained.deliveries, drained.cpu_ms_per_delivery
-        );
-        if let (Some(with_cpu), Some(without_cpu)) = (with_cpu, without_cpu) {
+        ) {
+            let per_delivery = drained.cpu_ms_per_delivery(with_cpu.median);
             extra += &format!(
-                "Capture with one matching rule, its delivery included (medians): \
-                 ({:.3} + {:.3}) / {:.3} ms = {:.2} of capture without.\n",
+                "\nDrained afterwards in chained runs started by {} captures: {} deliveries, \
+                 {per_delivery:.3} ms of host CPU each.\n\
+                 Capture with one matching rule, its delivery included (medians): \
+                 ({:.3} + {per_delivery:.3}) / {:.3} ms = {:.2} of capture without.\n",
+                drained.kicks,
+                drained.deliveries,
                 with_cpu.median,
-                drained.cpu_ms_per_delivery,
                 without_cpu.median,
-                (with_cpu.median + drained.cpu_ms_per_delivery) / without_cpu.median
+                (with_cpu.median + per_delivery) / without_cpu.median
             );
         }
     } else {

@@ -985,15 +985,17 @@ async fn a_group_that_crosses_the_daily_limit_sends_up_to_it_and_gives_the_rest_
         list["deliveries_today"], 200,
         "the dropped one's place is given back"
     );
-    let dropped: String = app
+    let (dropped, body): (String, Option<String>) = app
         .db()
         .query_row(
-            "SELECT last_error FROM alert_deliveries WHERE tenant_id = ? AND status = 'dropped'",
+            "SELECT last_error, body FROM alert_deliveries
+             WHERE tenant_id = ? AND status = 'dropped'",
             [&a.id],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
     assert_eq!(dropped, "daily_limit");
+    assert_eq!(body, None, "a body that was never sent is not kept");
 }
 
 #[tokio::test]

@@ -121,17 +121,21 @@ enum Attempted {
 
 /// Up to `limit` deliveries due by `due_by` (at most [`CLAIM_BATCH`], at most [`PER_TENANT`] of
 /// one tenant, oldest first), except those in `tried` (a JSON array of ids): a run tries each
-/// delivery once. Each tenant's share is read from the `alert_deliveries_due` index, in its
-/// order, so a backlog is not sorted on every read. A read: each tenant's group is claimed as
-/// it is sent ([`deliver_group`]).
+/// delivery once. The tenants with pending deliveries are found by stepping through the
+/// `alert_deliveries_due` index (one search a tenant), and each tenant's share is read from it
+/// in order, so a read costs the same however long a tenant's backlog. A read: each tenant's group is
+/// claimed as it is sent ([`deliver_group`]).
 fn due(db: &Db, due_by: i64, tried: &str, limit: i64) -> Result<Vec<Due>> {
     db.query(
-        "WITH due_tenants AS (
-            SELECT DISTINCT tenant_id FROM alert_deliveries
-            WHERE status = 'pending' AND next_attempt_at <= ?1)
+        "WITH RECURSIVE pending_tenants (tenant_id) AS (
+            SELECT min(tenant_id) FROM alert_deliveries WHERE status = 'pending'
+            UNION ALL
+            SELECT (SELECT min(tenant_id) FROM alert_deliveries
+                    WHERE status = 'pending' AND tenant_id > p.tenant_id)
+            FROM pending_tenants p WHERE p.tenant_id IS NOT NULL)
          SELECT d.tenant_id, d.id, d.rule_id, d.event, d.lead_id, d.detail, d.body, d.attempts,
              d.created_at
-         FROM due_tenants t JOIN alert_deliveries d ON d.tenant_id = t.tenant_id
+         FROM pending_tenants t JOIN alert_deliveries d ON d.tenant_id = t.tenant_id
          WHERE d.id IN (
              SELECT x.id FROM alert_deliveries x
              WHERE x.tenant_id = t.tenant_id AND x.status = 'pending' AND x.next_attempt_at <= ?1
@@ -739,7 +743,8 @@ fn build_body(rule: &Rule, d: &Due, leads: &HashMap<String, Json>) -> Result<Str
 
 /// Records the outcomes of one tenant's batch in one write: a delivered or failed attempt
 /// counts, with its time, code and error; a failure is due again after its backoff; a dropped
-/// delivery keeps its last attempt. A delivery that stopped being pending meanwhile (its lead
+/// delivery keeps its last attempt, and one never attempted loses the body the claim stored
+/// for it, which went nowhere and carries the lead's data. A delivery that stopped being pending meanwhile (its lead
 /// erased, its rule deleted) keeps what that recorded.
 fn record_all(store: &AlertStore, group: &[Due], outcomes: &[Attempted]) -> Result<()> {
     let now = now_unix();
@@ -767,10 +772,11 @@ fn record_all(store: &AlertStore, group: &[Due], outcomes: &[Attempted]) -> Resu
     store.db().execute(
         tenant_sql!(
             "UPDATE alert_deliveries SET (status, attempts, last_attempt_at, last_status_code,
-                    last_error, next_attempt_at) = (
+                    last_error, next_attempt_at, body) = (
                 SELECT o ->> 's', attempts + (o ->> 'a'), COALESCE(o ->> 'at', last_attempt_at),
                     CASE o ->> 'a' WHEN 1 THEN o ->> 'c' ELSE last_status_code END,
-                    o ->> 'e', o ->> 'n'
+                    o ->> 'e', o ->> 'n',
+                    CASE WHEN o ->> 's' = 'dropped' AND last_attempt_at IS NULL THEN NULL ELSE body END
                 FROM (SELECT ?2 -> ('$.\"' || id || '\"') AS o))
              WHERE tenant_id = ?1 AND id IN (SELECT key FROM json_each(?2))
                 AND status = 'pending'"
