@@ -1059,3 +1059,27 @@ async fn one_tenants_backlog_does_not_hold_up_another_tenants_alert() {
         twice.join("\n")
     );
 }
+
+#[tokio::test]
+async fn a_run_that_lost_the_runner_leaves_the_new_holder_alone() {
+    let receiver = Receiver::start().await;
+    let app = spawn_with(&receiver).await;
+    let a = app.create_tenant("Runner A").await;
+    create_rule(&app, &a, vip_rule(&receiver)).await;
+    app.post_lead(
+        &a.capture_token,
+        &json!({"email": "v@example.com", "monthly_leads": "500+"}),
+    )
+    .await;
+    assert_eq!(receiver.wait_for(1).await.len(), 1);
+    // The chained run that sent it lingers for about a second; meanwhile another run holds the
+    // runner, as one does after a stalled run's hold ran out.
+    let db = without_chained_runs(&app);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let until: i64 = db
+        .query_row("SELECT until FROM alert_runner WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(until, 9_999_999_999, "a run let go of a hold not its own");
+}

@@ -164,28 +164,45 @@ pub struct Batch {
 /// When a run stops taking groups and, for a chained run, the hold on `alert_runner` it keeps.
 struct Pace {
     deadline: i64,
-    /// When the run last renewed its hold; `None` when it holds none (the operator's batch).
-    renewed: Option<i64>,
+    /// The `alert_runner.until` this run holds; `None` when it holds none (the operator's batch).
+    /// Every later change to the row requires it, so a run whose hold ran out (and which
+    /// another run took over) changes nothing there: it stops instead.
+    hold: Option<i64>,
 }
 
 impl Pace {
-    /// Whether the run may claim another group: only before its deadline, and with its hold
-    /// renewed once a third of it has passed, so a long batch does not outlive the hold.
+    /// Whether the run may claim another group: only before its deadline, and while it holds
+    /// the runner, renewing its hold once a third of it has passed so that a long batch does
+    /// not outlive it.
     fn go_on(&mut self, db: &Db) -> Result<bool> {
         let now = now_unix();
         if now >= self.deadline {
             return Ok(false);
         }
-        if let Some(renewed) = self.renewed
-            && now - renewed >= RUNNER_HOLD_SECS / 3
+        if let Some(hold) = self.hold
+            && hold - now <= RUNNER_HOLD_SECS * 2 / 3
         {
-            db.execute(
-                "UPDATE alert_runner SET until = ?1 WHERE id = 1",
-                &[Value::Integer(now + RUNNER_HOLD_SECS)],
+            let renewed = db.execute(
+                "UPDATE alert_runner SET until = ?1 WHERE id = 1 AND until = ?2 RETURNING until",
+                &[Value::Integer(now + RUNNER_HOLD_SECS), Value::Integer(hold)],
             )?;
-            self.renewed = Some(now);
+            if renewed.rows.is_empty() {
+                return Ok(false);
+            }
+            self.hold = Some(now + RUNNER_HOLD_SECS);
         }
         Ok(true)
+    }
+
+    /// Lets go of the runner if this run still holds it, so the next write starts a run.
+    fn let_go(&self, db: &Db) -> Result<()> {
+        if let Some(hold) = self.hold {
+            db.execute(
+                "UPDATE alert_runner SET until = 0 WHERE id = 1 AND until = ?1",
+                &[Value::Integer(hold)],
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -193,7 +210,7 @@ impl Pace {
 pub fn send_due(db: &Db, batch: Batch, report: &mut RunReport) -> Result<()> {
     let mut pace = Pace {
         deadline: now_unix() + batch.budget_secs,
-        renewed: None,
+        hold: None,
     };
     let mut left = batch.limit;
     let mut tried = Vec::new();
@@ -291,22 +308,23 @@ pub fn remaining_due(db: &Db) -> Result<i64> {
 /// write which saw the runner held is always picked up by it.
 pub fn run_while_due(db: &Db, budget_secs: i64) -> Result<RunReport> {
     let mut report = RunReport::default();
-    let held = |until: i64| -> Result<bool> {
-        Ok(!db
-            .execute(
-                "UPDATE alert_runner SET until = ?1 WHERE id = 1 AND until <= ?2 RETURNING until",
-                &[Value::Integer(until), Value::Integer(now_unix())],
-            )?
-            .rows
-            .is_empty())
-    };
-    if !held(now_unix() + RUNNER_HOLD_SECS)? {
+    let started = now_unix();
+    let hold = started + RUNNER_HOLD_SECS;
+    let held = db.execute(
+        "UPDATE alert_runner SET until = ?1 WHERE id = 1 AND until <= ?2 RETURNING until",
+        &[Value::Integer(hold), Value::Integer(started)],
+    )?;
+    if held.rows.is_empty() {
         return Ok(report);
     }
-    let ran = send_while_due(db, budget_secs, &mut report);
+    let mut pace = Pace {
+        deadline: started + budget_secs,
+        hold: Some(hold),
+    };
+    let ran = send_while_due(db, &mut pace, &mut report);
     if ran.is_err() {
         // Let go at once, so the next write starts a run instead of waiting out the hold.
-        let _ = db.execute("UPDATE alert_runner SET until = 0 WHERE id = 1", &[]);
+        let _ = pace.let_go(db);
     }
     ran.map(|()| report)
 }
@@ -316,20 +334,15 @@ pub fn run_while_due(db: &Db, budget_secs: i64) -> Result<RunReport> {
 /// batch costs three writes a tenant, whatever its size, and every write waits for the one lock the
 /// captures share. Once nothing is due it lingers [`LINGER_POLLS`] pauses, reading only, then
 /// lets go in the statement that finds nothing due. It renews its hold every third of it.
-fn send_while_due(db: &Db, budget_secs: i64, report: &mut RunReport) -> Result<()> {
-    let started = now_unix();
-    let mut pace = Pace {
-        deadline: started + budget_secs,
-        renewed: Some(started),
-    };
+fn send_while_due(db: &Db, pace: &mut Pace, report: &mut RunReport) -> Result<()> {
     let mut idle_polls = 0;
     loop {
         if !pace.go_on(db)? {
-            // Out of time: let go, so the next write (or the batch) starts a run.
-            db.execute("UPDATE alert_runner SET until = 0 WHERE id = 1", &[])?;
-            return Ok(());
+            // Out of time (or no longer the runner): let go, so the next write (or the batch)
+            // starts a run.
+            return pace.let_go(db);
         }
-        let found = send_batch(db, false, CLAIM_BATCH, &mut Vec::new(), &mut pace, report)?;
+        let found = send_batch(db, false, CLAIM_BATCH, &mut Vec::new(), pace, report)?;
         if found > 0 {
             idle_polls = 0;
             if i64::try_from(found).unwrap_or(0) < CLAIM_BATCH / 2 {
@@ -343,19 +356,24 @@ fn send_while_due(db: &Db, budget_secs: i64, report: &mut RunReport) -> Result<(
             platform::outbound::pause(GATHER);
             continue;
         }
-        // Lets go only if nothing is due, in one statement; holds on otherwise.
+        // Lets go only if nothing is due, in one statement; holds on otherwise. No row: another
+        // run holds the runner now.
         let now = now_unix();
         let still = db.execute(
             "UPDATE alert_runner SET until = CASE WHEN EXISTS (
                 SELECT 1 FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= ?1)
                 THEN ?2 ELSE 0 END
-             WHERE id = 1 RETURNING until",
-            &[Value::Integer(now), Value::Integer(now + RUNNER_HOLD_SECS)],
+             WHERE id = 1 AND until = ?3 RETURNING until",
+            &[
+                Value::Integer(now),
+                Value::Integer(now + RUNNER_HOLD_SECS),
+                Value::Integer(pace.hold.unwrap_or_default()),
+            ],
         )?;
-        if still.rows.first().and_then(|r| r.get::<i64>(0)) == Some(0) {
-            return Ok(());
+        match still.rows.first().and_then(|r| r.get::<i64>(0)) {
+            None | Some(0) => return Ok(()),
+            Some(until) => pace.hold = Some(until),
         }
-        pace.renewed = Some(now);
         idle_polls = 0;
     }
 }
@@ -503,9 +521,10 @@ fn settle_group(
 
 /// The claim: moves each delivery of `ids` that is still pending and due by `due_by` past a
 /// lease, and gives each its body from `new_bodies` unless it has one; each delivery it
-/// claimed, by id, with its body and attempts as they are now. Values go in as one JSON object keyed by delivery id
-/// (ids are `msg_` and hex, safe in a JSON path), looked up by each row, so the statement finds
-/// its rows by primary key and reads the JSON once.
+/// claimed, by id, with its body and attempts as they are now. Values go in as one JSON object
+/// keyed by delivery id (ids are `msg_` and hex, safe in a JSON path), looked up by each row, so
+/// the statement finds its rows by primary key and reads the JSON once (the `+` keeps SQLite
+/// from walking the tenant's whole backlog in `alert_deliveries_due` instead).
 fn claim(
     store: &AlertStore,
     ids: &[String],
@@ -521,7 +540,7 @@ fn claim(
             "UPDATE alert_deliveries SET next_attempt_at = ?2,
                 body = COALESCE(body, ?4 ->> ('$.\"' || id || '\"'))
              WHERE tenant_id = ?1 AND id IN (SELECT key FROM json_each(?4))
-                AND status = 'pending' AND next_attempt_at <= ?3
+                AND status = 'pending' AND +next_attempt_at <= ?3
              RETURNING id, body, attempts"
         ),
         &[
