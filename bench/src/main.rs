@@ -581,9 +581,8 @@ async fn run_alerts(args: &Args, host: &HostKind, load: Load) -> Result<()> {
     );
     // Host CPU per request counts until no delivery is left pending and the delivery run has
     // let go (its linger included), so each delivery counts against the capture that queued
-    // it. With deliveries deferred there is no such point: CPU is not measured.
-    // With deliveries deferred, a scenario's work ends with its last answer, and the deliveries
-    // it queued are drained afterwards (`drain_deferred`).
+    // it. With deliveries deferred, a scenario's work ends with its last answer, and the
+    // deliveries it queued are drained afterwards (`drain_deferred`).
     let db_path = app.database_path();
     let cpu = rounds::HostCpu {
         pgid: app.process_group(),

@@ -123,8 +123,8 @@ enum Attempted {
 /// one tenant, oldest first), except those in `tried` (a JSON array of ids): a run tries each
 /// delivery once. The tenants with pending deliveries are found by stepping through the
 /// `alert_deliveries_due` index (one search a tenant), and each tenant's share is read from it
-/// in order, so a read costs the same however long a tenant's backlog. A read: each tenant's group is
-/// claimed as it is sent ([`deliver_group`]).
+/// in order, so a read costs the same however long a tenant's backlog. A read: each tenant's
+/// group is claimed as it is sent ([`deliver_group`]).
 fn due(db: &Db, due_by: i64, tried: &str, limit: i64) -> Result<Vec<Due>> {
     db.query(
         "WITH RECURSIVE pending_tenants (tenant_id) AS (
@@ -763,8 +763,8 @@ fn build_body(rule: &Rule, d: &Due, leads: &HashMap<String, Json>) -> Result<Str
 /// Records the outcomes of one tenant's batch in one write: a delivered or failed attempt
 /// counts, with its time, code and error; a failure is due again after its backoff; a dropped
 /// delivery keeps its last attempt, and one never attempted loses the body the claim stored
-/// for it, which went nowhere and carries the lead's data. A delivery that stopped being pending meanwhile (its lead
-/// erased, its rule deleted) keeps what that recorded.
+/// for it, which went nowhere and carries the lead's data. A delivery that stopped being
+/// pending meanwhile (its lead erased, its rule deleted) keeps what that recorded.
 fn record_all(store: &AlertStore, group: &[Due], outcomes: &[Attempted]) -> Result<()> {
     let now = now_unix();
     let rows: serde_json::Map<String, Json> = group
