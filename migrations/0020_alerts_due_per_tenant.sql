@@ -5,7 +5,3 @@
 DROP INDEX alert_deliveries_due;
 CREATE INDEX alert_deliveries_due ON alert_deliveries (tenant_id, next_attempt_at, created_at)
     WHERE status = 'pending';
-
--- The `tenants_version` trigger is gone from schema/default/triggers/ with this version: it
--- kept an older release's key-value cache of tenant rows current, and no release since reads
--- `tenants.version`. The runner drops it with the other triggers and does not create it again.

@@ -119,21 +119,30 @@ enum Attempted {
     Dropped(&'static str),
 }
 
-/// Up to `limit` deliveries due by `due_by` (at most [`CLAIM_BATCH`], at most [`PER_TENANT`] of
-/// one tenant, oldest first), except those in `tried` (a JSON array of ids): a run tries each
-/// delivery once. The tenants with pending deliveries are found by stepping through the
-/// `alert_deliveries_due` index (one search a tenant), and each tenant's share is read from it
-/// in order, so a read costs the same however long a tenant's backlog. A read: each tenant's
-/// group is claimed as it is sent ([`deliver_group`]).
-fn due(db: &Db, due_by: i64, tried: &str, limit: i64) -> Result<Vec<Due>> {
-    db.query(
+/// The tenants with pending deliveries, found by stepping through `alert_deliveries_due` (one
+/// index search a tenant): how every statement that looks for due deliveries across tenants
+/// begins, so none of them walks a backlog, not even one of retries due days from now.
+macro_rules! with_pending_tenants {
+    () => {
         "WITH RECURSIVE pending_tenants (tenant_id) AS (
             SELECT min(tenant_id) FROM alert_deliveries WHERE status = 'pending'
             UNION ALL
             SELECT (SELECT min(tenant_id) FROM alert_deliveries
                     WHERE status = 'pending' AND tenant_id > p.tenant_id)
-            FROM pending_tenants p WHERE p.tenant_id IS NOT NULL)
-         SELECT d.tenant_id, d.id, d.rule_id, d.event, d.lead_id, d.detail, d.body, d.attempts,
+            FROM pending_tenants p WHERE p.tenant_id IS NOT NULL) "
+    };
+}
+
+/// Up to `limit` deliveries due by `due_by` (at most [`CLAIM_BATCH`], at most [`PER_TENANT`] of
+/// one tenant, oldest first), except those in `tried` (a JSON array of ids): a run tries each
+/// delivery once. Each tenant's share is read from `alert_deliveries_due` in its order, so a
+/// read costs the same however long a tenant's backlog. A read: each tenant's group is claimed
+/// as it is sent ([`deliver_group`]).
+fn due(db: &Db, due_by: i64, tried: &str, limit: i64) -> Result<Vec<Due>> {
+    db.query(
+        concat!(
+            with_pending_tenants!(),
+            "SELECT d.tenant_id, d.id, d.rule_id, d.event, d.lead_id, d.detail, d.body, d.attempts,
              d.created_at
          FROM pending_tenants t JOIN alert_deliveries d ON d.tenant_id = t.tenant_id
          WHERE d.id IN (
@@ -141,7 +150,8 @@ fn due(db: &Db, due_by: i64, tried: &str, limit: i64) -> Result<Vec<Due>> {
              WHERE x.tenant_id = t.tenant_id AND x.status = 'pending' AND x.next_attempt_at <= ?1
                  AND x.id NOT IN (SELECT value FROM json_each(?2))
              ORDER BY x.next_attempt_at, x.created_at LIMIT CAST(?4 AS INTEGER))
-         ORDER BY d.next_attempt_at, d.created_at LIMIT CAST(?3 AS INTEGER)",
+         ORDER BY d.next_attempt_at, d.created_at LIMIT CAST(?3 AS INTEGER)"
+        ),
         &[
             Value::Integer(due_by),
             Value::Text(tried.to_string()),
@@ -296,7 +306,12 @@ fn send_batch(
 pub fn remaining_due(db: &Db) -> Result<i64> {
     Ok(db
         .query::<Count>(
-            "SELECT count(*) AS n FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= ?",
+            concat!(
+                with_pending_tenants!(),
+                "SELECT count(*) AS n FROM pending_tenants t JOIN alert_deliveries x
+                    ON x.tenant_id = t.tenant_id AND x.status = 'pending'
+                        AND x.next_attempt_at <= ?1"
+            ),
             &[Value::Integer(now_unix())],
         )?
         .first()
@@ -360,10 +375,15 @@ fn send_while_due(db: &Db, pace: &mut Pace, report: &mut RunReport) -> Result<()
         // run holds the runner now.
         let now = now_unix();
         let still = db.execute(
-            "UPDATE alert_runner SET until = CASE WHEN EXISTS (
-                SELECT 1 FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= ?1)
+            concat!(
+                "UPDATE alert_runner SET until = CASE WHEN EXISTS (",
+                with_pending_tenants!(),
+                "SELECT 1 FROM pending_tenants t JOIN alert_deliveries x
+                    ON x.tenant_id = t.tenant_id AND x.status = 'pending'
+                        AND x.next_attempt_at <= ?1)
                 THEN ?2 ELSE 0 END
-             WHERE id = 1 AND until = ?3 RETURNING until",
+             WHERE id = 1 AND until = ?3 RETURNING until"
+            ),
             &[
                 Value::Integer(now),
                 Value::Integer(now + RUNNER_HOLD_SECS),
@@ -762,9 +782,8 @@ fn build_body(rule: &Rule, d: &Due, leads: &HashMap<String, Json>) -> Result<Str
 
 /// Records the outcomes of one tenant's batch in one write: a delivered or failed attempt
 /// counts, with its time, code and error; a failure is due again after its backoff; a dropped
-/// delivery keeps its last attempt, and one never attempted loses the body the claim stored
-/// for it, which went nowhere and carries the lead's data. A delivery that stopped being
-/// pending meanwhile (its lead erased, its rule deleted) keeps what that recorded.
+/// delivery keeps its last attempt and its body. A delivery that stopped being pending
+/// meanwhile (its lead erased, its rule deleted) keeps what that recorded.
 fn record_all(store: &AlertStore, group: &[Due], outcomes: &[Attempted]) -> Result<()> {
     let now = now_unix();
     let rows: serde_json::Map<String, Json> = group
@@ -791,11 +810,10 @@ fn record_all(store: &AlertStore, group: &[Due], outcomes: &[Attempted]) -> Resu
     store.db().execute(
         tenant_sql!(
             "UPDATE alert_deliveries SET (status, attempts, last_attempt_at, last_status_code,
-                    last_error, next_attempt_at, body) = (
+                    last_error, next_attempt_at) = (
                 SELECT o ->> 's', attempts + (o ->> 'a'), COALESCE(o ->> 'at', last_attempt_at),
                     CASE o ->> 'a' WHEN 1 THEN o ->> 'c' ELSE last_status_code END,
-                    o ->> 'e', o ->> 'n',
-                    CASE WHEN o ->> 's' = 'dropped' AND last_attempt_at IS NULL THEN NULL ELSE body END
+                    o ->> 'e', o ->> 'n'
                 FROM (SELECT ?2 -> ('$.\"' || id || '\"') AS o))
              WHERE tenant_id = ?1 AND id IN (SELECT key FROM json_each(?2))
                 AND status = 'pending'"

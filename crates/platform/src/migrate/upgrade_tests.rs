@@ -410,10 +410,13 @@ fn an_older_databases_rows_survive_the_upgrade_and_new_writes_fire_the_current_t
                     'pending', '203.0.113.9', 'high', 'google',
                     '{"form":"landing","tags":["p1-a"]}', '2026-01-02T13:00:00Z',
                     '2026-01-02T13:00:00Z');
+            UPDATE tenants SET name = 'One Renamed', updated_at = '2026-01-03T00:00:00Z'
+                WHERE id = 't1';
             "#,
         );
         let n = |sql: &str| db.number(sql);
         assert_eq!(n("SELECT lead_count FROM tenants WHERE id = 't1'"), 3);
+        assert_eq!(n("SELECT version FROM tenants WHERE id = 't1'"), 4);
         assert_eq!(
             n("SELECT leads FROM daily_rollups WHERE tenant_id = 't1' AND day = '2026-01-02'"),
             3
