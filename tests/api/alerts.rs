@@ -1049,13 +1049,7 @@ async fn one_tenants_backlog_does_not_hold_up_another_tenants_alert() {
         )
         .unwrap();
     assert!(a_oldest_waiting, "each tenant's oldest go first");
-    let log = app.stderr();
-    let twice: Vec<&str> = log.lines().filter(|l| l.contains("re-prepared")).collect();
-    assert!(
-        twice.is_empty(),
-        "statements compiled twice per call:\n{}",
-        twice.join("\n")
-    );
+    crate::statements::assert_no_statement_compiled_twice(&app);
 }
 
 #[tokio::test]
