@@ -119,9 +119,10 @@ enum Attempted {
     Dropped(&'static str),
 }
 
-/// The tenants with pending deliveries, found by stepping through `alert_deliveries_due` (one
-/// index search a tenant): how every statement that looks for due deliveries across tenants
-/// begins, so none of them walks a backlog, not even one of retries due days from now.
+/// `pending_tenants`, the tenants with pending deliveries, found by stepping through
+/// `alert_deliveries_due` (one index search a tenant), and `due_now`, their deliveries due by
+/// `?1`, read from the same index: how every statement that looks for due deliveries across
+/// tenants begins, so none of them walks a backlog, not even one of retries due days from now.
 macro_rules! with_pending_tenants {
     () => {
         "WITH RECURSIVE pending_tenants (tenant_id) AS (
@@ -129,7 +130,10 @@ macro_rules! with_pending_tenants {
             UNION ALL
             SELECT (SELECT min(tenant_id) FROM alert_deliveries
                     WHERE status = 'pending' AND tenant_id > p.tenant_id)
-            FROM pending_tenants p WHERE p.tenant_id IS NOT NULL) "
+            FROM pending_tenants p WHERE p.tenant_id IS NOT NULL),
+         due_now AS (
+            SELECT x.tenant_id, x.id FROM pending_tenants t JOIN alert_deliveries x
+                ON x.tenant_id = t.tenant_id AND x.status = 'pending' AND x.next_attempt_at <= ?1) "
     };
 }
 
@@ -306,12 +310,7 @@ fn send_batch(
 pub fn remaining_due(db: &Db) -> Result<i64> {
     Ok(db
         .query::<Count>(
-            concat!(
-                with_pending_tenants!(),
-                "SELECT count(*) AS n FROM pending_tenants t JOIN alert_deliveries x
-                    ON x.tenant_id = t.tenant_id AND x.status = 'pending'
-                        AND x.next_attempt_at <= ?1"
-            ),
+            concat!(with_pending_tenants!(), "SELECT count(*) AS n FROM due_now"),
             &[Value::Integer(now_unix())],
         )?
         .first()
@@ -378,9 +377,7 @@ fn send_while_due(db: &Db, pace: &mut Pace, report: &mut RunReport) -> Result<()
             concat!(
                 "UPDATE alert_runner SET until = CASE WHEN EXISTS (",
                 with_pending_tenants!(),
-                "SELECT 1 FROM pending_tenants t JOIN alert_deliveries x
-                    ON x.tenant_id = t.tenant_id AND x.status = 'pending'
-                        AND x.next_attempt_at <= ?1)
+                "SELECT 1 FROM due_now)
                 THEN ?2 ELSE 0 END
              WHERE id = 1 AND until = ?3 RETURNING until"
             ),
